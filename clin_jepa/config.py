@@ -1,0 +1,330 @@
+"""Typed configuration: dataclass sections, YAML loading, dotted overrides, validation.
+
+One resolved :class:`RunConfig` drives every stage. Defaults live here and only here;
+YAML files in ``configs/`` override them, and ``--set section.key=value`` on the
+command line overrides the YAML. Unknown keys and bad values raise ``ValueError``
+naming the key and the fix. The resolved config is saved into each run directory.
+
+Units are given in field comments (hours, mmHg, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clin_jepa.utils import CONFIG_DIR, atomic_path
+
+
+@dataclass
+class SynthConfig:
+    stays: int = 600  # number of synthetic ICU stays
+    seed: int = 0
+    patients_ratio: float = 0.85  # patients per stay (some patients have several stays)
+
+
+@dataclass
+class DataConfig:
+    mimic_dir: str = ""  # MIMIC-IV root (hosp/, icu/); empty -> synthetic under the run dir
+    data_dir: str = ""  # extraction output; empty -> <run>/data
+    first_stay_only: bool = True  # paper default: first ICU stay per patient
+    min_age: int = 18  # years
+    min_los_hours: float = 6.0  # hours
+    max_stay_hours: int = 168  # hourly grid cap (7 days)
+    window_hours: int = 72  # training/eval window length (hours)
+    split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train/val/test by patient
+    split_seed: int = 42
+    duckdb_memory_limit: str = "8GB"
+    duckdb_threads: int = 0  # 0 -> DuckDB default (all cores)
+    duckdb_temp_dir: str = ""  # empty -> <data_dir>/.duckdb_tmp
+
+    def validate(self) -> None:
+        if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1.0) > 1e-6:
+            raise ValueError("data.split_fractions must be three numbers summing to 1, e.g. [0.7, 0.15, 0.15]")
+        if self.window_hours < 2:
+            raise ValueError("data.window_hours must be >= 2 (the predictor needs a next hour)")
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 2048  # debug flavor: BPE vocabulary trained on the hourly texts
+    max_texts: int = 200_000  # texts sampled to train it
+
+
+@dataclass
+class EncoderConfig:
+    flavor: str = "debug"  # debug | qwen3-0.6b | qwen3-8b
+    model_dir: str = ""  # local directory with weights + tokenizer (real flavors)
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    max_length: int = 256  # tokens per text
+    encode_batch_tokens: int = 16384  # token budget of one encoding forward
+    ema_tau: float = 0.996  # target <- tau * target + (1 - tau) * online
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16
+
+
+@dataclass
+class PredictorConfig:
+    flavor: str = "debug"  # debug | paper
+    latent_dim: int = 0  # 0 -> encoder hidden size
+    width: int = 0  # 0 -> flavor default
+    layers: int = 0
+    heads: int = 0
+    ffn: int = 0
+    dropout_ffn: float = -1.0  # <0 -> flavor default
+    dropout_attn: float = -1.0
+    max_steps: int = 0  # 0 -> data.window_hours
+
+
+@dataclass
+class LossConfig:
+    tf_weight: float = 1.0  # teacher-forcing L1
+    rollout_weight: float = 1.0  # 2-step rollout term
+    rollout_steps: int = 2
+    regularizer: str = "none"  # none | vicreg | sigreg
+    reg_weight: float = 0.0
+
+    def validate(self) -> None:
+        if self.regularizer not in ("none", "vicreg", "sigreg"):
+            raise ValueError(f"loss.regularizer={self.regularizer!r}: use one of none, vicreg, sigreg")
+
+
+@dataclass
+class SFTConfig:
+    steps: int = 300
+    batch_size: int = 64  # texts per step
+    lr: float = 1e-3
+    train_base: bool = True  # debug flavor only: train the small base as well
+    seed: int = 0
+
+
+@dataclass
+class OptimConfig:
+    lr_encoder: float = 2e-4
+    lr_predictor: float = 5e-4
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 20  # linear warmup, then cosine over the whole curriculum
+    min_lr_ratio: float = 0.1
+    clip_encoder: float = 1.0
+    clip_predictor: float = 1.0
+    batch_size: int = 8  # stays per optimizer micro-batch (per process)
+    grad_accum: int = 1
+
+
+@dataclass
+class TrainConfig:
+    curriculum: str = "full"  # name in configs/curriculum/ or a path to a YAML file
+    drop_phases: tuple[str, ...] = ()  # phase names to drop from the curriculum
+    seed: int = 0
+    mixed_precision: str = "auto"  # auto (bf16 on GPU, no on CPU) | no | bf16
+    log_every: int = 10  # optimizer steps
+    checkpoint_every: int = 50  # optimizer steps; phase boundaries always checkpoint
+    z_std_floor: float = 1e-4  # collapse watchdog
+    val_every: int = 50
+    val_stays: int = 64
+
+
+@dataclass
+class EvalConfig:
+    contexts: tuple[int, ...] = (6, 12, 24, 48)  # hours of context for rollout drift
+    horizon: int = 48  # hours rolled out
+    prediction_hour: int = 24  # binary tasks predicted from the first 24 h
+    eep_horizon: int = 12  # early-event tasks: event within the next 12 h
+    displacement_window: int = 24  # hours
+    bootstrap: int = 500
+    seeds: tuple[int, ...] = (0,)
+    baselines: tuple[str, ...] = ("logreg", "lightgbm", "lstm", "tcn")
+    probe_epochs: int = 30
+    min_positives: int = 5  # tasks with fewer positives in a split are reported as such
+    max_eep_hours: int = 48  # EEP evaluation hours per stay
+
+
+@dataclass
+class RunConfig:
+    run_dir: str = "runs/default"
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    # ------------------------------------------------------------------ #
+    def validate(self) -> RunConfig:
+        for f in fields(self):
+            section = getattr(self, f.name)
+            if hasattr(section, "validate"):
+                section.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return _plain(asdict(self))
+
+    def save(self, path: str | os.PathLike) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data.data_dir) if self.data.data_dir else Path(self.run_dir) / "data"
+
+
+# ---------------------------------------------------------------------- #
+# building from dicts
+# ---------------------------------------------------------------------- #
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        args = typing.get_args(typ)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], where) for v in value)
+        if len(args) != len(value):
+            raise ValueError(f"{where}: expected {len(args)} values, got {list(value)}")
+        return tuple(_coerce(v, a, where) for v, a in zip(value, args))
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ValueError(f"{where}: expected true/false, got {value!r}")
+    if typ is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected an integer, got {value!r}") from None
+    if typ is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: expected a number, got {value!r}") from None
+    if typ is str:
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls: type, data: dict | None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys raise ValueError naming the fix."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ValueError(
+            f"unknown config key {prefix}{unknown[0]}; valid keys{(' of ' + where) if where else ''}: "
+            f"{', '.join(sorted(known))}. Fix the spelling or remove the key."
+        )
+    kwargs = {}
+    for name, value in data.items():
+        typ = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = from_dict(typ, value, key)
+        else:
+            kwargs[name] = _coerce(value, typ, key)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str) -> None:
+    if "=" not in dotted:
+        raise ValueError(f"override {dotted!r} must look like section.key=value (e.g. optim.lr_predictor=1e-4)")
+    key, raw = dotted.split("=", 1)
+    value = yaml.safe_load(raw) if raw != "" else ""
+    parts = key.strip().split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {dotted!r}: {p} is not a section")
+    node[parts[-1]] = value
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def resolve_config_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.exists():
+        return p
+    for cand in (CONFIG_DIR / p, CONFIG_DIR / f"{p}.yaml"):
+        if cand.exists():
+            return cand
+    raise ValueError(f"config file {str(path)!r} not found (looked in . and {CONFIG_DIR}); pass an existing YAML path")
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    p = resolve_config_path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"config {p} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config {p} must be a mapping of sections")
+    base = data.pop("base", None)  # `base: other.yaml` inherits
+    if base:
+        data = _deep_merge(load_yaml(p.parent / base if not Path(base).is_absolute() else base), data)
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
+                **top: Any) -> RunConfig:
+    """YAML file (optional) + dotted overrides + top-level keyword values -> validated RunConfig."""
+    tree: dict = load_yaml(path) if path else {}
+    for k, v in top.items():
+        if v is not None:
+            tree[k] = v
+    for o in overrides:
+        _set_dotted(tree, o)
+    return from_dict(RunConfig, tree).validate()
+
+
+def load_run_config(run_dir: str | os.PathLike) -> RunConfig:
+    """The resolved config saved in a run directory."""
+    p = Path(run_dir) / "config.yaml"
+    if not p.exists():
+        raise ValueError(f"{p} not found: {run_dir} is not a clin-jepa run directory (run `clin-jepa pretrain` first)")
+    return from_dict(RunConfig, yaml.safe_load(p.read_text())).validate()
