@@ -41,6 +41,8 @@ class DataConfig:
     window_hours: int = 72  # training/eval window length (hours)
     split_fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)  # train/val/test by patient
     split_seed: int = 42
+    prediction_hour: int = 24  # per-stay tasks are predicted from the first 24 h
+    eep_horizon: int = 12  # early-event tasks: event within the next 12 h
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = 0  # 0 -> DuckDB default (all cores)
     duckdb_temp_dir: str = ""  # empty -> <data_dir>/.duckdb_tmp
@@ -138,8 +140,6 @@ class TrainConfig:
 class EvalConfig:
     contexts: tuple[int, ...] = (6, 12, 24, 48)  # hours of context for rollout drift
     horizon: int = 48  # hours rolled out
-    prediction_hour: int = 24  # binary tasks predicted from the first 24 h
-    eep_horizon: int = 12  # early-event tasks: event within the next 12 h
     displacement_window: int = 24  # hours
     bootstrap: int = 500
     seeds: tuple[int, ...] = (0,)

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real MIMIC-IV demo (skipped when absent) and one small synthetic
+MIMIC-IV + its extraction, built once per test session and reused read-only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from clin_jepa.utils import REPO_ROOT
+
+os.environ.setdefault("CLIN_JEPA_PROGRESS", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEMO_DIR = REPO_ROOT.parent / "shared" / "data" / "mimic-iv-demo"
+SYNTH_STAYS = 120
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    """The real MIMIC-IV Clinical Database Demo v2.2 (without chartevents)."""
+    if not (DEMO_DIR / "icu" / "icustays.csv.gz").exists():
+        pytest.skip(f"real MIMIC-IV demo not found at {DEMO_DIR} (../shared is absent on this machine)")
+    return DEMO_DIR
+
+
+@pytest.fixture(scope="session")
+def synth_mimic_dir(tmp_path_factory) -> Path:
+    """A synthetic MIMIC-IV directory (PhysioNet layout), SYNTH_STAYS stays, seed 0. Read-only."""
+    from clin_jepa.config import SynthConfig
+    from clin_jepa.data.synth import generate
+
+    out = tmp_path_factory.mktemp("synth_mimic")
+    generate(out, SynthConfig(stays=SYNTH_STAYS, seed=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def extracted_data_dir(synth_mimic_dir, tmp_path_factory) -> Path:
+    """`clin-jepa extract` output for `synth_mimic_dir`. Read-only: copy before modifying."""
+    from clin_jepa.config import DataConfig
+    from clin_jepa.data.extract import run_extraction
+
+    out = tmp_path_factory.mktemp("data") / "data"
+    run_extraction(synth_mimic_dir, out, DataConfig(duckdb_memory_limit="2GB", duckdb_threads=2))
+    return out
