@@ -120,7 +120,17 @@ class OptimConfig:
     clip_encoder: float = 1.0
     clip_predictor: float = 1.0
     batch_size: int = 8  # stays per optimizer micro-batch (per process)
-    grad_accum: int = 1
+    grad_accum: int = 1  # micro-batches per optimizer step
+
+    def validate(self) -> None:
+        if self.lr_encoder < 0 or self.lr_predictor <= 0:
+            raise ValueError("optim.lr_encoder must be >= 0 and optim.lr_predictor > 0, e.g. 2e-4 / 5e-4")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("optim.batch_size and optim.grad_accum must be >= 1, e.g. 8 and 1")
+        if self.warmup_steps < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError("optim.warmup_steps must be >= 0 and optim.min_lr_ratio in [0, 1], e.g. 20 / 0.1")
+        if self.clip_encoder <= 0 or self.clip_predictor <= 0:
+            raise ValueError("optim.clip_encoder/clip_predictor must be > 0 (gradient-norm bounds), e.g. 1.0")
 
 
 @dataclass
@@ -132,8 +142,29 @@ class TrainConfig:
     log_every: int = 10  # optimizer steps
     checkpoint_every: int = 50  # optimizer steps; phase boundaries always checkpoint
     z_std_floor: float = 1e-4  # collapse watchdog
-    val_every: int = 50
-    val_stays: int = 64
+    val_every: int = 50  # optimizer steps; every phase start/end also validates
+    val_stays: int = 64  # validation stays (the first ones of the val split)
+    steps_scale: float = 1.0  # multiplies every phase step budget of the curriculum
+    phase_steps: tuple[str, ...] = ()  # per-phase budgets, e.g. [joint=2000, align=500] (optimizer steps)
+    stop_after_steps: int = 0  # >0: save state and stop at this global optimizer step (resume later)
+    cache_block: int = 256  # texts encoded together on a latent-cache miss (fixed blocks of ids)
+    mask_ratio: float = 0.5  # masked_jepa: fraction of a window's state latents masked
+    masked_layers: int = 2  # masked_jepa: throw-away predictor depth
+    masked_width: int = 64  # masked_jepa: throw-away predictor width
+
+    def validate(self) -> None:
+        if self.mixed_precision not in ("auto", "no", "bf16"):
+            raise ValueError(f"train.mixed_precision={self.mixed_precision!r}: use auto, no or bf16")
+        if min(self.log_every, self.checkpoint_every, self.val_every, self.val_stays, self.cache_block) < 1:
+            raise ValueError("train.log_every/checkpoint_every/val_every/val_stays/cache_block must be >= 1")
+        if self.stop_after_steps < 0:
+            raise ValueError("train.stop_after_steps must be >= 0 (0 = run to the end)")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"train.mask_ratio={self.mask_ratio}: must be in (0, 1), e.g. 0.5")
+        if self.masked_layers < 1 or self.masked_width < 8 or self.masked_width % 4:
+            raise ValueError("train.masked_layers must be >= 1 and train.masked_width a multiple of 4 >= 8")
+        if self.z_std_floor < 0:
+            raise ValueError("train.z_std_floor must be >= 0 (0 disables the collapse watchdog)")
 
 
 @dataclass
