@@ -58,6 +58,13 @@ class DataConfig:
 class TokenizerConfig:
     vocab_size: int = 2048  # debug flavor: BPE vocabulary trained on the hourly texts
     max_texts: int = 200_000  # texts sampled to train it
+    seed: int = 0  # which texts are sampled when there are more than max_texts
+
+    def validate(self) -> None:
+        if self.vocab_size < 300:
+            raise ValueError("tokenizer.vocab_size must be >= 300 (256 bytes + special tokens + merges), e.g. 2048")
+        if self.max_texts < 1:
+            raise ValueError("tokenizer.max_texts must be >= 1, e.g. 200000")
 
 
 @dataclass
@@ -72,32 +79,74 @@ class EncoderConfig:
     encode_batch_tokens: int = 16384  # token budget of one encoding forward
     ema_tau: float = 0.996  # target <- tau * target + (1 - tau) * online
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16
+    init_seed: int = 0  # debug base weights + LoRA init (built under a forked RNG)
+
+    def validate(self) -> None:
+        if self.flavor not in ("debug", "qwen3-0.6b", "qwen3-8b"):
+            raise ValueError(f"encoder.flavor={self.flavor!r}: use one of debug, qwen3-0.6b, qwen3-8b")
+        if self.lora_r < 1 or self.lora_alpha <= 0:
+            raise ValueError("encoder.lora_r must be >= 1 and encoder.lora_alpha > 0 (paper: r=16, alpha=32)")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError("encoder.lora_dropout must be in [0, 1), e.g. 0.0")
+        if not self.lora_targets:
+            raise ValueError("encoder.lora_targets is empty; use e.g. [q_proj, k_proj, v_proj, o_proj]")
+        if self.max_length < 4:
+            raise ValueError("encoder.max_length must be >= 4 tokens, e.g. 256")
+        if self.encode_batch_tokens < self.max_length:
+            raise ValueError("encoder.encode_batch_tokens must be >= encoder.max_length (one text must fit a batch)")
+        if not 0.0 <= self.ema_tau <= 1.0:
+            raise ValueError("encoder.ema_tau must be in [0, 1], e.g. 0.996")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"encoder.dtype={self.dtype!r}: use auto, float32 or bfloat16")
 
 
 @dataclass
 class PredictorConfig:
-    flavor: str = "debug"  # debug | paper
-    latent_dim: int = 0  # 0 -> encoder hidden size
-    width: int = 0  # 0 -> flavor default
-    layers: int = 0
-    heads: int = 0
-    ffn: int = 0
-    dropout_ffn: float = -1.0  # <0 -> flavor default
-    dropout_attn: float = -1.0
-    max_steps: int = 0  # 0 -> data.window_hours
+    flavor: str = "debug"  # debug | paper (clin_jepa.models.predictor.FLAVORS)
+    latent_dim: int = 0  # 0 -> flavor default; build_predictor(latent_dim=encoder hidden size) wins
+    width: int = 0  # transformer width; 0 -> flavor default (paper 1024)
+    layers: int = 0  # 0 -> flavor default (paper 6)
+    heads: int = 0  # 0 -> flavor default (paper 8)
+    ffn: int = 0  # FFN hidden units; 0 -> flavor default (paper 4096)
+    dropout_ffn: float = -1.0  # probability; <0 -> flavor default (paper 0.15)
+    dropout_attn: float = -1.0  # attention-weight dropout probability; <0 -> flavor default (paper 0.10)
+    max_steps: int = 0  # hours the learned hour embedding covers (window + rollout); 0 -> flavor default (72)
+
+    def validate(self) -> None:
+        if self.flavor not in ("debug", "paper"):
+            raise ValueError(f"predictor.flavor={self.flavor!r}: use one of debug, paper")
+        for name in ("latent_dim", "width", "layers", "heads", "ffn", "max_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"predictor.{name} must be >= 0 (0 = flavor default)")
+        if self.dropout_ffn >= 1.0 or self.dropout_attn >= 1.0:
+            raise ValueError("predictor.dropout_ffn/dropout_attn must be < 1 (negative = flavor default)")
 
 
 @dataclass
 class LossConfig:
-    tf_weight: float = 1.0  # teacher-forcing L1
-    rollout_weight: float = 1.0  # 2-step rollout term
-    rollout_steps: int = 2
-    regularizer: str = "none"  # none | vicreg | sigreg
-    reg_weight: float = 0.0
+    tf_weight: float = 1.0  # teacher-forcing L1 (summed over latent dims, mean over valid hours)
+    rollout_weight: float = 1.0  # rollout L1 term (1:1 with teacher forcing in the paper)
+    rollout_steps: int = 2  # hours chained from a random start k
+    regularizer: str = "none"  # none | vicreg | sigreg (anti-collapse ablations; off in the paper)
+    reg_weight: float = 0.0  # weight of the regulariser in the loss (0 = monitor only)
+    vicreg_std_target: float = 1.0  # VICReg hinge: per-feature std below this is penalised
+    vicreg_cov_weight: float = 0.04  # covariance term relative to the variance term (VICReg 1:25)
+    sigreg_directions: int = 256  # random 1-D projections per SIGReg evaluation
+    sigreg_knots: int = 17  # quadrature points of the Epps-Pulley integral on t in [0, 3]
 
     def validate(self) -> None:
         if self.regularizer not in ("none", "vicreg", "sigreg"):
             raise ValueError(f"loss.regularizer={self.regularizer!r}: use one of none, vicreg, sigreg")
+        if min(self.tf_weight, self.rollout_weight, self.reg_weight) < 0:
+            raise ValueError("loss.tf_weight, loss.rollout_weight and loss.reg_weight must be >= 0")
+        if self.tf_weight == 0 and self.rollout_weight == 0:
+            raise ValueError("loss.tf_weight and loss.rollout_weight are both 0: set at least one > 0 (paper 1:1)")
+        if self.rollout_steps < 1:
+            raise ValueError(f"loss.rollout_steps={self.rollout_steps} must be >= 1 (paper: 2)")
+        if self.reg_weight > 0 and self.regularizer == "none":
+            raise ValueError("loss.reg_weight > 0 but loss.regularizer is none: set loss.regularizer=vicreg or sigreg")
+        if self.sigreg_directions < 1 or self.sigreg_knots < 3:
+            raise ValueError("loss.sigreg_directions must be >= 1 and loss.sigreg_knots >= 3 (e.g. 256, 17)")
 
 
 @dataclass
@@ -107,6 +156,14 @@ class SFTConfig:
     lr: float = 1e-3
     train_base: bool = True  # debug flavor only: train the small base as well
     seed: int = 0
+    val_fraction: float = 0.05  # unique texts held out to report next-token loss before/after
+    log_every: int = 25  # steps
+
+    def validate(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("sft.steps must be >= 0, sft.batch_size >= 1 and sft.lr > 0 (e.g. 300, 64, 1e-3)")
+        if not 0.0 <= self.val_fraction < 0.5:
+            raise ValueError("sft.val_fraction must be in [0, 0.5), e.g. 0.05")
 
 
 @dataclass
