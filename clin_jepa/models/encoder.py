@@ -1,0 +1,286 @@
+"""Qwen3 + LoRA text encoder with an online and an EMA target adapter on ONE frozen base.
+
+A text's embedding is the final-layer hidden state of its last real token (right padding).
+``encode`` deduplicates identical texts, buckets the rest by token length into batches of at
+most ``encoder.encode_batch_tokens`` tokens, runs one forward per bucket and scatters the
+results back in input order. The target adapter is kept in fp32 and only ever changes by
+``ema_update`` / ``hard_sync`` / ``load_adapters`` (its parameters never require grad).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.utils import set_peft_model_state_dict
+from torch import Tensor, nn
+
+from clin_jepa.config import EncoderConfig
+from clin_jepa.models.encoder_flavors import FLAVORS, resolve_dtype
+from clin_jepa.utils import atomic_path, get_logger
+
+log = get_logger(__name__)
+
+ADAPTERS = ("online", "target")
+SYNC_TOLERANCE = 1e-5  # max |online - target| accepted after hard_sync
+_TOKEN_CACHE_SIZE = 500_000  # texts whose token ids are memoised
+
+
+class TextEncoder(nn.Module):
+    """One base model, two LoRA adapters ("online", "target"); see the module docstring."""
+
+    def __init__(self, model: PeftModel, tokenizer, cfg: EncoderConfig, flavor: str):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.flavor = flavor
+        self.hidden_size: int = model.get_base_model().config.hidden_size
+        self.weights_version: int = 0
+        self.forward_rows: int = 0  # texts run through the network so far (diagnostics)
+        self._online_trainable = False
+        self._active = "online"
+        self._token_cache: dict[str, list[int]] = {}
+        self._warned_truncation = False
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._pad_id = int(pad or 0)
+        self._empty_id = int(tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self._pad_id)
+
+        # matched (online, target) LoRA parameter lists, computed once for the foreach EMA
+        named = dict(model.named_parameters())
+        self._lora_names = sorted(n for n in named if ".lora_" in n and ".online." in n)
+        if not self._lora_names:
+            raise ValueError(f"no LoRA parameters found for targets {cfg.lora_targets}; check encoder.lora_targets "
+                             "names modules of the Qwen3 attention (q_proj, k_proj, v_proj, o_proj)")
+        self._online_params = [named[n] for n in self._lora_names]
+        self._target_params = [named[n.replace(".online.", ".target.")] for n in self._lora_names]
+        for p in self._target_params:  # target kept in fp32
+            p.data = p.data.float()
+        self._apply_grad_flags()
+        self.hard_sync()
+        self.weights_version = 0
+
+    # ------------------------------------------------------------------ adapters
+    @property
+    def device(self) -> torch.device:
+        return self._online_params[0].device
+
+    def online_parameters(self) -> list[nn.Parameter]:
+        return list(self._online_params)
+
+    def target_parameters(self) -> list[nn.Parameter]:
+        return list(self._target_params)
+
+    def base_parameters(self) -> list[nn.Parameter]:
+        """Every parameter of the base model (no LoRA); frozen except during debug SFT."""
+        return [p for n, p in self.model.named_parameters() if ".lora_" not in n]
+
+    def set_online_trainable(self, flag: bool) -> None:
+        self._online_trainable = bool(flag)
+        self._apply_grad_flags()
+
+    def mark_updated(self) -> None:
+        """Call after an optimizer step on the online adapter: invalidates cached latents."""
+        self.weights_version += 1
+
+    def _apply_grad_flags(self) -> None:
+        for p in self._online_params:
+            p.requires_grad_(self._online_trainable)
+        for p in self._target_params:
+            p.requires_grad_(False)
+
+    def _use(self, adapter: str) -> None:
+        if adapter not in ADAPTERS:
+            raise ValueError(f"adapter={adapter!r}: use 'online' or 'target'")
+        if adapter != self._active:
+            # peft's set_adapter flips requires_grad of both adapters: restore ours right after
+            self.model.set_adapter(adapter, inference_mode=True)
+            self._active = adapter
+            self._apply_grad_flags()
+
+    @torch.no_grad()
+    def ema_update(self, tau: float) -> None:
+        """target <- tau * target + (1 - tau) * online (foreach, no_grad)."""
+        if not 0.0 <= tau <= 1.0:
+            raise ValueError(f"ema tau={tau} must be in [0, 1] (encoder.ema_tau, e.g. 0.996)")
+        online = [p.float() for p in self._online_params]  # no copy when already fp32
+        torch._foreach_mul_(self._target_params, tau)
+        torch._foreach_add_(self._target_params, online, alpha=1.0 - tau)
+        self.weights_version += 1
+
+    @torch.no_grad()
+    def hard_sync(self) -> float:
+        """Copy online -> target; returns the max gap, raises RuntimeError if it exceeds 1e-5."""
+        torch._foreach_copy_(self._target_params, self._online_params)
+        self.weights_version += 1
+        gap = self.online_target_gap()
+        if gap > SYNC_TOLERANCE:
+            raise RuntimeError(f"hard sync failed: max |online - target| = {gap:.3g} > {SYNC_TOLERANCE}")
+        return gap
+
+    @torch.no_grad()
+    def online_target_gap(self) -> float:
+        """max |online - target| over all LoRA weights."""
+        diffs = torch._foreach_sub([p.float() for p in self._online_params], self._target_params)
+        return float(torch.stack(torch._foreach_norm(diffs, float("inf"))).max())
+
+    # ------------------------------------------------------------------ encoding
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        todo = [t for t in texts if t not in self._token_cache]
+        if todo:
+            if len(self._token_cache) + len(todo) > _TOKEN_CACHE_SIZE:
+                self._token_cache.clear()
+            ids = self.tokenizer(todo, add_special_tokens=False)["input_ids"]
+            for t, row in zip(todo, ids):
+                if len(row) > self.cfg.max_length:
+                    if not self._warned_truncation:
+                        log.warning("a text has %d tokens > encoder.max_length=%d: truncated (the embedding is "
+                                    "then not its last token); raise encoder.max_length", len(row), self.cfg.max_length)
+                        self._warned_truncation = True
+                    row = row[: self.cfg.max_length]
+                self._token_cache[t] = row or [self._empty_id]
+        return [self._token_cache[t] for t in texts]
+
+    def _buckets(self, lengths: list[int]) -> list[list[int]]:
+        """Indices sorted by length, cut into batches with (rows x longest) <= encode_batch_tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+        budget = self.cfg.encode_batch_tokens
+        batches, cur = [], []
+        for i in order:  # ascending lengths: the newest is the longest
+            if cur and (len(cur) + 1) * lengths[i] > budget:
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
+        return batches
+
+    def _forward_last(self, rows: list[list[int]]) -> Tensor:
+        """Last-token final hidden state of each token row (right padded)."""
+        lengths = torch.tensor([len(r) for r in rows], device=self.device)
+        L = int(lengths.max())
+        ids = torch.full((len(rows), L), self._pad_id, dtype=torch.long)  # (B, L)
+        for j, r in enumerate(rows):
+            ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
+        ids = ids.to(self.device)
+        mask = torch.arange(L, device=self.device)[None, :] < lengths[:, None]  # (B, L) bool
+        backbone = self.model.get_base_model().model  # Qwen3Model: no lm_head logits
+        h = backbone(input_ids=ids, attention_mask=mask.long(), use_cache=False).last_hidden_state  # (B, L, D)
+        self.forward_rows += len(rows)
+        return h[torch.arange(len(rows), device=self.device), lengths - 1].float()  # (B, D)
+
+    def encode(self, texts: list[str], adapter: str = "online", grad: bool = False) -> Tensor:
+        """Embeddings (N, D) float32 of ``texts`` in input order; grad=True keeps the graph."""
+        if isinstance(texts, str):
+            raise ValueError("encode() takes a list of texts, not one string; wrap it: encode([text])")
+        texts = list(texts)
+        if any(not isinstance(t, str) for t in texts):
+            raise ValueError("encode() got a non-string text (None/NaN?); fill missing texts with "
+                             "texts.NO_OBSERVATION / texts.NO_ACTION before encoding")
+        if not texts:
+            return torch.zeros(0, self.hidden_size, device=self.device)
+        index: dict[str, int] = {}
+        inverse = [index.setdefault(t, len(index)) for t in texts]  # input row -> unique row
+        rows = self._token_ids(list(index))
+        self._use(adapter)
+        chunks, order = [], []
+        with torch.set_grad_enabled(grad):
+            for batch in self._buckets([len(r) for r in rows]):
+                chunks.append(self._forward_last([rows[i] for i in batch]))  # (b, D)
+                order += batch
+            emb = torch.cat(chunks)  # (U, D) in bucket order
+            pos = torch.empty(len(order), dtype=torch.long)
+            pos[torch.tensor(order)] = torch.arange(len(order))
+            emb = emb[pos.to(emb.device)]  # (U, D) in first-occurrence order
+            return emb[torch.tensor(inverse, device=emb.device)]  # (N, D)
+
+    # ------------------------------------------------------------------ persistence
+    def save_adapters(self, path: str | os.PathLike) -> None:
+        """peft format: path/online and path/target (adapter_config.json + adapter_model.safetensors)."""
+        with atomic_path(path) as tmp:
+            self.model.save_pretrained(str(tmp), selected_adapters=list(ADAPTERS))
+            (tmp / "encoder.json").write_text(json.dumps(
+                {"flavor": self.flavor, "hidden_size": self.hidden_size, "lora_r": self.cfg.lora_r,
+                 "lora_alpha": self.cfg.lora_alpha, "lora_targets": list(self.cfg.lora_targets)}, indent=2))
+
+    def save_base(self, path: str | os.PathLike) -> None:
+        """The base model without LoRA (save_pretrained layout; the debug flavor's SFT-trained base)."""
+        base = self.model.get_base_model()
+        state = {}
+        for n, p in base.state_dict().items():
+            if ".lora_" in n:
+                continue
+            state[n.replace(".base_layer.", ".")] = p.detach().contiguous()  # PEFT wraps targets in base_layer
+        if base.config.tie_word_embeddings:
+            state.pop("lm_head.weight", None)
+        with atomic_path(path) as tmp:
+            base.save_pretrained(str(tmp), state_dict=state)
+
+    def load_adapters(self, path: str | os.PathLike, adapters: tuple[str, ...] = ADAPTERS) -> None:
+        """Load adapters saved by save_adapters (or one peft adapter dir per name)."""
+        from safetensors.torch import load_file
+
+        for name in adapters:
+            folder = Path(path) / name
+            conf_file, weight_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+            for f in (conf_file, weight_file):
+                if not f.exists():
+                    raise FileNotFoundError(f"{f} not found: {path} is not a saved encoder (expected {name}/ with "
+                                            "adapter_config.json + adapter_model.safetensors from save_adapters)")
+            try:
+                conf = json.loads(conf_file.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{conf_file} is corrupt ({e}); restore it from an earlier checkpoint") from None
+            if (conf.get("r"), conf.get("lora_alpha")) != (self.cfg.lora_r, self.cfg.lora_alpha) or \
+                    sorted(conf.get("target_modules") or []) != sorted(self.cfg.lora_targets):
+                raise ValueError(f"{conf_file}: LoRA r={conf.get('r')} alpha={conf.get('lora_alpha')} targets="
+                                 f"{conf.get('target_modules')} differ from encoder config r={self.cfg.lora_r} alpha="
+                                 f"{self.cfg.lora_alpha} targets={list(self.cfg.lora_targets)}; use the run's config")
+            try:
+                state = load_file(str(weight_file))
+            except Exception as e:
+                raise ValueError(f"{weight_file} is truncated or corrupt ({e}); restore it from an earlier "
+                                 "checkpoint or re-run the stage that wrote it") from None
+            self._load_state(name, state, weight_file)
+        self._apply_grad_flags()
+        self.weights_version += 1
+
+    def _load_state(self, name: str, state: dict[str, Tensor], source: Path) -> None:
+        expected = {n.replace(".online.", f".{name}.") for n in self._lora_names}
+        result = set_peft_model_state_dict(self.model, state, adapter_name=name)
+        missing = sorted(k for k in result.missing_keys if k in expected)
+        if missing or result.unexpected_keys:
+            raise ValueError(f"{source} does not match this encoder (missing {missing[:3]}, unexpected "
+                             f"{list(result.unexpected_keys)[:3]}); it was saved for another flavor or LoRA config")
+
+
+def build_encoder(flavor: str, cfg: EncoderConfig | None = None, model_dir=None, tokenizer_dir=None,
+                  random_weights: bool = False, device: str | torch.device | None = None) -> TextEncoder:
+    """Base (frozen) + LoRA "online" and "target" adapters; see encoder_flavors for the flavors."""
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown encoder flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
+    cfg = copy.deepcopy(cfg) if cfg is not None else EncoderConfig(flavor=flavor)
+    cfg.flavor = flavor
+    cfg.validate()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    dtype = resolve_dtype(cfg, device)
+    model_dir = model_dir or cfg.model_dir or None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.init_seed)
+        base, tok = FLAVORS[flavor](cfg, model_dir, tokenizer_dir, random_weights, dtype)
+        lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
+        model = get_peft_model(base, lora, adapter_name="online")
+        model.add_adapter("target", copy.deepcopy(lora))
+        model.set_adapter("online")
+    model.eval()
+    enc = TextEncoder(model, tok, cfg, flavor).to(device)
+    n_base = sum(p.numel() for p in enc.base_parameters())
+    n_lora = sum(p.numel() for p in enc.online_parameters())
+    log.info("encoder %s: base %.2fM params (frozen), LoRA %.3fM per adapter, hidden %d, %s",
+             flavor, n_base / 1e6, n_lora / 1e6, enc.hidden_size, dtype)
+    return enc
