@@ -1,0 +1,77 @@
+-- events: first onset of each clinical event per stay (hours since ICU intime, floor).
+--
+--   death         ICU death: admissions.deathtime in [intime, outtime + 6 h]; when
+--                 deathtime is missing, patients.dod (a date) between the dates of intime
+--                 and outtime + 6 h. Onset = the hour of min(deathtime, outtime) (outtime
+--                 when only dod is known). Deaths up to 6 h after ICU discharge count as
+--                 ICU deaths (transfer/comfort-care charting lag).
+--   vaso_start    first hour with nee > 0 or any vasopressor/inotrope rate > 0
+--                 (norepinephrine, epinephrine, phenylephrine, dopamine, vasopressin,
+--                 dobutamine)
+--   vent_start    first hour with invasive ventilation (hourly.ventilation = 1)
+--   rrt_start     first hour with renal replacement therapy (hourly.rrt = 1)
+--   aki2          first hour with KDIGO stage >= 2 (kdigo_hourly)
+--   circ_failure  first hour with lactate > 2 mmol/L (the last lactate of the past 6 h,
+--                 this hour included) AND (MAP < 65 mmHg or any vasopressor/inotrope);
+--                 HiRID circulatory failure (Hyland et al. Nat Med 2020) on MIMIC
+--                 variables, as METHOD 7
+--   resp_failure  first hour with P/F <= 300 mmHg (sofa_hourly.pf_ratio: pO2 over FiO2
+--                 carried forward up to 4 h) or invasive ventilation
+--   sepsis        Sepsis-3 onset (sepsis3.onset_hour)
+-- Hourly events use the grid hours of `hourly` (up to data.max_stay_hours); death can lie
+-- past the last grid hour. A stay without an event has no row for it.
+-- Columns: stay_id, event (VARCHAR), onset_hour (INTEGER).
+CREATE OR REPLACE TABLE events AS
+WITH death AS (
+    SELECT
+        d.stay_id,
+        CAST(floor((epoch(least(coalesce(d.deathtime, d.outtime), d.outtime)) - epoch(d.intime)) / 3600.0)
+             AS INTEGER) AS onset_hour
+    FROM icustay_detail d
+    JOIN cohort c ON c.stay_id = d.stay_id
+    WHERE (d.deathtime IS NOT NULL
+           AND d.deathtime >= d.intime
+           AND d.deathtime <= d.outtime + INTERVAL 6 HOUR)
+       OR (d.deathtime IS NULL
+           AND d.dod IS NOT NULL
+           AND CAST(d.dod AS DATE) >= CAST(d.intime AS DATE)
+           AND CAST(d.dod AS DATE) <= CAST(d.outtime + INTERVAL 6 HOUR AS DATE))
+),
+hours AS (
+    SELECT
+        h.stay_id, h.hour, h.ventilation, h.rrt, h.mbp, k.kdigo_stage, s.pf_ratio,
+        (h.nee > 0 OR h.norepinephrine > 0 OR h.epinephrine > 0 OR h.phenylephrine > 0
+         OR h.dopamine > 0 OR h.vasopressin > 0 OR h.dobutamine > 0) AS on_vasoactive,
+        last_value(h.lactate IGNORE NULLS) OVER (
+            PARTITION BY h.stay_id ORDER BY h.hour RANGE BETWEEN 6 PRECEDING AND CURRENT ROW
+        ) AS lactate_cf                                                 -- mmol/L, <= 6 h old
+    FROM hourly h
+    LEFT JOIN kdigo_hourly k ON k.stay_id = h.stay_id AND k.hour = h.hour
+    LEFT JOIN sofa_hourly s ON s.stay_id = h.stay_id AND s.hour = h.hour
+),
+firsts AS (
+    SELECT
+        stay_id,
+        min(hour) FILTER (WHERE on_vasoactive) AS vaso_start,
+        min(hour) FILTER (WHERE ventilation = 1) AS vent_start,
+        min(hour) FILTER (WHERE rrt = 1) AS rrt_start,
+        min(hour) FILTER (WHERE kdigo_stage >= 2) AS aki2,
+        min(hour) FILTER (WHERE lactate_cf > 2 AND (mbp < 65 OR on_vasoactive)) AS circ_failure,
+        min(hour) FILTER (WHERE pf_ratio <= 300 OR ventilation = 1) AS resp_failure
+    FROM hours
+    GROUP BY stay_id
+),
+hourly_events AS (
+    UNPIVOT firsts
+    ON vaso_start, vent_start, rrt_start, aki2, circ_failure, resp_failure
+    INTO NAME event VALUE onset_hour
+)
+SELECT stay_id, event, CAST(onset_hour AS INTEGER) AS onset_hour
+FROM (
+    SELECT stay_id, 'death' AS event, onset_hour FROM death
+    UNION ALL
+    SELECT stay_id, event, onset_hour FROM hourly_events
+    UNION ALL
+    SELECT stay_id, 'sepsis' AS event, onset_hour FROM sepsis3
+)
+ORDER BY stay_id, event;

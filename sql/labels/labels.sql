@@ -1,0 +1,83 @@
+-- labels: the 15 prediction tasks in long form (stay_id, task, hour, label TINYINT 0/1).
+--
+-- Per-stay tasks (METHOD 7), one row per stay with hour = prediction_hour (24 h), only for
+-- stays still in the ICU then (cohort.los_hours >= prediction_hour; shorter stays get no
+-- per-stay rows):
+--   mort_hosp     admissions.hospital_expire_flag
+--   mort_icu      an ICU death (events.death; deaths up to 6 h after ICU outtime count)
+--   mort_Nd       N = 7, 14, 30, 90: death within N days of ICU intime: deathtime <=
+--                 intime + N days, else patients.dod <= date(intime + N days)
+--   los_7d        ICU length of stay > 168 h
+--   sepsis        Sepsis-3 at any time of the ICU stay (events.sepsis; an onset before the
+--                 prediction hour counts)
+-- Early-event tasks (YAIB / ICareFM style), one row per grid hour h that is still
+-- "stable" for that task: h < the event's first onset (all hours when it never happens;
+-- for the *_start tasks this means the patient is not yet on the therapy). No rows at or
+-- after the onset. label = 1 iff onset in (h, h + eep_horizon] (12 h); for death
+-- in (h, h + 24].
+--   eep_circ_failure  circ_failure     eep_vaso_start  vaso_start
+--   eep_resp_failure  resp_failure     eep_vent_start  vent_start
+--   eep_aki           aki2             eep_rrt_start   rrt_start
+--   eep_death_24h     death
+CREATE OR REPLACE TABLE labels AS
+WITH stay AS (
+    SELECT
+        c.stay_id, c.los_hours, d.intime, d.deathtime, d.dod, d.hospital_expire_flag
+    FROM cohort c
+    JOIN icustay_detail d ON d.stay_id = c.stay_id
+    WHERE c.los_hours >= getvariable('prediction_hour')
+),
+died_within AS (  -- death within N days of ICU intime (precise deathtime, else the dod date)
+    SELECT
+        s.stay_id, n.days,
+        CASE
+            WHEN s.deathtime IS NOT NULL THEN s.deathtime <= s.intime + to_days(n.days)
+            WHEN s.dod IS NOT NULL THEN CAST(s.dod AS DATE) <= CAST(s.intime + to_days(n.days) AS DATE)
+            ELSE false
+        END AS died
+    FROM stay s
+    CROSS JOIN (VALUES (7), (14), (30), (90)) n(days)
+),
+per_stay AS (
+    SELECT s.stay_id, 'mort_hosp' AS task, coalesce(s.hospital_expire_flag, 0) = 1 AS positive FROM stay s
+    UNION ALL
+    SELECT s.stay_id, 'mort_icu', EXISTS (SELECT 1 FROM events e WHERE e.stay_id = s.stay_id AND e.event = 'death')
+    FROM stay s
+    UNION ALL
+    SELECT stay_id, 'mort_' || days || 'd', died FROM died_within
+    UNION ALL
+    SELECT s.stay_id, 'los_7d', s.los_hours > 168 FROM stay s
+    UNION ALL
+    SELECT s.stay_id, 'sepsis', EXISTS (SELECT 1 FROM events e WHERE e.stay_id = s.stay_id AND e.event = 'sepsis')
+    FROM stay s
+),
+eep_tasks AS (
+    SELECT * FROM (VALUES
+        ('eep_circ_failure', 'circ_failure', getvariable('eep_horizon')),
+        ('eep_resp_failure', 'resp_failure', getvariable('eep_horizon')),
+        ('eep_aki', 'aki2', getvariable('eep_horizon')),
+        ('eep_vaso_start', 'vaso_start', getvariable('eep_horizon')),
+        ('eep_vent_start', 'vent_start', getvariable('eep_horizon')),
+        ('eep_rrt_start', 'rrt_start', getvariable('eep_horizon')),
+        ('eep_death_24h', 'death', 24)
+    ) t(task, event, horizon)
+),
+eep AS (
+    SELECT
+        g.stay_id, t.task, g.hour,
+        e.onset_hour IS NOT NULL AND e.onset_hour <= g.hour + t.horizon AS positive
+    FROM grid g
+    JOIN cohort c ON c.stay_id = g.stay_id
+    CROSS JOIN eep_tasks t
+    LEFT JOIN events e ON e.stay_id = g.stay_id AND e.event = t.event
+    WHERE e.onset_hour IS NULL OR g.hour < e.onset_hour
+)
+SELECT stay_id, task, hour, label
+FROM (
+    SELECT stay_id, task, CAST(getvariable('prediction_hour') AS INTEGER) AS hour,
+           CAST(positive AS TINYINT) AS label
+    FROM per_stay
+    UNION ALL
+    SELECT stay_id, task, CAST(hour AS INTEGER), CAST(positive AS TINYINT) FROM eep
+)
+ORDER BY stay_id, task, hour;
