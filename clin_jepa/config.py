@@ -227,14 +227,54 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     contexts: tuple[int, ...] = (6, 12, 24, 48)  # hours of context for rollout drift
-    horizon: int = 48  # hours rolled out
-    displacement_window: int = 24  # hours
-    bootstrap: int = 500
-    seeds: tuple[int, ...] = (0,)
+    horizon: int = 48  # hours rolled out (capped per context by data.window_hours - context)
+    displacement_window: int = 24  # hours: latents of hour 0 vs the last hour <= this
+    displacement_min_hours: int = 6  # stays with fewer hours of data are not eligible
+    bootstrap: int = 500  # bootstrap replicates (clustered by stay)
+    seeds: tuple[int, ...] = (0,)  # probe/baseline training seeds (mean +- sd over them)
     baselines: tuple[str, ...] = ("logreg", "lightgbm", "lstm", "tcn")
-    probe_epochs: int = 30
-    min_positives: int = 5  # tasks with fewer positives in a split are reported as such
-    max_eep_hours: int = 48  # EEP evaluation hours per stay
+    min_positives: int = 5  # tasks with fewer positives (or no negatives) in a split are reported as such
+    max_eep_hours: int = 48  # EEP evaluation hours per stay (the first ones)
+    recall_precision: float = 0.5  # EEP event recall is read at this time-point precision
+    # MLP probes on frozen latents
+    probe_epochs: int = 30  # max epochs (early stopping on validation loss)
+    probe_hidden: int = 128  # hidden units of the 2-layer MLP probe
+    probe_lr: float = 1e-3
+    probe_dropout: float = 0.2
+    probe_rollout_hours: int = 12  # hours rolled out for the rolled-out-latent probe
+    probe_rollout_eep: bool = False  # also roll out at every EEP hour (slow on CPU)
+    patience: int = 5  # epochs without validation improvement before stopping
+    batch_size: int = 256  # rows (flat models) or stays (sequence models) per step
+    # baselines (YAIB-style, sized for CPU)
+    logreg_c: float = 0.1  # inverse L2 strength
+    lgbm_estimators: int = 400  # max boosting rounds (early stopping on validation)
+    lgbm_lr: float = 0.05
+    lgbm_leaves: int = 31
+    seq_hidden: int = 64  # LSTM hidden size / TCN channels
+    seq_layers: int = 1  # LSTM layers
+    tcn_levels: int = 3  # TCN residual blocks (dilations 1, 2, 4, ...)
+    tcn_kernel: int = 3
+    seq_dropout: float = 0.1
+    seq_epochs: int = 15  # max epochs (early stopping on validation loss)
+    seq_lr: float = 1e-3
+    threads: int = 2  # CPU threads for LightGBM / torch during evaluation
+
+    def validate(self) -> None:
+        if not self.contexts or min(self.contexts) < 2:
+            raise ValueError("eval.contexts must be hours >= 2 (linear extrapolation needs two), e.g. [6, 12, 24, 48]")
+        if self.horizon < 1:
+            raise ValueError("eval.horizon must be >= 1 hour, e.g. 48")
+        if self.displacement_window < 1:
+            raise ValueError("eval.displacement_window must be >= 1 hour, e.g. 24")
+        if self.bootstrap < 10:
+            raise ValueError("eval.bootstrap must be >= 10 replicates (500 is the paper's setting)")
+        bad = sorted(set(self.baselines) - {"logreg", "lightgbm", "lstm", "tcn"})
+        if bad:
+            raise ValueError(f"eval.baselines has unknown {bad}; use a subset of logreg, lightgbm, lstm, tcn")
+        if not 0.0 < self.recall_precision < 1.0:
+            raise ValueError("eval.recall_precision must be in (0, 1), e.g. 0.5")
+        if not self.seeds:
+            raise ValueError("eval.seeds needs at least one seed, e.g. [0]")
 
 
 @dataclass

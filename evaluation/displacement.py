@@ -1,0 +1,118 @@
+"""Cohort latent displacement (METHOD 7).
+
+Window: hours 0..W (W = eval.displacement_window) of each stay; its end is the last hour
+of data <= W. Eligible stays have >= eval.displacement_min_hours hours of data.
+
+Cohorts (from events.parquet and hourly.parquet; docs/evaluation.md):
+- deteriorating: ICU death (death onset <= ICU length of stay) within the window, or a
+  NEW vasopressor / ventilation start (onset hour in 1..W; present at hour 0 is not new),
+  or a SOFA rise >= 2 (max over hours 1..W minus the hour-0 SOFA);
+- stable: no death in hospital or ICU at all, no vasopressor / ventilation at any hour
+  0..W, and no SOFA rise >= 2;
+- other stays (e.g. on vasopressors from hour 0 but otherwise calm) are in neither.
+
+Per stay, with x_t the state latent of hour t (online encoder, state text of that hour)
+or the standardised raw feature vector:
+    displacement = ||x_end - x_0||_2,   path length = sum_t ||x_{t+1} - x_t||_2
+The headline is median(deteriorating) / median(stable) with a bootstrap CI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from evaluation.metrics import bootstrap_ratio_of_medians
+
+DETERIORATING, STABLE, OTHER = "deteriorating", "stable", "other"
+
+
+def window_end(lengths: np.ndarray, window: int) -> np.ndarray:
+    """(N,) last hour index of data inside hours 0..window."""
+    return np.minimum(lengths - 1, window)
+
+
+def displacement(x: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x (N, T, D) per-hour vectors, end (N,) -> (endpoint distance (N,), path length (N,))."""
+    n = np.arange(len(x))
+    endpoint = np.linalg.norm(x[n, end] - x[:, 0], axis=-1)  # (N,)
+    steps = np.linalg.norm(np.diff(x, axis=1), axis=-1)  # (N, T-1)
+    inside = np.arange(x.shape[1] - 1)[None, :] < end[:, None]  # step t->t+1 counts if t+1 <= end
+    return endpoint, (steps * inside).sum(axis=1)
+
+
+def cohorts(stay_ids: np.ndarray, events: pl.DataFrame, hourly: pl.DataFrame, cohort: pl.DataFrame,
+            window: int) -> np.ndarray:
+    """(N,) DETERIORATING / STABLE / OTHER for ``stay_ids`` (definitions in the module doc)."""
+    ev = events.select(pl.col("stay_id").cast(pl.Int64), "event", pl.col("onset_hour").cast(pl.Float64))
+    los = cohort.select(pl.col("stay_id").cast(pl.Int64), pl.col("los_hours").cast(pl.Float64))
+    ev = ev.join(los, on="stay_id", how="left")
+
+    def stays(expr) -> set:
+        return set(ev.filter(expr)["stay_id"].to_list())
+
+    death_any = stays(pl.col("event") == "death")
+    icu_death_win = stays((pl.col("event") == "death") & (pl.col("onset_hour") <= pl.col("los_hours"))
+                          & (pl.col("onset_hour") <= window))
+    support = pl.col("event").is_in(["vasopressor", "ventilation"])
+    new_support = stays(support & (pl.col("onset_hour") >= 1) & (pl.col("onset_hour") <= window))
+    any_support = stays(support & (pl.col("onset_hour") <= window))
+
+    sofa = (hourly.select(pl.col("stay_id").cast(pl.Int64), "hour", pl.col("sofa").cast(pl.Float64))
+            .filter(pl.col("hour") <= window).drop_nulls("sofa").sort("stay_id", "hour"))
+    rise = sofa.group_by("stay_id").agg(
+        (pl.col("sofa").filter(pl.col("hour") >= 1).max() - pl.col("sofa").first()).alias("rise"))
+    sofa_rise = set(rise.filter(pl.col("rise") >= 2)["stay_id"].to_list())
+
+    out = np.full(len(stay_ids), OTHER, dtype=object)
+    for i, s in enumerate(stay_ids.tolist()):
+        if s in icu_death_win or s in new_support or s in sofa_rise:
+            out[i] = DETERIORATING
+        elif s not in death_any and s not in any_support:
+            out[i] = STABLE
+    return out.astype(str)
+
+
+def cohort_ratio(values: np.ndarray, groups: np.ndarray, n_boot: int, seed: int = 0) -> dict:
+    """Medians per cohort and median(deteriorating)/median(stable) with a bootstrap CI."""
+    det, sta = values[groups == DETERIORATING], values[groups == STABLE]
+    out = {
+        "median_deteriorating": float(np.median(det)) if len(det) else None,
+        "median_stable": float(np.median(sta)) if len(sta) else None,
+        "n_deteriorating": int(len(det)),
+        "n_stable": int(len(sta)),
+    }
+    if len(det) == 0 or len(sta) == 0:
+        out["ratio"] = None
+        out["status"] = f"a cohort is empty (deteriorating n={len(det)}, stable n={len(sta)})"
+        return out
+    r = bootstrap_ratio_of_medians(det, sta, n_boot=n_boot, seed=seed)
+    out["ratio"] = {k: (None if not np.isfinite(v) else v) for k, v in r.items()}
+    out["quantiles"] = {name: np.quantile(v, [0.1, 0.25, 0.5, 0.75, 0.9]).tolist()
+                        for name, v in ((DETERIORATING, det), (STABLE, sta))}
+    return out
+
+
+def evaluate_displacement(spaces: dict[str, np.ndarray], lengths: np.ndarray, groups: np.ndarray, window: int,
+                          min_hours: int, n_boot: int, seed: int = 0) -> dict:
+    """spaces: name -> (N, T, D) per-hour vectors (e.g. ``latent``, ``raw``) for the same stays."""
+    eligible = lengths >= min_hours
+    end = window_end(lengths, window)
+    result: dict = {
+        "window_hours": int(window), "min_hours": int(min_hours), "n_eligible": int(eligible.sum()),
+        "n_by_cohort": {c: int(((groups == c) & eligible).sum()) for c in (DETERIORATING, STABLE, OTHER)},
+        "spaces": {},
+    }
+    for name, x in spaces.items():
+        x = x[:, : window + 1]  # (N, W+1, D)
+        endpoint, path = displacement(x[eligible], end[eligible])
+        g = groups[eligible]
+        result["spaces"][name] = {
+            "endpoint": cohort_ratio(endpoint, g, n_boot, seed),
+            "path": cohort_ratio(path, g, n_boot, seed),
+            "values": {  # per-cohort distributions for plots (no ids)
+                c: {"endpoint": np.sort(endpoint[g == c]).tolist(), "path": np.sort(path[g == c]).tolist()}
+                for c in (DETERIORATING, STABLE)
+            },
+        }
+    return result

@@ -1,0 +1,166 @@
+"""MLP probes on frozen latents, and the shared early-stopped training loop.
+
+Representation of a stay at hour k (its ``last_hour``), from the run's online encoder
+latents and the trained predictor (both frozen):
+
+    probe:          [d, s_k, mean(s_0..s_k), f_k]          (4D)
+    probe_rollout:  [d, s_k, mean(r_1..r_R), r_R]          (4D)
+
+d = demographics latent, s_t = state latent of hour t, f_k = the predictor's one-step
+forecast for hour k+1 from the teacher-forced window (block-causal, so it sees only
+hours <= k), r_1..r_R = the latents rolled out R = eval.probe_rollout_hours hours from
+context 0..k with the LAST OBSERVED action repeated (real future actions would leak the
+outcome). Without a predictor, f_k / r are left out.
+
+The probe: Linear(4D, hidden) - GELU - Dropout - Linear(hidden, 1), AdamW, binary
+cross-entropy, early stopping on validation loss (best weights restored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from clin_jepa.utils import get_logger
+
+log = get_logger(__name__)
+
+
+def fit_binary(model: nn.Module, forward: Callable[[nn.Module, np.ndarray], tuple[torch.Tensor, torch.Tensor]],
+               train_units: np.ndarray, val_units: np.ndarray, epochs: int, lr: float, patience: int,
+               batch_size: int, seed: int) -> nn.Module:
+    """Train ``model``; forward(model, units) -> (logits (R,), targets (R,)) for a batch of
+    units (rows, or stays for sequence models). Early stopping on validation BCE, best
+    weights restored."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    loss_fn = nn.BCEWithLogitsLoss()
+    best, best_state, bad = float("inf"), None, 0
+    for _ in range(epochs):
+        model.train()
+        perm = rng.permutation(train_units)
+        for i in range(0, len(perm), batch_size):
+            logits, target = forward(model, perm[i: i + batch_size])
+            loss = loss_fn(logits, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        logits, target = predict_logits(model, forward, val_units, batch_size)
+        val = float(loss_fn(logits, target))
+        if val < best - 1e-5:
+            best, bad = val, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, forward, units: np.ndarray, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, targets) over ``units`` in batches, eval mode."""
+    model.eval()
+    out = [forward(model, units[i: i + batch_size]) for i in range(0, len(units), batch_size)]
+    if not out:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
+
+
+class MLPProbe(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)  # (B,)
+
+
+def fit_predict_mlp(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx, cfg, seed: int) -> np.ndarray:
+    """Fit an MLP probe on rows ``train_idx`` of x (R, P); return test probabilities."""
+    torch.manual_seed(seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    model = MLPProbe(x.shape[1], cfg.probe_hidden, cfg.probe_dropout)
+
+    yt = torch.from_numpy(y.astype(np.float32))
+
+    def forward(m, idx):
+        return m(xt[idx]), yt[idx]
+
+    fit_binary(model, forward, train_idx, val_idx, cfg.probe_epochs, cfg.probe_lr, cfg.patience,
+               cfg.batch_size, seed)
+    return torch.sigmoid(predict_logits(model, forward, test_idx, cfg.batch_size)[0]).numpy()
+
+
+# ---------------------------------------------------------------------- #
+# latent representations
+# ---------------------------------------------------------------------- #
+
+
+@torch.no_grad()
+def teacher_forced_forecasts(predictor, d: np.ndarray, s: np.ndarray, a: np.ndarray, mask: np.ndarray,
+                             batch_size: int = 64) -> np.ndarray:
+    """d (N,D), s/a (N,T,D), mask (N,T) -> (N,T,D): out[:, k] = forecast of hour k+1."""
+    predictor.eval()
+    out = []
+    for i in range(0, len(d), batch_size):
+        sl = slice(i, i + batch_size)
+        f = predictor(torch.from_numpy(d[sl]), torch.from_numpy(s[sl]), torch.from_numpy(a[sl]),
+                      torch.from_numpy(mask[sl]))  # (B, T, D)
+        out.append(f.float().numpy())
+    return np.concatenate(out, axis=0)
+
+
+def state_features(latents: np.ndarray, demo_ids, state_ids, action_ids, lengths, predictor,
+                   batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Per-stay arrays for the probes: d (N,D), s (N,T,D), cummean (N,T,D), forecast (N,T,D) or None."""
+    mask = np.arange(state_ids.shape[1])[None, :] < lengths[:, None]  # (N, T)
+    d = latents[demo_ids]  # (N, D)
+    s = latents[np.where(mask, state_ids, 0)] * mask[..., None]  # (N, T, D), zeros on padding
+    a = latents[np.where(mask, action_ids, 1)] * mask[..., None]
+    cummean = np.cumsum(s, axis=1) / np.arange(1, s.shape[1] + 1)[None, :, None]  # (N, T, D)
+    forecast = teacher_forced_forecasts(predictor, d, s, a, mask, batch_size) if predictor is not None else None
+    return {"d": d, "s": s, "a": a, "cummean": cummean, "forecast": forecast}
+
+
+def probe_inputs(feats: dict, rows: np.ndarray, last_hour: np.ndarray) -> np.ndarray:
+    """(R, 4D) or (R, 3D) without a predictor: [d, s_k, mean(s_0..s_k), f_k]."""
+    parts = [feats["d"][rows], feats["s"][rows, last_hour], feats["cummean"][rows, last_hour]]
+    if feats["forecast"] is not None:
+        parts.append(feats["forecast"][rows, last_hour])
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+@torch.no_grad()
+def rollout_inputs(feats: dict, predictor, rows: np.ndarray, last_hour: np.ndarray, hours: int,
+                   batch_size: int = 64) -> np.ndarray:
+    """(R, 4D): [d, s_k, mean(r_1..r_R), r_R], rolled out from context 0..k, last action repeated."""
+    predictor.eval()
+    R, D = len(rows), feats["d"].shape[1]
+    out = np.zeros((R, 2 * D), dtype=np.float32)
+    for k in np.unique(last_hour):
+        sel = np.flatnonzero(last_hour == k)
+        C = int(k) + 1
+        H = min(hours, feats["s"].shape[1] - C)  # the predictor holds at most T steps
+        for i in range(0, len(sel), batch_size):
+            b = sel[i: i + batch_size]
+            r = rows[b]
+            if H < 1:  # context fills the window: nothing to roll out, use the last state
+                out[b] = np.concatenate([feats["s"][r, k], feats["s"][r, k]], axis=1)
+                continue
+            s_ctx = feats["s"][r, :C]  # (B, C, D)
+            a_last = feats["a"][r, C - 1: C]  # (B, 1, D)
+            a = np.concatenate([feats["a"][r, :C], np.repeat(a_last, H, axis=1)], axis=1)  # (B, C+H, D)
+            z = predictor.rollout(torch.from_numpy(feats["d"][r]), torch.from_numpy(s_ctx),
+                                  torch.from_numpy(a), horizon=H).float().numpy()  # (B, H, D)
+            out[b] = np.concatenate([z.mean(axis=1), z[:, -1]], axis=1)
+    return np.concatenate([feats["d"][rows], feats["s"][rows, last_hour], out], axis=1).astype(np.float32)

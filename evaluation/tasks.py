@@ -1,0 +1,265 @@
+"""Task tables (labels.parquet -> rows) and the hand-crafted inputs of the baselines.
+
+A task row is (stay, task, hour, label). Its model input covers hours 0..``last_hour``:
+- per-stay tasks (label hour = data.prediction_hour = 24): ``last_hour = 23``, i.e. the
+  first 24 hours;
+- EEP tasks (label at hour h = event within (h, h+12]): ``last_hour = h``, the data up to
+  and including hour h; at most eval.max_eep_hours rows (the first ones) per stay.
+Rows whose ``last_hour`` lies outside the stay's data in the window are dropped and
+counted (``dropped_rows`` in tasks.json).
+
+Hourly inputs (same for every baseline): the hourly.parquet features, standardised with
+train-split statistics (observed values only), forward filled within the stay, 0 (the
+train mean) before the first observation, plus one missing indicator per feature (1 when
+the value was observed in that hour). Summaries up to ``last_hour``: last, mean, min,
+max (standardised units, 0 when never observed) and the observation count, plus age, sex
+and weight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from clin_jepa.data.features import ACTION_COLUMNS, DERIVED_COLUMNS, OBSERVATION_COLUMNS
+
+BINARY_TASKS = ("mort_hosp", "mort_icu", "mort_7d", "mort_14d", "mort_30d", "mort_90d", "los_7d", "sepsis")
+EEP_TASKS = ("eep_circ_failure", "eep_resp_failure", "eep_aki", "eep_vaso_start", "eep_vent_start",
+             "eep_rrt_start", "eep_death_24h")
+FAMILIES = {"binary": BINARY_TASKS, "eep": EEP_TASKS}
+HOURLY_FEATURES = OBSERVATION_COLUMNS + ACTION_COLUMNS + DERIVED_COLUMNS
+SUMMARIES = ("last", "mean", "min", "max", "count")
+
+
+def family_of(task: str) -> str:
+    return "eep" if task.startswith("eep_") else "binary"
+
+
+def read_table(data_dir: Path, name: str, columns: tuple[str, ...]) -> pl.DataFrame:
+    """A data-dir parquet with its required columns, or a clear error naming the fix."""
+    path = Path(data_dir) / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `clin-jepa extract` to build the data directory")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - corrupt parquet raises several kinds
+        raise ValueError(f"{path} is not a readable parquet file ({e}); rerun `clin-jepa extract`") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; rerun `clin-jepa extract` with the current schema")
+    return df
+
+
+def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, split: np.ndarray,
+              max_eep_hours: int) -> tuple[pl.DataFrame, dict]:
+    """labels (stay_id, task, hour, label) -> rows with ``row`` (stay index), ``last_hour``, ``split``.
+
+    Returns the rows and the number dropped per task (no data at ``last_hour``).
+    """
+    unknown = sorted(set(labels["task"].unique().to_list()) - set(BINARY_TASKS + EEP_TASKS))
+    if unknown:
+        raise ValueError(f"labels.parquet has unknown tasks {unknown}; expected the names in docs/design.md")
+    bad = labels.filter(~pl.col("label").is_in([0, 1]) | pl.col("label").is_null())
+    if bad.height:
+        raise ValueError(f"labels.parquet has {bad.height} labels that are not 0/1; rerun `clin-jepa extract`")
+    stays = pl.DataFrame({"stay_id": stay_ids.astype(np.int64), "row": np.arange(len(stay_ids)),
+                          "length": lengths.astype(np.int64), "split": split})
+    df = (labels.select(pl.col("stay_id").cast(pl.Int64), "task", pl.col("hour").cast(pl.Int64),
+                        pl.col("label").cast(pl.Int8))
+          .join(stays, on="stay_id", how="inner")
+          .with_columns(pl.when(pl.col("task").str.starts_with("eep_")).then(pl.col("hour"))
+                        .otherwise(pl.col("hour") - 1).alias("last_hour"))
+          .sort("task", "stay_id", "hour"))
+    eep = pl.col("task").str.starts_with("eep_")
+    df = df.filter(~eep | (pl.int_range(pl.len()).over("task", "stay_id") < max_eep_hours))
+    ok = (pl.col("last_hour") >= 0) & (pl.col("last_hour") < pl.col("length"))
+    dropped = dict(df.filter(~ok).group_by("task").len().iter_rows())
+    return df.filter(ok).drop("length"), {k: int(v) for k, v in dropped.items()}
+
+
+def check_task(rows: pl.DataFrame, min_positives: int) -> str:
+    """'ok' or the reason a task cannot be evaluated, e.g. 'insufficient positives (n=3 in val)'."""
+    for s in ("train", "val", "test"):
+        y = rows.filter(pl.col("split") == s)["label"].to_numpy()
+        pos, neg = int((y == 1).sum()), int((y == 0).sum())
+        if pos < min_positives:
+            return f"insufficient positives (n={pos} in {s})"
+        if neg == 0:
+            return f"no negatives in {s} (n={len(y)})"
+    return "ok"
+
+
+# ---------------------------------------------------------------------- #
+# hourly inputs
+# ---------------------------------------------------------------------- #
+
+
+def hourly_array(hourly: pl.DataFrame, stay_ids: np.ndarray, T: int) -> np.ndarray:
+    """hourly.parquet -> (N, T, F) float64 with NaN where not observed (F = HOURLY_FEATURES)."""
+    missing = [c for c in ("stay_id", "hour", *HOURLY_FEATURES) if c not in hourly.columns]
+    if missing:
+        raise ValueError(f"hourly.parquet lacks columns {missing}; rerun `clin-jepa extract`")
+    h = hourly.select(pl.col("stay_id").cast(pl.Int64), pl.col("hour").cast(pl.Int64),
+                      *[pl.col(c).cast(pl.Float64) for c in HOURLY_FEATURES])
+    h = h.filter((pl.col("hour") >= 0) & (pl.col("hour") < T) & pl.col("stay_id").is_in(stay_ids.tolist()))
+    order = np.argsort(stay_ids)
+    pos = np.searchsorted(stay_ids[order], h["stay_id"].to_numpy())
+    row = order[pos]
+    x = np.full((len(stay_ids), T, len(HOURLY_FEATURES)), np.nan)
+    x[row, h["hour"].to_numpy()] = h.select(HOURLY_FEATURES).to_numpy().astype(np.float64)
+    return x
+
+
+def fit_standardizer(x: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and sd over observed train values of x (N, T, F)."""
+    xt = x[train].reshape(-1, x.shape[-1])  # (N_train*T, F)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, sd = np.nanmean(xt, axis=0), np.nanstd(xt, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    sd = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0)
+    return mean, sd
+
+
+def forward_fill(x: np.ndarray) -> np.ndarray:
+    """Forward fill NaNs along time (axis 1) of (N, T, F)."""
+    N, T, F = x.shape
+    idx = np.where(np.isfinite(x), np.arange(T)[None, :, None], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    out = np.take_along_axis(x, idx, axis=1)
+    return out
+
+
+def sequence_inputs(xs: np.ndarray) -> np.ndarray:
+    """Standardised (N, T, F) with NaN -> (N, T, 2F) float32: forward-filled values (0 before the
+    first observation) and observed-this-hour indicators."""
+    observed = np.isfinite(xs)
+    filled = np.nan_to_num(forward_fill(xs), nan=0.0)
+    return np.concatenate([filled, observed], axis=-1).astype(np.float32)
+
+
+def summary_features(xs: np.ndarray, rows: np.ndarray, last_hour: np.ndarray, static: np.ndarray) -> np.ndarray:
+    """Standardised (N, T, F) -> (R, 5F + S) summaries over hours 0..last_hour of each row's stay."""
+    obs = np.isfinite(xs)
+    count = np.cumsum(obs, axis=1)  # (N, T, F)
+    total = np.cumsum(np.where(obs, xs, 0.0), axis=1)
+    mn = np.minimum.accumulate(np.where(obs, xs, np.inf), axis=1)
+    mx = np.maximum.accumulate(np.where(obs, xs, -np.inf), axis=1)
+    last = np.nan_to_num(forward_fill(xs), nan=0.0)
+    c = count[rows, last_hour]  # (R, F)
+    seen = c > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(seen, total[rows, last_hour] / np.maximum(c, 1), 0.0)
+    parts = [last[rows, last_hour], mean, np.where(seen, mn[rows, last_hour], 0.0),
+             np.where(seen, mx[rows, last_hour], 0.0), np.log1p(c), static[rows]]
+    return np.concatenate(parts, axis=1).astype(np.float32)  # (R, 5F + S)
+
+
+def static_features(static: pl.DataFrame, stay_ids: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """(N, 3): standardised age and weight (0 when missing), sex (1 = male)."""
+    s = static.select(pl.col("stay_id").cast(pl.Int64), pl.col("age").cast(pl.Float64),
+                      pl.col("weight_kg").cast(pl.Float64), (pl.col("sex") == "M").cast(pl.Float64).alias("male"))
+    s = pl.DataFrame({"stay_id": stay_ids.astype(np.int64)}).join(s, on="stay_id", how="left",
+                                                                  maintain_order="left")
+    x = s.select("age", "weight_kg", "male").to_numpy().astype(np.float64)  # (N, 3)
+    x[:, 2] = np.nan_to_num(x[:, 2], nan=0.5)
+    for j in (0, 1):
+        col = x[train, j]
+        col = col[np.isfinite(col)]
+        m, sd = (col.mean(), col.std() or 1.0) if len(col) else (0.0, 1.0)
+        x[:, j] = np.nan_to_num((x[:, j] - m) / sd, nan=0.0)
+    return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------------- #
+# multi-task evaluation
+# ---------------------------------------------------------------------- #
+
+
+def _roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> dict:
+    """ROC curve resampled at n false-positive rates (aggregate, for plots)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    grid = np.linspace(0, 1, n)
+    return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
+
+
+def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None) -> dict:
+    """Fit and score every method on every task; metrics with stay-clustered bootstrap CIs.
+
+    methods: name -> fn(task_rows_index (R,), y (R,), train_idx, val_idx, test_idx, seed) -> test probs,
+    where the index points into ``rows`` (so each method gathers its own inputs).
+    """
+    from clin_jepa.utils import progress
+    from evaluation.metrics import bootstrap_metrics, event_recall_at_precision, paired_bootstrap_test
+
+    rows = rows.with_row_index("ridx")
+    out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
+    present = [t for t in BINARY_TASKS + EEP_TASKS]
+    scores: dict = {}
+    for task in progress(present, desc="tasks", unit="task"):
+        tr = rows.filter(pl.col("task") == task)
+        entry: dict = {"family": family_of(task), "dropped_rows": int((dropped or {}).get(task, 0)),
+                       "n": {s: int((tr["split"] == s).sum()) for s in ("train", "val", "test")},
+                       "positives": {s: int(tr.filter(pl.col("split") == s)["label"].sum())
+                                     for s in ("train", "val", "test")}}
+        entry["status"] = "no label rows" if tr.height == 0 else check_task(tr, cfg.min_positives)
+        out["tasks"][task] = entry
+        if entry["status"] != "ok":
+            continue
+        ridx = tr["ridx"].to_numpy()
+        y = tr["label"].to_numpy().astype(np.int64)
+        split = tr["split"].to_numpy()
+        tri, vai, tei = (np.flatnonzero(split == s) for s in ("train", "val", "test"))
+        groups = tr["stay_id"].to_numpy()[tei]
+        entry["methods"], entry["roc"], scores[task] = {}, {}, {}
+        for name, fn in methods.items():
+            per_seed = [np.asarray(fn(ridx, y, tri, vai, tei, seed), dtype=np.float64) for seed in cfg.seeds]
+            m = bootstrap_metrics(y[tei], per_seed[0], groups, cfg.bootstrap, seed=0,
+                                  precision=cfg.recall_precision)
+            aurocs = [bootstrap_metrics(y[tei], p, groups, 10)["auroc"]["value"] for p in per_seed[1:]]
+            aurocs = [m["auroc"]["value"], *aurocs]
+            m["auroc_seeds"] = {"mean": float(np.mean(aurocs)), "sd": float(np.std(aurocs)), "n": len(aurocs)}
+            if entry["family"] == "eep":
+                m["event_recall"] = event_recall_at_precision(y[tei], per_seed[0], groups, cfg.recall_precision)
+            entry["methods"][name] = m
+            entry["roc"][name] = _roc_points(y[tei], per_seed[0])
+            scores[task][name] = per_seed[0]
+        entry["_y"], entry["_groups"] = y[tei], groups
+    _families(out, scores, cfg)
+    for entry in out["tasks"].values():
+        entry.pop("_y", None), entry.pop("_groups", None)
+    return out
+
+
+def _families(out: dict, scores: dict, cfg) -> None:
+    """Family means per method, the best baseline per family and paired tests against it."""
+    from evaluation.metrics import paired_bootstrap_test
+
+    model_methods = [m for m in out["methods"] if m.startswith("probe")]
+    baselines = [m for m in out["methods"] if not m.startswith("probe")]
+    for fam, names in FAMILIES.items():
+        ok = [t for t in names if out["tasks"][t]["status"] == "ok"]
+        means = {}
+        for m in out["methods"]:
+            means[m] = {
+                "mean_auroc": float(np.mean([out["tasks"][t]["methods"][m]["auroc"]["value"] for t in ok])) if ok else None,
+                "mean_auprc": float(np.mean([out["tasks"][t]["methods"][m]["auprc"]["value"] for t in ok])) if ok else None,
+                "n_tasks": len(ok),
+            }
+        best = max(baselines, key=lambda b: means[b]["mean_auroc"] or -1) if baselines and ok else None
+        out["families"][fam] = {"means": means, "best_baseline": best, "n_tasks_ok": len(ok),
+                                "n_tasks": len(names)}
+        if best is None:
+            continue
+        for t in ok:
+            e = out["tasks"][t]
+            e["vs_best_baseline"] = {
+                m: paired_bootstrap_test(e["_y"], scores[t][m], scores[t][best], e["_groups"], cfg.bootstrap)
+                | {"baseline": best} for m in model_methods}
