@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -274,8 +275,10 @@ def build_encoder(flavor: str, cfg: EncoderConfig | None = None, model_dir=None,
         base, tok = FLAVORS[flavor](cfg, model_dir, tokenizer_dir, random_weights, dtype)
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(base, lora, adapter_name="online")
-        model.add_adapter("target", copy.deepcopy(lora))
+        with warnings.catch_warnings():  # peft calls a transformers 5 deprecated helper
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(base, lora, adapter_name="online")
+            model.add_adapter("target", copy.deepcopy(lora))
         model.set_adapter("online")
     model.eval()
     enc = TextEncoder(model, tok, cfg, flavor).to(device)
