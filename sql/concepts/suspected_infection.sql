@@ -26,9 +26,9 @@ antibiotic AS (
     JOIN stays s ON s.subject_id = p.subject_id
     WHERE p.starttime >= s.intime - INTERVAL 24 HOUR
       AND p.starttime < s.outtime
-      AND coalesce(upper(trim(p.route)), '') NOT IN (SELECT route FROM registry_antibiotic_excluded_routes)
+      AND coalesce(upper(trim(p.route)), '') NOT IN (SELECT route FROM registry_excluded_routes)
       AND EXISTS (
-          SELECT 1 FROM registry_antibiotics a
+          SELECT 1 FROM registry_antibiotic_patterns a
           WHERE contains(lower(p.drug), lower(a.pattern))
       )
 ),

@@ -5,11 +5,11 @@
 --                 and outtime + 6 h. Onset = the hour of min(deathtime, outtime) (outtime
 --                 when only dod is known). Deaths up to 6 h after ICU discharge count as
 --                 ICU deaths (transfer/comfort-care charting lag).
---   vaso_start    first hour with nee > 0 or any vasopressor/inotrope rate > 0
---                 (norepinephrine, epinephrine, phenylephrine, dopamine, vasopressin,
+--   vasopressor   vasopressor start: first hour with nee > 0 or any vasopressor/inotrope
+--                 rate > 0 (norepinephrine, epinephrine, phenylephrine, dopamine, vasopressin,
 --                 dobutamine)
---   vent_start    first hour with invasive ventilation (hourly.ventilation = 1)
---   rrt_start     first hour with renal replacement therapy (hourly.rrt = 1)
+--   ventilation   first hour with invasive ventilation (hourly.ventilation = 1)
+--   rrt           first hour with renal replacement therapy (hourly.rrt = 1)
 --   aki2          first hour with KDIGO stage >= 2 (kdigo_hourly)
 --   circ_failure  first hour with lactate > 2 mmol/L (the last lactate of the past 6 h,
 --                 this hour included) AND (MAP < 65 mmHg or any vasopressor/inotrope);
@@ -51,19 +51,19 @@ hours AS (
 ),
 firsts AS (
     SELECT
-        stay_id,
-        min(hour) FILTER (WHERE on_vasoactive) AS vaso_start,
-        min(hour) FILTER (WHERE ventilation = 1) AS vent_start,
-        min(hour) FILTER (WHERE rrt = 1) AS rrt_start,
-        min(hour) FILTER (WHERE kdigo_stage >= 2) AS aki2,
-        min(hour) FILTER (WHERE lactate_cf > 2 AND (mbp < 65 OR on_vasoactive)) AS circ_failure,
-        min(hour) FILTER (WHERE pf_ratio <= 300 OR ventilation = 1) AS resp_failure
-    FROM hours
-    GROUP BY stay_id
+        x.stay_id,
+        min(x.hour) FILTER (WHERE x.on_vasoactive) AS vasopressor,
+        min(x.hour) FILTER (WHERE x.ventilation = 1) AS ventilation,
+        min(x.hour) FILTER (WHERE x.rrt = 1) AS rrt,
+        min(x.hour) FILTER (WHERE x.kdigo_stage >= 2) AS aki2,
+        min(x.hour) FILTER (WHERE x.lactate_cf > 2 AND (x.mbp < 65 OR x.on_vasoactive)) AS circ_failure,
+        min(x.hour) FILTER (WHERE x.pf_ratio <= 300 OR x.ventilation = 1) AS resp_failure
+    FROM hours x
+    GROUP BY x.stay_id
 ),
 hourly_events AS (
     UNPIVOT firsts
-    ON vaso_start, vent_start, rrt_start, aki2, circ_failure, resp_failure
+    ON vasopressor, ventilation, rrt, aki2, circ_failure, resp_failure
     INTO NAME event VALUE onset_hour
 )
 SELECT stay_id, event, CAST(onset_hour AS INTEGER) AS onset_hour

@@ -15,9 +15,9 @@
 -- for the *_start tasks this means the patient is not yet on the therapy). No rows at or
 -- after the onset. label = 1 iff onset in (h, h + eep_horizon] (12 h); for death
 -- in (h, h + 24].
---   eep_circ_failure  circ_failure     eep_vaso_start  vaso_start
---   eep_resp_failure  resp_failure     eep_vent_start  vent_start
---   eep_aki           aki2             eep_rrt_start   rrt_start
+--   eep_circ_failure  circ_failure     eep_vaso_start  vasopressor
+--   eep_resp_failure  resp_failure     eep_vent_start  ventilation
+--   eep_aki           aki2             eep_rrt_start   rrt
 --   eep_death_24h     death
 CREATE OR REPLACE TABLE labels AS
 WITH stay AS (
@@ -56,9 +56,9 @@ eep_tasks AS (
         ('eep_circ_failure', 'circ_failure', getvariable('eep_horizon')),
         ('eep_resp_failure', 'resp_failure', getvariable('eep_horizon')),
         ('eep_aki', 'aki2', getvariable('eep_horizon')),
-        ('eep_vaso_start', 'vaso_start', getvariable('eep_horizon')),
-        ('eep_vent_start', 'vent_start', getvariable('eep_horizon')),
-        ('eep_rrt_start', 'rrt_start', getvariable('eep_horizon')),
+        ('eep_vaso_start', 'vasopressor', getvariable('eep_horizon')),
+        ('eep_vent_start', 'ventilation', getvariable('eep_horizon')),
+        ('eep_rrt_start', 'rrt', getvariable('eep_horizon')),
         ('eep_death_24h', 'death', 24)
     ) t(task, event, horizon)
 ),
