@@ -46,10 +46,20 @@ class DataConfig:
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = 0  # 0 -> DuckDB default (all cores)
     duckdb_temp_dir: str = ""  # empty -> <data_dir>/.duckdb_tmp
+    lab_lookback_hours: float = 0.0  # hours before intime whose labs count in hour 0 (0: grid only)
+    antibiotic_default_hours: int = 24  # hours an antibiotic order without a valid stoptime lasts
 
     def validate(self) -> None:
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ValueError("data.split_fractions must be three numbers summing to 1, e.g. [0.7, 0.15, 0.15]")
+        if any(f < 0 for f in self.split_fractions):
+            raise ValueError("data.split_fractions must be non-negative, e.g. [0.7, 0.15, 0.15]")
+        if self.min_los_hours < 0 or self.min_age < 0:
+            raise ValueError("data.min_age and data.min_los_hours must be >= 0 (defaults 18 years, 6 hours)")
+        if self.max_stay_hours < 1:
+            raise ValueError("data.max_stay_hours must be >= 1 hour (default 168)")
+        if self.lab_lookback_hours < 0 or self.antibiotic_default_hours < 1:
+            raise ValueError("data.lab_lookback_hours must be >= 0 and data.antibiotic_default_hours >= 1")
         if self.window_hours < 2:
             raise ValueError("data.window_hours must be >= 2 (the predictor needs a next hour)")
 

@@ -1,0 +1,261 @@
+"""DuckDB extraction runner: MIMIC-IV -> hourly parquet tables, splits and texts.
+
+``build_database`` opens DuckDB (out of core: memory limit + spill directory), creates
+one typed view per MIMIC-IV source table, registers the feature registry as
+``registry_*`` tables, sets the cohort/label parameters as DuckDB variables and runs the
+SQL files of ``sql/manifest.txt`` in order. ``run_extraction`` runs all of it, exports the
+``-> name.parquet`` tables, writes texts.parquet / demographics.parquet and, last,
+manifest.json -- all into a temporary directory renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+
+from clin_jepa.config import DataConfig
+from clin_jepa.data import features
+from clin_jepa.data.schema import TABLES
+from clin_jepa.data.sources import (FLUID_BOLUS_MAX_ML, corrupt_file_hint, create_source_views,
+                                    register_registry)
+from clin_jepa.utils import SQL_DIR, atomic_path, get_logger, progress, write_json
+
+log = get_logger(__name__)
+
+MANIFEST = SQL_DIR / "manifest.txt"
+FORMAT_VERSION = 1
+
+
+def read_manifest(path: Path = MANIFEST) -> list[tuple[Path, str | None]]:
+    """[(sql file relative to sql/, exported parquet name or None)] in build order."""
+    steps = []
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        sql, _, export = (part.strip() for part in line.partition("->"))
+        steps.append((Path(sql), export or None))
+    return steps
+
+
+def sql_variables(cfg: DataConfig) -> dict[str, object]:
+    """The parameters the SQL reads with ``getvariable('name')``."""
+    train, val, _ = cfg.split_fractions
+    return {
+        "min_age": int(cfg.min_age),  # years
+        "min_los_hours": float(cfg.min_los_hours),  # hours
+        "max_stay_hours": int(cfg.max_stay_hours),  # hours
+        "first_stay_only": bool(cfg.first_stay_only),
+        "split_seed": int(cfg.split_seed),
+        "split_train": float(train),
+        "split_val": float(val),
+        "prediction_hour": int(cfg.prediction_hour),  # hours
+        "eep_horizon": int(cfg.eep_horizon),  # hours
+        "lab_lookback_hours": float(cfg.lab_lookback_hours),  # hours
+        "antibiotic_default_hours": int(cfg.antibiotic_default_hours),  # hours
+        "bolus_min_ml": float(features.BOLUS_MIN_ML),  # mL
+        "bolus_max_hours": float(features.BOLUS_MAX_HOURS),  # hours
+        "bolus_max_ml": float(FLUID_BOLUS_MAX_ML),  # mL
+        "weight_lo": float(features.WEIGHT_RANGE_KG[0]),  # kg
+        "weight_hi": float(features.WEIGHT_RANGE_KG[1]),  # kg
+    }
+
+
+def _sql_literal(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"CAST({v!r} AS DOUBLE)"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def connect(cfg: DataConfig, temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to ``temp_dir`` beyond ``cfg.duckdb_memory_limit``."""
+    config = {"memory_limit": cfg.duckdb_memory_limit, "preserve_insertion_order": False}
+    if cfg.duckdb_threads > 0:
+        config["threads"] = cfg.duckdb_threads
+    temp = cfg.duckdb_temp_dir or temp_dir
+    if temp:
+        config["temp_directory"] = str(temp)
+    try:
+        return duckdb.connect(":memory:", config=config)
+    except duckdb.Error as e:
+        raise ValueError(f"cannot open DuckDB with {config}: {e}. Fix data.duckdb_memory_limit "
+                         f"(e.g. '8GB') / data.duckdb_threads / data.duckdb_temp_dir.") from None
+
+
+def _check_until(until: str | None, steps: list[tuple[Path, str | None]]) -> None:
+    names = [p.stem for p, _ in steps]
+    if until is not None and until not in names:
+        raise ValueError(f"until={until!r} is not a table of {MANIFEST}; use one of {', '.join(names)}")
+
+
+def _empty_cohort_message(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute("SELECT step, rule, stays_removed, stays_remaining FROM attrition ORDER BY step").fetchall()
+    for step, rule, removed, remaining in rows:
+        if remaining == 0:
+            if step == 0:
+                return "icu/icustays has no rows: check that --mimic points at a complete MIMIC-IV copy"
+            hint = {
+                1: "check hosp/patients anchor_age/anchor_year or lower data.min_age",
+                2: "check icustays intime/outtime or lower data.min_los_hours",
+                3: "set data.first_stay_only=false or check icustays",
+                4: "chartevents has no valid vital sign (heart rate 220045, BP, RR, SpO2, temperature) "
+                   "during the remaining stays: check icu/chartevents",
+            }.get(step, "check the input tables")
+            return f"rule {step} '{rule}' removed the last {removed} stay(s); {hint}"
+    return "no stay passed the cohort rules"
+
+
+def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = None,
+                   temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """Views + registry + variables, then the manifest's SQL up to and including ``until``."""
+    cfg.validate()
+    mimic_dir = Path(mimic_dir)
+    if not mimic_dir.is_dir():
+        raise FileNotFoundError(f"MIMIC-IV directory {mimic_dir} does not exist: pass --mimic DIR "
+                                f"(the folder holding hosp/ and icu/)")
+    steps = read_manifest()
+    _check_until(until, steps)
+    con = connect(cfg, temp_dir)
+    sources = create_source_views(con, mimic_dir)
+    register_registry(con)
+    for name, value in sql_variables(cfg).items():
+        con.execute(f"SET VARIABLE {name} = {_sql_literal(value)}")
+    bar = progress(steps, desc="extract", unit="table")
+    for rel, _ in bar:
+        table = rel.stem
+        bar.set_postfix_str(table)
+        path = SQL_DIR / rel
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is listed in {MANIFEST} but missing; restore it or fix the manifest")
+        try:
+            con.execute(path.read_text())
+            n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        except duckdb.Error as e:
+            hint = corrupt_file_hint(e, list(sources.values()))
+            raise ValueError(f"SQL step {rel} failed: {e}" + (f". Fix: {hint}." if hint else "")) from None
+        log.info("%-28s %12d rows", table, n)
+        if table == "cohort" and n == 0 and until == "cohort":
+            raise ValueError("the cohort is empty: no ICU stay passed the cohort rules (build until "
+                             "'attrition' to see which rule removed them)")
+        if table == "attrition" and con.execute("SELECT count(*) FROM cohort").fetchone()[0] == 0:
+            raise ValueError(f"the cohort is empty: {_empty_cohort_message(con)}")
+        if table == until:
+            break
+    bar.close()
+    return con
+
+
+# --------------------------------------------------------------------------- #
+# run_extraction
+# --------------------------------------------------------------------------- #
+
+_EXPORT_ORDER = {"attrition": "step", "splits": "subject_id"}
+
+
+def _export(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
+    order = _EXPORT_ORDER.get(table, "ALL")
+    con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _null_counts(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
+    """Values NULLed before aggregation, per feature: non-numeric text and out-of-range."""
+    out: dict[str, dict[str, int]] = {}
+    rows = con.execute("""
+        SELECT feature, sum(n_non_numeric), sum(n_out_of_range) FROM (
+            SELECT feature, n_non_numeric, n_out_of_range FROM vitals_hourly
+            UNION ALL SELECT feature, n_non_numeric, n_out_of_range FROM labs_hourly
+            UNION ALL SELECT feature, n_non_numeric, n_out_of_range FROM urine_hourly)
+        GROUP BY feature ORDER BY feature""").fetchall()
+    for feature, non_numeric, out_of_range in rows:
+        out[feature] = {"non_numeric": int(non_numeric), "out_of_range": int(out_of_range)}
+    for drug, absurd in con.execute(
+            "SELECT drug, sum(n_absurd) FROM vasopressor_hourly GROUP BY drug ORDER BY drug").fetchall():
+        out[drug] = {"absurd_rate_hours": int(absurd)}
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_fingerprint(mimic_dir: Path) -> str:
+    """sha256 over (relative path, size) of the source files the SQL reads."""
+    from clin_jepa.data.sources import find_source
+
+    h = hashlib.sha256()
+    for name, table in sorted(TABLES.items()):
+        p = find_source(mimic_dir, table)
+        h.update(f"{p.relative_to(mimic_dir)}:{p.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def _sql_fingerprint() -> str:
+    h = hashlib.sha256(MANIFEST.read_bytes())
+    for rel, _ in read_manifest():
+        h.update(re.sub(rb"\s+", b" ", (SQL_DIR / rel).read_bytes()))
+    return h.hexdigest()
+
+
+def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig) -> dict:
+    """Full extraction into ``data_dir`` (atomic: built in a temp dir, renamed at the end).
+
+    Returns the manifest dict also written to ``data_dir/manifest.json``.
+    """
+    from clin_jepa.data.texts import demographics_texts, hourly_texts
+
+    import polars as pl
+
+    mimic_dir, data_dir = Path(mimic_dir), Path(data_dir)
+    steps = read_manifest()
+    with atomic_path(data_dir) as tmp:
+        tmp.mkdir(parents=True)
+        spill = Path(tempfile.mkdtemp(prefix=".duckdb_tmp.", dir=data_dir.parent))
+        try:
+            con = build_database(mimic_dir, cfg, temp_dir=spill)
+            rows: dict[str, int] = {}
+            for rel, export in progress(steps, desc="export", unit="file"):
+                if export:
+                    rows[export] = _export(con, rel.stem, tmp / export)
+            nulls = _null_counts(con)
+            con.close()
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+        hourly = pl.read_parquet(tmp / "hourly.parquet")
+        texts = hourly_texts(hourly)
+        texts.write_parquet(tmp / "texts.parquet")
+        rows["texts.parquet"] = texts.height
+        demo = demographics_texts(pl.read_parquet(tmp / "static.parquet"))
+        demo.write_parquet(tmp / "demographics.parquet")
+        rows["demographics.parquet"] = demo.height
+        outputs = {p.name: _sha256(p) for p in sorted(tmp.glob("*.parquet"))}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "rows": rows,
+            "nulls": nulls,
+            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": ""},  # paths are machine-specific
+            "fingerprint": {
+                "inputs": input_fingerprint(mimic_dir),
+                "sql": _sql_fingerprint(),
+                "outputs": outputs,
+                "data": hashlib.sha256("".join(outputs.values()).encode()).hexdigest(),
+            },
+        }
+        write_json(tmp / "manifest.json", manifest)  # last: its presence marks a complete extraction
+    log.info("extraction complete: %s (%d stays, %d stay-hours)", data_dir,
+             rows.get("cohort.parquet", 0), rows.get("hourly.parquet", 0))
+    return manifest

@@ -1,0 +1,210 @@
+"""MIMIC-IV source tables as DuckDB views, and the registry tables the SQL joins on.
+
+Every source table of :mod:`clin_jepa.data.schema` becomes one view named after it,
+reading ``<mimic>/<module>/<name>.csv.gz`` (or ``.csv`` / ``.parquet``) in place.
+Required columns get explicit types; numeric measurement columns are read as text and
+exposed through ``TRY_CAST`` so a non-numeric value becomes NULL (counted later, see
+``<col>_raw``) instead of aborting a 300M-row scan.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import duckdb
+
+from clin_jepa.data import features
+from clin_jepa.data.schema import TABLES, SourceTable
+
+EXTENSIONS = (".csv.gz", ".csv", ".parquet")
+
+# Required columns by type. Numeric columns in SOFT_NUMERIC are parsed with TRY_CAST
+# (bad values -> NULL and counted); the view keeps the text as `<col>_raw`.
+ID_COLUMNS = {"subject_id", "hadm_id", "stay_id", "itemid"}
+TIMESTAMP_COLUMNS = {"intime", "outtime", "charttime", "starttime", "endtime", "stoptime",
+                     "admittime", "dischtime", "deathtime", "chartdate"}
+DATE_COLUMNS = {"dod"}
+SOFT_NUMERIC = {"valuenum", "value", "amount", "rate", "patientweight", "los", "anchor_age",
+                "anchor_year", "hospital_expire_flag"}
+# Columns that are text in one table and numeric in another: only these tables' copies
+# are numeric.
+NUMERIC_VALUE_TABLES = {"outputevents"}  # outputevents.value is a volume (mL)
+
+# Rate-unit conversions to each vasopressor's canonical unit (as mimic-code's
+# vasopressor concepts): rate_canonical = rate * mul / (patientweight if per_weight).
+RATE_CONVERSIONS: tuple[tuple[str, str, float, bool], ...] = (
+    # (rateuom as charted, canonical unit, mul, divide by weight kg)
+    ("mcg/kg/min", "mcg/kg/min", 1.0, False),
+    ("mg/kg/min", "mcg/kg/min", 1000.0, False),  # norepinephrine charted in mg/kg/min
+    ("mcg/min", "mcg/kg/min", 1.0, True),  # phenylephrine charted in mcg/min
+    ("mg/min", "mcg/kg/min", 1000.0, True),
+    ("units/hour", "units/hour", 1.0, False),
+    ("units/min", "units/hour", 60.0, False),  # vasopressin charted per minute
+)
+
+# Fluid bolus amounts: amountuom -> mL multiplier.
+VOLUME_UNITS = (("ml", 1.0), ("mL", 1.0), ("L", 1000.0), ("l", 1000.0))
+FLUID_BOLUS_MAX_ML = 10_000.0  # mL; a larger single bolus is a charting error (ignored)
+
+
+def find_source(mimic_dir: Path, table: SourceTable) -> Path:
+    """The file holding ``table`` (csv.gz, csv or parquet), or FileNotFoundError naming it."""
+    base = Path(mimic_dir) / table.module / table.name
+    for ext in EXTENSIONS:
+        p = base.with_name(table.name + ext)
+        if p.exists():
+            return p
+    raise FileNotFoundError(
+        f"MIMIC-IV table {table.name!r} not found: expected {base}.csv.gz "
+        f"(also looked for {table.name}.csv and {table.name}.parquet in {base.parent}). "
+        f"Point --mimic at the MIMIC-IV root that holds hosp/ and icu/, or download the missing "
+        f"file from PhysioNet."
+    )
+
+
+def _sql_str(s: str | Path) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+def _is_numeric(table: str, col: str) -> bool:
+    return col in SOFT_NUMERIC and (col != "value" or table in NUMERIC_VALUE_TABLES)
+
+
+def _reader(path: Path, table: SourceTable, actual: dict[str, str] | None = None) -> str:
+    """A DuckDB table function reading ``path``; with ``actual`` (lower -> file column
+    name), explicit types for the required columns, else every column as text."""
+    if path.name.endswith(".parquet"):
+        return f"read_parquet({_sql_str(path)})"
+    if actual is None:
+        return f"read_csv({_sql_str(path)}, header = true, all_varchar = true, nullstr = '')"
+    types = {}
+    for key in table.required:
+        col = actual[key]
+        if key in ID_COLUMNS:
+            types[col] = "BIGINT"
+        elif key in TIMESTAMP_COLUMNS:
+            types[col] = "TIMESTAMP"
+        elif key in DATE_COLUMNS:
+            types[col] = "DATE"
+        else:
+            types[col] = "VARCHAR"  # text, or numeric parsed with TRY_CAST in the view
+    spec = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in types.items())
+    return (f"read_csv({_sql_str(path)}, header = true, auto_detect = true, "
+            f"types = {{{spec}}}, nullstr = '', sample_size = 20480)")
+
+
+def _check_gzip(path: Path) -> None:
+    """Fail early (and clearly) on a truncated or corrupt gzip header/first block."""
+    if not path.name.endswith(".gz"):
+        return
+    try:
+        with gzip.open(path, "rb") as f:
+            f.read(1 << 16)
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(
+            f"{path} is not a readable gzip file ({e}). The download is corrupt or incomplete: "
+            f"re-download it from PhysioNet and check it against SHA256SUMS.txt."
+        ) from None
+
+
+def corrupt_file_hint(err: Exception, paths: list[Path]) -> str:
+    """A fix suggestion when a DuckDB error comes from a damaged source file."""
+    msg = str(err)
+    named = [p for p in paths if p.name in msg or str(p) in msg]
+    if any(k in msg.lower() for k in ("gzip", "zlib", "inflate", "compress", "corrupt", "truncat")):
+        where = ", ".join(map(str, named)) or "a .csv.gz source file"
+        return (f"{where} looks corrupt or truncated: re-download it from PhysioNet and check it "
+                f"against SHA256SUMS.txt")
+    if named:
+        return f"check {', '.join(map(str, named))} (malformed CSV or wrong column types)"
+    return ""
+
+
+def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path) -> dict[str, Path]:
+    """One typed view per schema table; returns {table: path}. Checks required columns."""
+    found: dict[str, Path] = {}
+    for name, table in TABLES.items():
+        path = find_source(mimic_dir, table)
+        _check_gzip(path)
+        raw = f"src_{name}"
+        try:
+            cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, table)}").fetchall()]
+            lower = {c.lower(): c for c in cols}
+            missing = [c for c in table.required if c not in lower]
+            if missing:
+                raise ValueError(
+                    f"MIMIC-IV table {name!r} ({path}) lacks required column(s) {', '.join(missing)}; "
+                    f"it has {', '.join(cols)}. Use the PhysioNet MIMIC-IV v2.2+ files (or rename the columns)."
+                )
+            con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT * FROM {_reader(path, table, lower)}")
+        except duckdb.Error as e:
+            hint = corrupt_file_hint(e, [path]) or f"check that {path} is a MIMIC-IV {name} table"
+            raise ValueError(f"cannot read MIMIC-IV table {name!r} from {path}: {e}. Fix: {hint}.") from None
+        select = []
+        for col in table.required:
+            src = lower[col]
+            if _is_numeric(name, col):
+                select.append(f"TRY_CAST({src} AS DOUBLE) AS {col}")
+                select.append(f"CAST({src} AS VARCHAR) AS {col}_raw")
+            elif col in TIMESTAMP_COLUMNS:
+                select.append(f"CAST({src} AS TIMESTAMP) AS {col}")
+            elif col in DATE_COLUMNS:
+                select.append(f"CAST({src} AS DATE) AS {col}")
+            elif col in ID_COLUMNS:
+                select.append(f"CAST({src} AS BIGINT) AS {col}")
+            else:
+                select.append(f"CAST({src} AS VARCHAR) AS {col}")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(select)} FROM {raw}")
+        found[name] = path
+    return found
+
+
+# --------------------------------------------------------------------------- #
+# registry tables
+# --------------------------------------------------------------------------- #
+
+
+def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str], rows: list[tuple]) -> None:
+    cols = ", ".join(f"{c} {t}" for c, t in columns.items())
+    con.execute(f"CREATE OR REPLACE TABLE {name} ({cols})")
+    if rows:
+        marks = ", ".join("?" for _ in columns)
+        con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+
+
+def register_registry(con: duckdb.DuckDBPyConnection) -> None:
+    """registry_* tables from clin_jepa.data.features (the SQL never repeats itemids)."""
+    items = features.item_table()
+    _table(con, "registry_items",
+           {"feature": "VARCHAR", "source": "VARCHAR", "itemid": "BIGINT", "mul": "DOUBLE", "add": "DOUBLE",
+            "frac_to_pct": "BOOLEAN", "sign": "DOUBLE", "lo": "DOUBLE", "hi": "DOUBLE", "agg": "VARCHAR"},
+           [(r["feature"], r["source"], r["itemid"], r["mul"], r["add"], r["frac_to_pct"], r["sign"],
+             r["lo"], r["hi"], r["agg"]) for r in items])
+    _table(con, "registry_features", {"feature": "VARCHAR", "grp": "VARCHAR", "unit": "VARCHAR"},
+           [(o.name, o.group, o.unit) for o in features.OBSERVATIONS])
+    _table(con, "registry_vasopressors",
+           {"drug": "VARCHAR", "itemid": "BIGINT", "unit": "VARCHAR", "nee_factor": "DOUBLE", "hi": "DOUBLE"},
+           [(v.name, v.itemid, v.unit, v.nee_factor, v.hi) for v in features.VASOPRESSORS])
+    _table(con, "registry_rate_units",
+           {"rateuom": "VARCHAR", "unit": "VARCHAR", "mul": "DOUBLE", "per_weight": "BOOLEAN"},
+           list(RATE_CONVERSIONS))
+    _table(con, "registry_ventilation", {"itemid": "BIGINT", "label": "VARCHAR"},
+           sorted(features.VENTILATION_ITEMIDS.items()))
+    _table(con, "registry_rrt", {"itemid": "BIGINT", "label": "VARCHAR"}, sorted(features.RRT_ITEMIDS.items()))
+    _table(con, "registry_fluid_items", {"itemid": "BIGINT", "label": "VARCHAR"},
+           sorted(features.FLUID_BOLUS_ITEMIDS.items()))
+    _table(con, "registry_volume_units", {"amountuom": "VARCHAR", "mul": "DOUBLE"}, list(VOLUME_UNITS))
+    _table(con, "registry_antibiotic_patterns", {"pattern": "VARCHAR"},
+           [(p.lower(),) for p in features.ANTIBIOTIC_PATTERNS])
+    _table(con, "registry_excluded_routes", {"route": "VARCHAR"},
+           [(r.upper(),) for r in features.ANTIBIOTIC_EXCLUDED_ROUTES])
+    _table(con, "registry_weight_items", {"itemid": "BIGINT", "label": "VARCHAR", "mul": "DOUBLE"},
+           [(k, v[0], v[1]) for k, v in sorted(features.WEIGHT_ITEMIDS.items())])
+
+
+def registry_table_names() -> set[str]:
+    return {"registry_items", "registry_features", "registry_vasopressors", "registry_rate_units",
+            "registry_ventilation", "registry_rrt", "registry_fluid_items", "registry_volume_units",
+            "registry_antibiotic_patterns", "registry_excluded_routes", "registry_weight_items"}

@@ -1,0 +1,33 @@
+"""`clin-jepa extract`: MIMIC-IV (csv.gz or parquet) -> hourly parquet, labels, splits, texts."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines._common import add_config_arguments, main_for, resolve_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mimic", default=None, help="MIMIC-IV root holding hosp/ and icu/ (default: data.mimic_dir)")
+    parser.add_argument("--out", default=None, help="output data directory (default: data.data_dir or <run>/data)")
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from clin_jepa.data.extract import run_extraction
+
+    cfg = resolve_config(args)
+    mimic = args.mimic or cfg.data.mimic_dir
+    if not mimic:
+        raise ValueError("no MIMIC-IV directory: pass --mimic DIR or set data.mimic_dir "
+                         "(or run `clin-jepa synth` to write a synthetic one)")
+    out = Path(args.out) if args.out else cfg.data_path
+    manifest = run_extraction(mimic, out, cfg.data)
+    rows = manifest["rows"]
+    print(f"wrote {out}: {rows.get('cohort.parquet', 0)} stays, {rows.get('hourly.parquet', 0)} stay-hours")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_for(add_arguments, run))
