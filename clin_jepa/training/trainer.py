@@ -1,0 +1,324 @@
+"""The accelerate trainer: a state machine over the curriculum's phase specs.
+
+``Trainer.run()`` walks ``curriculum.phases`` from the checkpointed :class:`TrainState`.
+Each phase spec is turned into a :class:`Behaviour` (what trains, where targets come
+from, whether the EMA runs, the rollout mode, whether latents come from the cache);
+the step code reads only those flags. One AdamW with parameter groups encoder / predictor
+(/ masked), learning rate = pure function of the global step, separate clip norms.
+Gradients of every trainable parameter are averaged across processes by one flat
+all-reduce on synchronising steps, so the encoder (whose entry point is ``encode``, not
+``forward``) and the predictor need no DDP wrapper and every rank applies the same update.
+Randomness of micro-batch m is seeded from (seed, m, rank): resume needs no replay.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from clin_jepa.config import RunConfig
+from clin_jepa.data.windows import Corpus, WindowBatch
+from clin_jepa.training.checkpoint import (TrainState, boundary_name, latest_checkpoint, load_checkpoint,
+                                           save_checkpoint)
+from clin_jepa.training.curriculum import Behaviour, Curriculum, behaviour
+from clin_jepa.training.latent_cache import LatentCache
+from clin_jepa.training.losses import effective_rank, jepa_loss, z_std
+from clin_jepa.training.masked_jepa import build_masked_predictor, masked_jepa_loss
+from clin_jepa.training.schedule import DataOrder, lr_factor, step_seed
+from clin_jepa.training.trainer_setup import build_optimizer, flat_hparams, make_accelerator, write_final
+from clin_jepa.utils import get_logger, progress, write_json
+
+log = get_logger(__name__)
+
+
+class CollapseError(RuntimeError):
+    """z_std fell below train.z_std_floor: the representation collapsed."""
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir, curriculum: Curriculum, corpus: Corpus, encoder,
+                 accelerator=None):
+        self.cfg, self.run_dir, self.cur = cfg, Path(run_dir), curriculum
+        self.acc = accelerator or make_accelerator(cfg, self.run_dir)
+        self.device = self.acc.device
+        self.texts = corpus.texts
+        self.train_set = corpus.subset("train")
+        val = corpus.subset("val")
+        if len(val) == 0:
+            log.warning("no validation stays: validating on the first training stays")
+            val = self.train_set
+        self.val_set = val.select(range(min(cfg.train.val_stays, len(val))))
+        self.order = DataOrder(len(self.train_set), cfg.optim.batch_size, self.acc.num_processes, cfg.train.seed)
+        self.encoder = encoder.to(self.device)
+        from clin_jepa.models import build_predictor
+
+        torch.manual_seed(cfg.train.seed)
+        self.predictor = build_predictor(cfg.predictor.flavor, cfg.predictor,
+                                         latent_dim=encoder.hidden_size).to(self.device)
+        self.masked = None
+        if curriculum.has_objective("masked_jepa"):
+            t = cfg.train
+            self.masked = build_masked_predictor(encoder.hidden_size, t.masked_width, t.masked_layers,
+                                                 t.mask_ratio, corpus.window_hours).to(self.device)
+        self.optimizer = build_optimizer(cfg.optim, encoder, self.predictor, self.masked)
+        self.cache = LatentCache(encoder, self.texts, cfg.train.cache_block)
+        self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self._stop = ""
+        self._texts_seen, self._t0 = 0, time.perf_counter()
+
+    # ------------------------------------------------------------------ state
+    def resume(self, path: Path | None = None) -> bool:
+        """Restore the latest (or given) checkpoint; False when there is none."""
+        path = path or latest_checkpoint(self.ckpt_dir)
+        if path is None:
+            return False
+        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked)
+        if state.phases != self.state.phases:
+            raise ValueError(f"checkpoint {path} was written for phases {state.phases}, this curriculum has "
+                             f"{self.state.phases}; resume with the same train.curriculum/drop_phases or start a new run")
+        self.state = state
+        self.state.stopped = ""
+        self.cache.clear()
+        log.info("resumed from %s at global step %d (phase %d, step %d)", path.name, state.global_step,
+                 state.phase_index, state.phase_step)
+        return True
+
+    def save(self, name: str) -> None:
+        if self.acc.is_main_process:
+            save_checkpoint(self.ckpt_dir / name, self.state, self.encoder, self.predictor, self.optimizer,
+                            self.cfg.to_dict(), self.cur.to_dict(), self.masked)
+        self.acc.wait_for_everyone()
+
+    # ------------------------------------------------------------------ latents
+    def _latents(self, batch: WindowBatch, beh: Behaviour):
+        uniq, inv = batch.unique_ids()
+        texts = [self.texts[i] for i in uniq.tolist()]
+        if beh.cache_online:
+            online = self.cache.get(uniq)  # (U, D) no grad
+        else:
+            online = self.encoder.encode(texts, adapter="online", grad=beh.train_encoder)  # (U, D)
+        d, s, a = WindowBatch.gather(online, inv)  # (B, D), (B, T, D), (B, T, D)
+        if beh.targets_from_ema:
+            rows = inv.state[batch.mask].unique()  # only state texts are targets
+            tgt = online.new_zeros(online.shape)  # (U, D)
+            tgt[rows] = self.encoder.encode([texts[i] for i in rows.tolist()], adapter="target", grad=False)
+            target = tgt.detach()[inv.state]  # (B, T, D)
+        else:
+            target = s.detach()
+        self._texts_seen += len(texts)
+        return d, s, a, target
+
+    def _loss(self, batch: WindowBatch, beh: Behaviour, gen: torch.Generator, keep: list | None = None) -> dict:
+        with self.acc.autocast():
+            d, s, a, target = self._latents(batch, beh)
+            mask = batch.mask.to(self.device)
+            if beh.train_masked:
+                out = masked_jepa_loss(self.masked, d, s, target, mask, gen)
+            else:
+                out = jepa_loss(self.predictor, d, s, a, target, mask, self.cfg.loss, beh.rollout_mode, gen)
+        valid = s.detach()[mask].float()  # (n, D) state latents of real hours
+        out["z_std"] = torch.tensor(_safe_z_std(valid))
+        if keep is not None:
+            keep.append(valid.cpu())
+        return out
+
+    # ------------------------------------------------------------------ one optimizer step
+    def _train_step(self, beh: Behaviour) -> dict:
+        self.predictor.train()
+        totals: dict[str, float] = {}
+        for _ in range(self.cfg.optim.grad_accum):
+            m = self.state.micro_step
+            torch.manual_seed(step_seed(self.cfg.train.seed, m, self.acc.process_index))
+            gen = torch.Generator().manual_seed(step_seed(self.cfg.train.seed, m, self.acc.process_index, 1))
+            batch = self.train_set.batch(self.order.indices(m, self.acc.process_index))
+            with self.acc.accumulate(self.predictor):
+                out = self._loss(batch, beh, gen)
+                self.acc.backward(out["loss"])
+                if self.acc.sync_gradients:
+                    self._apply_update(beh)
+            self.state.micro_step += 1
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.cfg.optim.grad_accum
+        return totals
+
+    def _apply_update(self, beh: Behaviour) -> None:
+        self._allreduce_grads()
+        step, o = self.state.global_step, self.cfg.optim
+        factor = lr_factor(step, max(1, self.cur.total_steps), o.warmup_steps, o.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                group["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if beh.train_encoder:
+            self.encoder.mark_updated()
+        if beh.ema_update:
+            before = self.encoder.weights_version
+            self.encoder.ema_update(self.cfg.encoder.ema_tau)
+            self.cache.carry_over(before, self.encoder.weights_version)  # only the target changed
+        self.state.global_step += 1
+        self.state.phase_step += 1
+
+    def _allreduce_grads(self) -> None:
+        if self.acc.num_processes == 1:
+            return
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grads = [p.grad for p in params]
+        flat = _flatten_dense_tensors(grads)
+        torch.distributed.all_reduce(flat)
+        flat /= self.acc.num_processes
+        for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
+            g.copy_(f)
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self, beh: Behaviour) -> dict[str, float]:
+        """Phase loss on the fixed validation stays + z_std / effective rank of their state latents."""
+        self.predictor.eval()
+        beh = replace(beh, train_encoder=False)  # encode without a graph
+        gen = torch.Generator().manual_seed(step_seed(self.cfg.train.seed, 0, 0, 2))
+        total, states = 0.0, []
+        bs = self.cfg.optim.batch_size
+        for i in range(0, len(self.val_set), bs):
+            batch = self.val_set.batch(range(i, min(i + bs, len(self.val_set))))
+            total += float(self._loss(batch, beh, gen, states)["loss"]) * len(batch)
+        self.predictor.train()
+        z = torch.cat(states)  # (N, D) valid state latents
+        return {"val/loss": total / len(self.val_set), "val/z_std": _safe_z_std(z),
+                "val/effective_rank": effective_rank(z)}
+
+    # ------------------------------------------------------------------ the state machine
+    def run(self, only: list[str] | None = None) -> dict:
+        """Run the curriculum (or only the phases named in ``only``) from the current state."""
+        phases = self.cur.phases
+        if only:
+            bad = [n for n in only if n not in self.state.phases]
+            if bad:
+                raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {self.state.phases}")
+        if self.acc.is_main_process:
+            self.acc.init_trackers("pretrain", config=flat_hparams(self.cfg))
+        old = signal.signal(signal.SIGTERM, self._on_sigterm)
+        quiet = {} if self.acc.is_local_main_process else {"disable": True}
+        bar = progress(total=self.cur.total_steps, initial=self.state.global_step, desc="pretrain", **quiet)
+        try:
+            while self.state.phase_index < len(phases) and not self.state.stopped:
+                spec = phases[self.state.phase_index]
+                if only and spec.name not in only:
+                    if any(n in only for n in self.state.phases[self.state.phase_index:]):
+                        log.info("phase %s not selected: skipped", spec.name)
+                        self._next_phase(spec, save=False)
+                        continue
+                    break
+                self._run_phase(spec, bar)
+        finally:
+            signal.signal(signal.SIGTERM, old)
+            bar.close()
+        if self.state.phase_index >= len(phases) and not self.state.stopped:
+            self.state.finished = True
+            if self.acc.is_main_process:
+                write_final(self.run_dir / "final", self.encoder, self.predictor)
+        summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded}
+        if self.acc.is_main_process:
+            write_json(self.run_dir / "pretrain_summary.json", summary)
+        self.acc.end_training()
+        return summary
+
+    def _run_phase(self, spec, bar) -> None:
+        beh = behaviour(spec)
+        self.encoder.set_online_trainable(beh.train_encoder)
+        if beh.instant == "hard_sync":
+            before = self.encoder.weights_version
+            gap = self.encoder.hard_sync()
+            self.cache.carry_over(before, self.encoder.weights_version)
+            self.state.sync_gaps[spec.name] = gap
+            log.info("phase %s: hard sync, max online-target gap %.2e", spec.name, gap)
+            self.acc.log({"sync/gap": gap}, step=self.state.global_step)
+            self._next_phase(spec)
+            return
+        if self.state.phase_step == 0:
+            log.info("phase %s: %d steps (encoder %s, targets %s, ema %s, rollout %s, %s)", spec.name, spec.steps,
+                     spec.encoder, spec.targets, spec.ema, spec.rollout, spec.objective)
+            if spec.val_loss_must_fall:
+                self.state.phase_start_val = self.validate(beh)["val/loss"]
+        while self.state.phase_step < spec.steps:
+            metrics = self._train_step(beh)
+            bar.update(1)
+            if self._after_step(spec, beh, metrics):
+                return
+        self._end_phase(spec, beh)
+
+    def _after_step(self, spec, beh: Behaviour, metrics: dict) -> bool:
+        """Logging, watchdogs, periodic saves, early phase ends; True when the run must stop."""
+        t, step = self.cfg.train, self.state.global_step
+        flags = torch.tensor([float(bool(self._stop)), metrics["z_std"]], device=self.device)
+        if self.acc.num_processes > 1:
+            flags = self.acc.reduce(flags, reduction="mean")
+        gap = self.encoder.online_target_gap() if (beh.ema_update or spec.gap_below) else None
+        if step % t.log_every == 0 or step == 1:
+            rate = self._texts_seen / max(1e-9, time.perf_counter() - self._t0)
+            logs = {f"train/{k}": v for k, v in metrics.items()} | {"train/texts_per_s": rate}
+            logs |= {f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+            if gap is not None:
+                logs["train/online_target_gap"] = gap
+            self.acc.log(logs, step=step)
+        if step % t.val_every == 0:
+            self.acc.log(self.validate(beh), step=step)
+        if t.z_std_floor > 0 and float(flags[1]) < t.z_std_floor:
+            self.state.stopped = "collapse"
+            self.save("last")
+            raise CollapseError(f"collapse watchdog: z_std={float(flags[1]):.3g} < train.z_std_floor="
+                                f"{t.z_std_floor} at step {step} (phase {spec.name}); state saved to "
+                                f"{self.ckpt_dir / 'last'}. Lower the learning rates or enable loss.regularizer")
+        if spec.gap_below and gap is not None and gap < spec.gap_below and self.state.phase_step < spec.steps:
+            log.info("phase %s: online-target gap %.2e < %.2e after %d steps: phase ends", spec.name, gap,
+                     spec.gap_below, self.state.phase_step)
+            self._end_phase(spec, beh)
+            return True
+        if float(flags[0]) > 0 or (t.stop_after_steps and step >= t.stop_after_steps):
+            self.state.stopped = "sigterm" if float(flags[0]) > 0 else "stop_after_steps"
+            self.save("last")
+            log.info("stopped (%s) at step %d; continue with --resume", self.state.stopped, step)
+            return True
+        if step % t.checkpoint_every == 0:
+            self.save("last")
+        return False
+
+    def _end_phase(self, spec, beh: Behaviour) -> None:
+        val = self.validate(beh)
+        self.acc.log({f"{k}_phase_end": v for k, v in val.items()}, step=self.state.global_step)
+        if spec.val_loss_must_fall:
+            start, end = self.state.phase_start_val, val["val/loss"]
+            fell = start is not None and end < start
+            self.state.watchdogs[spec.name] = {"start": start, "end": end, "fell": fell}
+            (log.info if fell else log.warning)(
+                "phase %s watchdog: validation loss %.4f -> %.4f (%s)", spec.name, start, end,
+                "fell" if fell else "did NOT fall after the sync")
+        self._next_phase(spec)
+
+    def _next_phase(self, spec, save: bool = True) -> None:
+        index = self.state.phase_index
+        self.state.phase_index += 1
+        self.state.phase_step = 0
+        self.state.phase_start_val = None
+        if save:
+            self.save(boundary_name(index, spec.name))
+
+    def _on_sigterm(self, signum, frame) -> None:
+        log.warning("SIGTERM: saving state at the next step boundary")
+        self._stop = "sigterm"
+
+
+def _safe_z_std(z: torch.Tensor) -> float:
+    return z_std(z) if z.shape[0] >= 2 else float("inf")  # one latent: no spread to measure

@@ -1,0 +1,95 @@
+"""Building the trainer's parts: accelerator, optimizer, final export, and `pretrain()`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from clin_jepa.config import OptimConfig, RunConfig
+from clin_jepa.utils import atomic_path, get_logger
+
+log = get_logger(__name__)
+
+
+def make_accelerator(cfg: RunConfig, run_dir: Path):
+    """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in RUN/logs."""
+    from accelerate import Accelerator
+
+    mp = cfg.train.mixed_precision
+    if mp == "auto":
+        mp = "bf16" if torch.cuda.is_available() else "no"
+    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.optim.grad_accum,
+                       log_with="tensorboard", project_dir=str(Path(run_dir) / "logs"))
+
+
+def build_optimizer(o: OptimConfig, encoder, predictor, masked=None) -> torch.optim.AdamW:
+    """One AdamW; groups encoder (online LoRA), predictor (+ masked) with their own lr and clip norm."""
+    groups = [
+        {"name": "encoder", "params": encoder.online_parameters(), "base_lr": o.lr_encoder, "clip": o.clip_encoder},
+        {"name": "predictor", "params": list(predictor.parameters()), "base_lr": o.lr_predictor,
+         "clip": o.clip_predictor},
+    ]
+    if masked is not None:
+        groups.append({"name": "masked", "params": list(masked.parameters()), "base_lr": o.lr_predictor,
+                       "clip": o.clip_predictor})
+    for g in groups:
+        g["lr"] = g["base_lr"]
+    return torch.optim.AdamW(groups, betas=tuple(o.betas), weight_decay=o.weight_decay, foreach=True)
+
+
+def flat_hparams(cfg: RunConfig) -> dict:
+    """The config as flat scalar hparams for TensorBoard (tuples become strings)."""
+    out = {}
+    for section, values in cfg.to_dict().items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                out[f"{section}.{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+        else:
+            out[section] = str(values)
+    return out
+
+
+def write_final(final_dir: Path, encoder, predictor) -> None:
+    """RUN/final/encoder/{online,target} + predictor.safetensors + predictor.json, each atomic."""
+    from safetensors.torch import save_file
+
+    encoder.save_adapters(final_dir / "encoder")
+    with atomic_path(final_dir / "predictor.safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in predictor.state_dict().items()}, str(tmp))
+    with atomic_path(final_dir / "predictor.json") as tmp:
+        tmp.write_text(json.dumps(dataclasses.asdict(predictor.config), indent=2))
+    log.info("final encoder adapters and predictor written to %s", final_dir)
+
+
+def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: bool = False, encoder=None,
+             accelerator=None) -> dict:
+    """Train the curriculum of ``cfg`` in ``run_dir``; returns the summary (also pretrain_summary.json).
+
+    ``phases``: only these phases, starting from the latest checkpoint. ``resume``: continue
+    from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
+    """
+    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.training.curriculum import load_curriculum
+    from clin_jepa.training.trainer import Trainer
+
+    run_dir = Path(run_dir)
+    t = cfg.train
+    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
+    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+    if encoder is None:
+        if not (run_dir / "sft").exists():
+            raise FileNotFoundError(f"{run_dir / 'sft'} not found: pretraining starts from the SFT encoder; "
+                                    f"run `clin-jepa sft --run {run_dir}` first")
+        from clin_jepa.training.sft import load_sft_encoder
+
+        encoder = load_sft_encoder(run_dir, cfg)
+    trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
+    if trainer.acc.is_main_process:
+        cfg.save(run_dir / "config.yaml")
+    if resume or phases:
+        if not trainer.resume():
+            log.info("no checkpoint in %s: starting from the beginning", trainer.ckpt_dir)
+    return trainer.run(only=phases)
