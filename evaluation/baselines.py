@@ -42,8 +42,13 @@ def fit_predict_flat(kind: str, x: np.ndarray, y: np.ndarray, train_idx, val_idx
                                    num_leaves=cfg.lgbm_leaves, min_child_samples=10, subsample=0.8,
                                    subsample_freq=1, colsample_bytree=0.8, random_state=seed,
                                    n_jobs=cfg.threads, verbose=-1, deterministic=True, force_row_wise=True)
-        model.fit(x[train_idx], y[train_idx], eval_set=[(x[val_idx], y[val_idx])],
-                  callbacks=[lgb.early_stopping(20, verbose=False)])
+        import inspect
+
+        stop = [lgb.early_stopping(20, verbose=False)]
+        if "eval_X" in inspect.signature(model.fit).parameters:  # lightgbm >= 4.7
+            model.fit(x[train_idx], y[train_idx], eval_X=(x[val_idx],), eval_y=(y[val_idx],), callbacks=stop)
+        else:
+            model.fit(x[train_idx], y[train_idx], eval_set=[(x[val_idx], y[val_idx])], callbacks=stop)
         return model.predict_proba(x[test_idx])[:, 1]
     raise ValueError(f"unknown flat baseline {kind!r}; use one of {FLAT}")
 
