@@ -197,13 +197,12 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     where the index points into ``rows`` (so each method gathers its own inputs).
     """
     from clin_jepa.utils import progress
-    from evaluation.metrics import bootstrap_metrics, event_recall_at_precision, paired_bootstrap_test
+    from evaluation.metrics import bootstrap_metrics, event_recall_at_precision
 
     rows = rows.with_row_index("ridx")
     out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
-    present = [t for t in BINARY_TASKS + EEP_TASKS]
     scores: dict = {}
-    for task in progress(present, desc="tasks", unit="task"):
+    for task in progress(BINARY_TASKS + EEP_TASKS, desc="tasks", unit="task"):
         tr = rows.filter(pl.col("task") == task)
         entry: dict = {"family": family_of(task), "dropped_rows": int((dropped or {}).get(task, 0)),
                        "n": {s: int((tr["split"] == s).sum()) for s in ("train", "val", "test")},
@@ -220,7 +219,10 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
         groups = tr["stay_id"].to_numpy()[tei]
         entry["methods"], entry["roc"], scores[task] = {}, {}, {}
         for name, fn in methods.items():
-            per_seed = [np.asarray(fn(ridx, y, tri, vai, tei, seed), dtype=np.float64) for seed in cfg.seeds]
+            per_seed = [fn(ridx, y, tri, vai, tei, seed) for seed in cfg.seeds]
+            if per_seed[0] is None:  # method not applicable to this task (e.g. rollout probe on EEP)
+                continue
+            per_seed = [np.asarray(p, dtype=np.float64) for p in per_seed]
             m = bootstrap_metrics(y[tei], per_seed[0], groups, cfg.bootstrap, seed=0,
                                   precision=cfg.recall_precision)
             aurocs = [bootstrap_metrics(y[tei], p, groups, 10)["auroc"]["value"] for p in per_seed[1:]]
@@ -248,12 +250,14 @@ def _families(out: dict, scores: dict, cfg) -> None:
         ok = [t for t in names if out["tasks"][t]["status"] == "ok"]
         means = {}
         for m in out["methods"]:
+            have = [out["tasks"][t]["methods"][m] for t in ok if m in out["tasks"][t]["methods"]]
             means[m] = {
-                "mean_auroc": float(np.mean([out["tasks"][t]["methods"][m]["auroc"]["value"] for t in ok])) if ok else None,
-                "mean_auprc": float(np.mean([out["tasks"][t]["methods"][m]["auprc"]["value"] for t in ok])) if ok else None,
-                "n_tasks": len(ok),
+                "mean_auroc": float(np.mean([h["auroc"]["value"] for h in have])) if have else None,
+                "mean_auprc": float(np.mean([h["auprc"]["value"] for h in have])) if have else None,
+                "n_tasks": len(have),
             }
-        best = max(baselines, key=lambda b: means[b]["mean_auroc"] or -1) if baselines and ok else None
+        ranked = [b for b in baselines if means[b]["mean_auroc"] is not None]
+        best = max(ranked, key=lambda b: means[b]["mean_auroc"]) if ranked else None
         out["families"][fam] = {"means": means, "best_baseline": best, "n_tasks_ok": len(ok),
                                 "n_tasks": len(names)}
         if best is None:
@@ -262,4 +266,4 @@ def _families(out: dict, scores: dict, cfg) -> None:
             e = out["tasks"][t]
             e["vs_best_baseline"] = {
                 m: paired_bootstrap_test(e["_y"], scores[t][m], scores[t][best], e["_groups"], cfg.bootstrap)
-                | {"baseline": best} for m in model_methods}
+                | {"baseline": best} for m in model_methods if m in scores[t]}

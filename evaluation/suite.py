@@ -1,0 +1,154 @@
+"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,tasks}.json.
+
+Inputs: the run's data directory (hourly/static/labels/events/cohort/splits parquet), its
+corpus (clin_jepa.data.windows), RUN/embeddings (``clin-jepa embed``) and the final
+predictor. Each JSON is written atomically and holds aggregates only (no stay ids).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clin_jepa.utils import get_logger, seed_everything, write_json
+from evaluation import baselines, displacement, drift, embeddings, probes, tasks
+
+log = get_logger(__name__)
+
+EVALUATIONS = ("drift", "displacement", "tasks")
+
+
+def _standardised_hourly(data_dir: Path, corpus) -> np.ndarray:
+    """(N, T, F) hourly features of the corpus stays, standardised with train statistics (NaN kept)."""
+    hourly = tasks.read_table(data_dir, "hourly.parquet", ("stay_id", "hour", *tasks.HOURLY_FEATURES))
+    x = tasks.hourly_array(hourly, corpus.stay_ids, corpus.window_hours)
+    mean, sd = tasks.fit_standardizer(x, corpus.split == "train")
+    return (x - mean) / sd
+
+
+def run_drift(corpus, latents, predictor, cfg) -> dict:
+    test = corpus.subset("test")
+    if len(test) == 0:
+        raise ValueError("the test split is empty; check data.split_fractions and rerun `clin-jepa extract`")
+    out = drift.rollout_drift(latents, test.demo_ids, test.state_ids, test.action_ids, test.lengths, predictor,
+                              cfg.eval.contexts, cfg.eval.horizon)
+    out["split"] = "test"
+    return out
+
+
+def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> dict:
+    e = cfg.eval
+    idx = np.flatnonzero(corpus.split == "test")
+    events = tasks.read_table(data_dir, "events.parquet", ("stay_id", "event", "onset_hour"))
+    hourly = tasks.read_table(data_dir, "hourly.parquet", ("stay_id", "hour", "sofa"))
+    cohort = tasks.read_table(data_dir, "cohort.parquet", ("stay_id", "los_hours"))
+    groups = displacement.cohorts(corpus.stay_ids[idx], events, hourly.select("stay_id", "hour", "sofa"), cohort,
+                                  e.displacement_window)
+    ids = np.where(corpus.state_ids[idx] >= 0, corpus.state_ids[idx], 0)  # padding never reaches the window end
+    spaces = {
+        "latent": latents[ids].astype(np.float64),  # (N, T, D) state latent of each hour
+        "raw": np.nan_to_num(tasks.forward_fill(xs[idx]), nan=0.0),  # (N, T, F) standardised, forward filled
+    }
+    out = displacement.evaluate_displacement(spaces, corpus.lengths[idx], groups, e.displacement_window,
+                                             e.displacement_min_hours, e.bootstrap, seed=e.seeds[0])
+    out["split"] = "test"
+    return out
+
+
+def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg) -> dict:
+    e = cfg.eval
+    labels = tasks.read_table(data_dir, "labels.parquet", ("stay_id", "task", "hour", "label"))
+    static = tasks.read_table(data_dir, "static.parquet", ("stay_id", "age", "sex", "weight_kg"))
+    rows, dropped = tasks.task_rows(labels, corpus.stay_ids, corpus.lengths, corpus.split, e.max_eep_hours)
+    if rows.height == 0:
+        raise ValueError("labels.parquet has no row for the corpus stays; rerun `clin-jepa extract`")
+    stay_row, last_hour = rows["row"].to_numpy(), rows["last_hour"].to_numpy()
+    is_eep = rows["task"].str.starts_with("eep_").to_numpy()
+    st = tasks.static_features(static, corpus.stay_ids, corpus.split == "train")
+    summaries = tasks.summary_features(xs, stay_row, last_hour, st)  # (R, 5F+3)
+    seq = tasks.sequence_inputs(xs)  # (N, T, 2F)
+    feats = probes.state_features(latents, corpus.demo_ids, corpus.state_ids, corpus.action_ids, corpus.lengths,
+                                  predictor)
+    x_probe = probes.probe_inputs(feats, stay_row, last_hour)  # (R, 4D)
+    x_roll = None
+    if predictor is not None:
+        use = ~is_eep | e.probe_rollout_eep
+        x_roll = np.zeros_like(x_probe)
+        x_roll[use] = probes.rollout_inputs(feats, predictor, stay_row[use], last_hour[use], e.probe_rollout_hours)
+
+    def flat(kind):
+        return lambda r, y, tr, va, te, seed: baselines.fit_predict_flat(kind, summaries[r], y, tr, va, te, e, seed)
+
+    def sequence(kind):
+        return lambda r, y, tr, va, te, seed: baselines.fit_predict_sequence(
+            kind, seq, stay_row[r], last_hour[r], y, tr, va, te, e, seed)
+
+    def probe(x, eep_ok=True):
+        def fn(r, y, tr, va, te, seed):
+            if not eep_ok and is_eep[r[0]]:
+                return None
+            return probes.fit_predict_mlp(x[r], y, tr, va, te, e, seed)
+        return fn
+
+    methods = {"probe": probe(x_probe)}
+    if x_roll is not None:
+        methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
+    for b in e.baselines:
+        methods[b] = flat(b) if b in baselines.FLAT else sequence(b)
+    out = tasks.evaluate_tasks(rows, methods, e, dropped)
+    out["representation"] = {"probe": "[d, s_k, mean(s_0..s_k), f_k]" if predictor is not None
+                             else "[d, s_k, mean(s_0..s_k)]",
+                             "probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
+    return out
+
+
+def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS) -> dict[str, Path]:
+    """Compute the evaluations in ``only``; returns name -> written JSON path."""
+    from clin_jepa.data.windows import load_corpus
+
+    bad = sorted(set(only) - set(EVALUATIONS))
+    if bad:
+        raise ValueError(f"unknown evaluations {bad}; choose from {', '.join(EVALUATIONS)}")
+    run_dir, data_dir = Path(run_dir), cfg.data_path
+    torch.set_num_threads(max(1, cfg.eval.threads))
+    seed_everything(cfg.eval.seeds[0])
+    corpus = load_corpus(data_dir, cfg.data.window_hours)
+    latents = embeddings.load(run_dir, corpus.texts)
+    predictor = embeddings.load_final_predictor(run_dir)
+    if predictor.latent_dim != latents.shape[1]:
+        raise ValueError(f"predictor latent_dim {predictor.latent_dim} != embedding dim {latents.shape[1]}; "
+                         f"rerun `clin-jepa embed --run {run_dir} --force`")
+    xs = _standardised_hourly(data_dir, corpus) if {"displacement", "tasks"} & set(only) else None
+    written = {}
+    for name in only:
+        t0 = time.perf_counter()
+        if name == "drift":
+            res = run_drift(corpus, latents, predictor, cfg)
+        elif name == "displacement":
+            res = run_displacement(corpus, latents, xs, data_dir, cfg)
+        else:
+            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg)
+        res["seconds"] = round(time.perf_counter() - t0, 2)
+        written[name] = run_dir / "eval" / f"{name}.json"
+        write_json(written[name], res)
+        log.info("%s evaluation done in %.1f s -> %s", name, res["seconds"], written[name])
+    return written
+
+
+def read_eval(run_dir, name: str) -> dict:
+    """RUN/eval/<name>.json, or a FileNotFoundError naming the command that writes it."""
+    import json
+
+    p = Path(run_dir) / "eval" / f"{name}.json"
+    if not p.exists():
+        raise FileNotFoundError(f"{p} not found: run `clin-jepa evaluate --run {run_dir}` first")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON ({e}); rerun `clin-jepa evaluate --run {run_dir}`") from None
+
+
+__all__ = ["EVALUATIONS", "evaluate_run", "read_eval"]

@@ -1,0 +1,36 @@
+"""`clin-jepa embed --run RUN`: encode every distinct text of the run's corpus once with the
+final online encoder -> RUN/embeddings/{texts.parquet, latents.npy, fingerprint.json}.
+
+Skipped when the stored fingerprint matches the final weights and texts (``--force`` redoes it).
+Needs RUN/final/encoder (``clin-jepa pretrain``) and RUN/sft (``clin-jepa sft``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines._common import add_config_arguments, main_for, resolve_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, run_required=True)
+    parser.add_argument("--force", action="store_true", help="recompute even if the fingerprint is current")
+
+
+def run(args: argparse.Namespace) -> int:
+    from evaluation.embeddings import compute
+
+    run_dir = Path(args.run)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir}/config.yaml not found: {run_dir} is not a run directory "
+                                f"(create it with `clin-jepa sft --run {run_dir}` and `clin-jepa pretrain`)")
+    cfg = resolve_config(args)
+    cfg.run_dir = str(run_dir)
+    cfg.save(run_dir / "config.yaml")
+    compute(run_dir, cfg, force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_for(add_arguments, run))

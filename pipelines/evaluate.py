@@ -1,0 +1,36 @@
+"""`clin-jepa evaluate --run RUN`: rollout drift, cohort displacement and multi-task risk
+prediction (probes + baselines) -> RUN/eval/{drift,displacement,tasks}.json.
+
+Needs RUN/embeddings (``clin-jepa embed``) and RUN/final/predictor.* (``clin-jepa pretrain``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipelines._common import add_config_arguments, main_for, resolve_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, run_required=True)
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="subset of: drift displacement tasks (default: all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from evaluation.suite import EVALUATIONS, evaluate_run
+
+    run_dir = Path(args.run)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir}/config.yaml not found: {run_dir} is not a run directory "
+                                f"(train one with `clin-jepa pretrain --run {run_dir}`)")
+    cfg = resolve_config(args)
+    cfg.run_dir = str(run_dir)
+    cfg.save(run_dir / "config.yaml")
+    evaluate_run(run_dir, cfg, tuple(args.only or EVALUATIONS))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_for(add_arguments, run))
