@@ -1,0 +1,251 @@
+"""Events and the 15 prediction tasks (sql/labels/) on hand-built stays and on the
+synthetic extraction.
+
+Hand-built stays (tests/minimimic.py) run through the real runner; every label rule of
+docs/labels.md is checked against hand-derived hours. Intimes are midnight, times are
+hours since ICU intime.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from clin_jepa.config import DataConfig
+from clin_jepa.data.extract import build_database
+from minimimic import MiniMimic
+
+CREATININE, LACTATE, PO2 = 50912, 50813, 50821  # labevents
+MAP, FIO2 = 220052, 223835  # chartevents
+NOREPI = 221906  # inputevents
+INVASIVE_VENT, CRRT = 225792, 225802  # procedureevents
+
+BINARY_TASKS = ("mort_hosp", "mort_icu", "mort_7d", "mort_14d", "mort_30d", "mort_90d", "los_7d", "sepsis")
+EEP_TASKS = {"eep_circ_failure": "circ_failure", "eep_resp_failure": "resp_failure", "eep_aki": "aki2",
+             "eep_vaso_start": "vasopressor", "eep_vent_start": "ventilation", "eep_rrt_start": "rrt",
+             "eep_death_24h": "death"}
+EVENTS = {"death", "vasopressor", "ventilation", "rrt", "aki2", "circ_failure", "resp_failure", "sepsis"}
+CFG = DataConfig(duckdb_memory_limit="1GB", duckdb_threads=1)
+
+
+def _stays() -> MiniMimic:
+    mm = MiniMimic()
+    mm.add_stay(401, los_hours=30.5, death_hour=30)  # ICU death at hour 30
+    mm.add_stay(402, los_hours=48)  # AKI: creatinine doubles at hour 20
+    mm.lab(402, 2.5, CREATININE, 1.0)
+    mm.lab(402, 20.5, CREATININE, 2.2)
+    mm.add_stay(403, los_hours=48)  # pressor from hour 10, ventilation from hour 30
+    mm.vasopressor(403, 10.0, 14.0, NOREPI, 0.1)
+    mm.procedure(403, 30.0, 40.0, INVASIVE_VENT)
+    mm.add_stay(404, los_hours=12)  # too short for per-stay tasks
+    mm.add_stay(405, los_hours=48, dod_hour=10 * 24)  # dies at home on day 10
+    mm.add_stay(406, los_hours=48, dod_hour=60 * 24)  # dies on day 60
+    mm.add_stay(407, los_hours=40, death_hour=43)  # dies 3 h after ICU discharge: ICU death
+    mm.add_stay(408, los_hours=30, death_hour=100)  # dies on the ward 70 h after the ICU
+    mm.add_stay(409, los_hours=200)  # > 7 days, grid capped at 168 h
+    mm.add_stay(410, los_hours=30)  # lactate 3 at 14, MAP 60 at 16 -> circulatory failure 16
+    mm.lab(410, 14.5, LACTATE, 3.0)
+    mm.chart(410, 16.5, MAP, 60)
+    mm.add_stay(411, los_hours=30)  # lactate 10 h older than the low MAP -> none
+    mm.lab(411, 5.5, LACTATE, 3.0)
+    mm.chart(411, 15.5, MAP, 60)
+    mm.add_stay(412, los_hours=30)  # P/F 125 / 0.5 = 250 at hour 8 -> respiratory failure
+    mm.chart(412, 7.5, FIO2, 50)
+    mm.lab(412, 8.5, PO2, 125)
+    mm.add_stay(413, los_hours=30)  # RRT from hour 12
+    mm.procedure(413, 12.0, 20.0, CRRT)
+    mm.add_stay(414, los_hours=30, dod_hour=29)  # date of death only, during the ICU stay
+    mm.add_stay(415, los_hours=30)  # already on a pressor at ICU admission
+    mm.vasopressor(415, 0.0, 6.0, NOREPI, 0.1)
+    return mm
+
+
+@pytest.fixture(scope="module")
+def mimic(tmp_path_factory):
+    return _stays().write(tmp_path_factory.mktemp("minimimic") / "mimic")
+
+
+@pytest.fixture(scope="module")
+def con(mimic):
+    c = build_database(mimic, CFG)
+    yield c
+    c.close()
+
+
+def _events(con) -> dict[tuple[int, str], int]:
+    return {(s, e): h for s, e, h in con.execute("SELECT stay_id, event, onset_hour FROM events").fetchall()}
+
+
+def _eep(con, stay: int, task: str) -> tuple[list[int], list[int]]:
+    """(hours with a row, hours labelled 1) of one stay and task."""
+    rows = con.execute("SELECT hour, label FROM labels WHERE stay_id = ? AND task = ? ORDER BY hour",
+                       [stay, task]).fetchall()
+    return [h for h, _ in rows], [h for h, y in rows if y == 1]
+
+
+def _per_stay(con, stay: int) -> dict[str, int]:
+    return dict(con.execute("SELECT task, label FROM labels WHERE stay_id = ? AND task NOT LIKE 'eep_%'",
+                            [stay]).fetchall())
+
+
+# --------------------------------------------------------------------------- #
+# events
+# --------------------------------------------------------------------------- #
+
+
+def test_event_onsets(con):
+    ev = _events(con)
+    assert ev[(401, "death")] == 30
+    assert ev[(402, "aki2")] == 20
+    assert ev[(403, "vasopressor")] == 10
+    assert ev[(403, "ventilation")] == 30 and ev[(403, "resp_failure")] == 30
+    assert ev[(407, "death")] == 40  # death after outtime: onset at ICU discharge
+    assert (408, "death") not in ev  # ward death days after the ICU is not an ICU death
+    assert ev[(410, "circ_failure")] == 16
+    assert (411, "circ_failure") not in ev
+    assert ev[(412, "resp_failure")] == 8
+    assert ev[(413, "rrt")] == 12 and ev[(413, "aki2")] == 12  # RRT = KDIGO 3
+    assert ev[(414, "death")] == 30  # dod only: onset at ICU outtime
+    assert ev[(415, "vasopressor")] == 0
+    assert {e for _, e in ev} <= EVENTS
+    assert not any(s in (404, 405, 406, 409) for s, _ in ev)  # nothing happened to them
+
+
+def test_kdigo_stage_from_onset_hour(con):
+    stage = [r[0] for r in con.execute(
+        "SELECT kdigo_stage FROM hourly WHERE stay_id = 402 ORDER BY hour").fetchall()]
+    assert set(stage[:20]) == {0} and set(stage[20:]) == {2}
+
+
+# --------------------------------------------------------------------------- #
+# early-event tasks
+# --------------------------------------------------------------------------- #
+
+
+def test_eep_death_24h(con):
+    hours, pos = _eep(con, 401, "eep_death_24h")
+    assert hours == list(range(30)) and pos == list(range(6, 30))  # death at 30: (h, h+24]
+    hours, pos = _eep(con, 407, "eep_death_24h")
+    assert hours == list(range(40)) and pos == list(range(16, 40))
+    hours, pos = _eep(con, 408, "eep_death_24h")
+    assert hours == list(range(30)) and pos == []  # no ICU death
+
+
+def test_eep_aki_12h_before_onset_only(con):
+    hours, pos = _eep(con, 402, "eep_aki")
+    assert hours == list(range(20)) and pos == list(range(8, 20))
+
+
+def test_eep_start_tasks(con):
+    hours, pos = _eep(con, 403, "eep_vaso_start")
+    assert hours == list(range(10)) and pos == list(range(10))  # onset 10 <= h + 12 for all h
+    hours, pos = _eep(con, 403, "eep_vent_start")
+    assert hours == list(range(30)) and pos == list(range(18, 30))
+    hours, pos = _eep(con, 413, "eep_rrt_start")
+    assert hours == list(range(12)) and pos == list(range(12))
+    assert _eep(con, 415, "eep_vaso_start") == ([], [])  # on a pressor from hour 0: never stable
+    hours, pos = _eep(con, 415, "eep_vent_start")
+    assert hours == list(range(30)) and pos == []
+
+
+def test_eep_rows_cover_the_grid_when_nothing_happens(con):
+    for task in EEP_TASKS:
+        hours, pos = _eep(con, 404, task)
+        assert hours == list(range(12)) and pos == [], task
+    hours, _ = _eep(con, 409, "eep_death_24h")
+    assert hours == list(range(168))  # data.max_stay_hours cap
+
+
+def test_eep_invariants_over_all_stays(con):
+    horizon = {t: (24 if t == "eep_death_24h" else CFG.eep_horizon) for t in EEP_TASKS}
+    labels = con.execute("SELECT stay_id, task, hour, label FROM labels WHERE task LIKE 'eep_%'").fetchall()
+    ev = _events(con)
+    grid = {(s, h) for s, h in con.execute("SELECT stay_id, hour FROM grid").fetchall()}
+    assert {t for _, t, _, _ in labels} == set(EEP_TASKS)
+    for stay, task, hour, label in labels:
+        onset = ev.get((stay, EEP_TASKS[task]))
+        assert (stay, hour) in grid
+        assert onset is None or hour < onset, (stay, task, hour, onset)  # no rows at/after onset
+        assert label == int(onset is not None and onset <= hour + horizon[task]), (stay, task, hour)
+    n = con.execute("SELECT count(*), count(DISTINCT (stay_id, task, hour)) FROM labels").fetchone()
+    assert n[0] == n[1]  # no duplicate rows
+
+
+# --------------------------------------------------------------------------- #
+# per-stay tasks
+# --------------------------------------------------------------------------- #
+
+
+def test_per_stay_rows_only_for_stays_in_icu_at_24h(con):
+    rows = con.execute("SELECT DISTINCT stay_id, hour FROM labels WHERE task NOT LIKE 'eep_%'").fetchall()
+    los = dict(con.execute("SELECT stay_id, los_hours FROM cohort").fetchall())
+    assert {s for s, _ in rows} == {s for s, l in los.items() if l >= 24}
+    assert {h for _, h in rows} == {24}
+    assert _per_stay(con, 404) == {}
+    for s in {s for s, _ in rows}:
+        assert set(_per_stay(con, s)) == set(BINARY_TASKS)
+
+
+def test_mortality_windows(con):
+    dead = dict(mort_hosp=1, mort_icu=1, mort_7d=1, mort_14d=1, mort_30d=1, mort_90d=1, los_7d=0, sepsis=0)
+    assert _per_stay(con, 401) == dead
+    assert _per_stay(con, 407) == dead  # 3 h after ICU discharge
+    assert _per_stay(con, 408) == dead | {"mort_icu": 0}  # ward death on day 4
+    assert _per_stay(con, 405) == dict(dead, mort_hosp=0, mort_icu=0, mort_7d=0)  # dod day 10
+    assert _per_stay(con, 406) == dict(dead, mort_hosp=0, mort_icu=0, mort_7d=0, mort_14d=0, mort_30d=0)
+    assert _per_stay(con, 414) == dict(dead, mort_hosp=0)  # dod only, in the ICU
+    alive = {t: 0 for t in BINARY_TASKS}
+    assert _per_stay(con, 403) == alive
+    assert _per_stay(con, 409) == alive | {"los_7d": 1}
+
+
+def test_labels_schema_and_determinism(con, mimic):
+    cols = con.execute("DESCRIBE labels").fetchall()
+    assert [(c[0], c[1]) for c in cols] == [("stay_id", "BIGINT"), ("task", "VARCHAR"),
+                                            ("hour", "INTEGER"), ("label", "TINYINT")]
+    assert [c[0] for c in con.execute("DESCRIBE events").fetchall()] == ["stay_id", "event", "onset_hour"]
+    first = con.execute("SELECT * FROM labels ORDER BY ALL").fetchall()
+    again = build_database(mimic, CFG)
+    try:
+        assert again.execute("SELECT * FROM labels ORDER BY ALL").fetchall() == first
+    finally:
+        again.close()
+
+
+# --------------------------------------------------------------------------- #
+# synthetic extraction (exported parquet files)
+# --------------------------------------------------------------------------- #
+
+
+def test_exported_files_follow_the_contract(extracted_data_dir):
+    labels = pl.read_parquet(extracted_data_dir / "labels.parquet")
+    assert labels.columns == ["stay_id", "task", "hour", "label"]
+    assert labels.schema["label"] == pl.Int8
+    assert set(labels["task"].unique()) == set(BINARY_TASKS) | set(EEP_TASKS)
+    assert set(labels["label"].unique()) <= {0, 1}
+    events = pl.read_parquet(extracted_data_dir / "events.parquet")
+    assert events.columns == ["stay_id", "event", "onset_hour"]
+    assert set(events["event"].unique()) <= EVENTS
+    assert events.select("stay_id", "event").is_unique().all()
+    hourly = pl.read_parquet(extracted_data_dir / "hourly.parquet")
+    assert hourly.columns[-2:] == ["sofa", "kdigo_stage"]
+    assert hourly["sofa"].null_count() == 0 and hourly["kdigo_stage"].null_count() == 0
+    assert hourly["sofa"].min() >= 0 and hourly["sofa"].max() <= 24
+    assert set(hourly["kdigo_stage"].unique()) <= {0, 1, 2, 3}
+
+
+def test_synthetic_prevalences_and_deteriorating_mortality(extracted_data_dir):
+    from evaluation.displacement import DETERIORATING, STABLE, cohorts
+
+    labels = pl.read_parquet(extracted_data_dir / "labels.parquet")
+    prev = dict(labels.group_by("task").agg(pl.col("label").cast(pl.Float64).mean()).iter_rows())
+    degenerate = sorted(t for t, p in prev.items() if not 0.0 < p < 1.0)
+    assert len(degenerate) <= 3, f"tasks with prevalence 0 or 1 on synthetic data: {degenerate}"
+    events = pl.read_parquet(extracted_data_dir / "events.parquet")
+    hourly = pl.read_parquet(extracted_data_dir / "hourly.parquet")
+    cohort = pl.read_parquet(extracted_data_dir / "cohort.parquet")
+    mort = labels.filter(pl.col("task") == "mort_hosp")
+    groups = cohorts(mort["stay_id"].to_numpy(), events, hourly, cohort, window=24)
+    y = mort["label"].to_numpy().astype(float)
+    assert (groups == DETERIORATING).sum() >= 5 and (groups == STABLE).sum() >= 5
+    assert y[groups == DETERIORATING].mean() > y[groups == STABLE].mean()
