@@ -27,7 +27,15 @@ from clin_jepa.utils import CONFIG_DIR, atomic_path
 class SynthConfig:
     stays: int = 600  # number of synthetic ICU stays
     seed: int = 0
-    patients_ratio: float = 0.85  # patients per stay (some patients have several stays)
+    patients_ratio: float = 0.85  # patients per stay (some patients have several stays), in [0.5, 1]
+
+    def validate(self) -> None:
+        if self.stays < 1:
+            raise ValueError(f"synth.stays={self.stays}: the synthetic MIMIC-IV needs at least 1 ICU stay, "
+                             "e.g. --stays 600")
+        if not 0.5 <= self.patients_ratio <= 1.0:
+            raise ValueError(f"synth.patients_ratio={self.patients_ratio}: use a number in [0.5, 1] "
+                             "(patients per stay; 0.85 gives some readmissions)")
 
 
 @dataclass

@@ -1,0 +1,232 @@
+"""Simulated treatments -> MIMIC-IV v2.2 order rows: inputevents (vasopressor drips with
+MIMIC's unit habits, fluid boluses, maintenance fluids), procedureevents (invasive
+ventilation, CRRT), prescriptions (antibiotic courses among other drugs) and
+microbiologyevents (blood / urine cultures on suspected infection)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from clin_jepa.data.synth_events import (ABX_REGIMEN_P, ABX_REGIMENS, CEFAZOLIN, OTHER_DRUG_P,
+                                         OTHER_DRUGS, VASO, _ceil60, event_times, frame, hour_runs,
+                                         in_hour)
+from clin_jepa.data.synth_world import FIRST_LINE, World
+
+
+def _s(values, n=None) -> pl.Series:
+    """A String series (constant when ``n`` is given)."""
+    return pl.Series([values] * n if n is not None else list(values), dtype=pl.String)
+
+
+# --------------------------------------------------------------------------- #
+# inputevents
+# --------------------------------------------------------------------------- #
+
+
+def _drips(w: World, rng):
+    """Hourly vasopressor rows: (si, h, itemid, canonical rate, status)."""
+    n = w.n
+    first = np.array([VASO[d].itemid for d in FIRST_LINE])[w.stay["first_line"]]  # (N,)
+    nee = np.array([VASO[d].nee_factor for d in FIRST_LINE])[w.stay["first_line"]]
+    drugs = ((w.hourly["ne1"] / nee[:, None], first),  # first-line drug in its own unit
+             (w.hourly["vaso"], np.full(n, VASO["vasopressin"].itemid)),
+             (w.hourly["epi"], np.full(n, VASO["epinephrine"].itemid)))
+    out = []
+    for rate, itemid in drugs:
+        on = rate > 0
+        nxt = np.concatenate([on[:, 1:], np.zeros((n, 1), bool)], axis=1)  # (N, H)
+        si, h = np.nonzero(on)
+        out.append((si, h, itemid[si], rate[si, h].astype(np.float64),
+                    np.where(nxt[si, h], "ChangeDose/Rate", "FinishedRunning")))
+    return [np.concatenate(x) for x in zip(*out)]
+
+
+def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
+    n = w.n
+    weight = w.stay["weight"]
+    si, h, itemid, rate, status = _drips(w, rng)
+    start = event_times(si, h.astype(float), intime, los_s)
+    end = event_times(si, h + 1.0, intime, los_s)
+    keep = end > start
+    si, h, itemid, rate, status, start, end = (a[keep] for a in (si, h, itemid, rate, status, start, end))
+    minutes = (end - start) / 60.0
+    vaso = itemid == VASO["vasopressin"].itemid
+    amount = np.where(vaso, rate * minutes / 60.0, rate * weight[si] * minutes / 1000.0)  # units | mg
+    # MIMIC unit habits: the extraction must convert these back to canonical units
+    ne_mg, vaso_min, phe_mcg = (rng.random(n) < p for p in (0.03, 0.2, 0.3))
+    unit = np.where(vaso, "units/hour", "mcg/kg/min").astype(object)
+    m = (itemid == VASO["norepinephrine"].itemid) & ne_mg[si]
+    rate, unit = np.where(m, rate / 1000.0, rate), np.where(m, "mg/kg/min", unit)
+    m = vaso & vaso_min[si]
+    rate, unit = np.where(m, rate / 60.0, rate), np.where(m, "units/min", unit)
+    m = (itemid == VASO["phenylephrine"].itemid) & phe_mcg[si]
+    rate, unit = np.where(m, rate * weight[si], rate), np.where(m, "mcg/min", unit)
+    link = (si * 10 + np.searchsorted(np.sort([v.itemid for v in VASO.values()]), itemid)) + 7_000_000
+    drips = dict(si=si, start=start, end=end, itemid=itemid, amount=amount,
+                 amountuom=np.where(vaso, "units", "mg"), rate=rate, rateuom=unit, link=link,
+                 cat="01-Drips", cat2="02-Fluids (Crystalloids)", desc="Continuous Med",
+                 total=np.full(len(si), 250.0), status=status)
+
+    # fluid boluses: 500 / 1000 mL NaCl 0.9 % or LR over 15-60 minutes
+    bsi, bh = np.nonzero(w.hourly["bolus_ml"] > 0)
+    bstart = event_times(bsi, in_hour(rng, bsi, bh, los_s), intime, los_s)
+    bend = np.minimum(bstart + 60 * rng.integers(15, 61, len(bsi)), (intime + los_s)[bsi])
+    bml = w.hourly["bolus_ml"][bsi, bh].astype(np.float64)
+    boluses = dict(si=bsi, start=bstart, end=bend, itemid=np.where(rng.random(len(bsi)) < 0.7, 225158, 225828),
+                   amount=bml, amountuom=np.full(len(bsi), "ml"), rate=np.full(len(bsi), np.nan),
+                   rateuom=np.full(len(bsi), None), link=8_000_000 + np.arange(len(bsi)),
+                   cat="03-IV Fluid Bolus", cat2=None, desc="Bolus", total=bml,
+                   status=np.full(len(bsi), "FinishedRunning"))
+
+    # maintenance NaCl 0.9 % at 75-125 mL/hour in 8-hour bags over the first 48 h (not boluses)
+    maint = rng.random(n) < 0.4
+    hours = np.arange(w.hours)[None, :]
+    msi, mh = np.nonzero(w.hourly["active"] & maint[:, None] & (hours % 8 == 0) & (hours < 48))
+    mstart = event_times(msi, mh.astype(float), intime, los_s)
+    mend = event_times(msi, mh + 8.0, intime, los_s)
+    k = mend > mstart
+    msi, mstart, mend = msi[k], mstart[k], mend[k]
+    mrate = np.array([75.0, 100.0, 125.0])[rng.integers(0, 3, n)][msi]
+    maintenance = dict(si=msi, start=mstart, end=mend, itemid=np.full(len(msi), 225158),
+                       amount=mrate * (mend - mstart) / 3600.0, amountuom=np.full(len(msi), "ml"), rate=mrate,
+                       rateuom=np.full(len(msi), "mL/hour"), link=9_000_000 + msi, cat="02-Fluids (Crystalloids)",
+                       cat2="Additive (Crystalloid)", desc="Continuous IV", total=np.full(len(msi), 1000.0),
+                       status=np.full(len(msi), "FinishedRunning"))
+
+    parts = (drips, boluses, maintenance)
+    cat = {k: np.concatenate([np.asarray(p[k]) if not isinstance(p[k], (str, type(None)))
+                              else np.full(len(p["si"]), p[k], dtype=object) for p in parts])
+           for k in drips}
+    order = np.lexsort((cat["itemid"], cat["start"], cat["si"]))
+    c = {k: v[order] for k, v in cat.items()}
+    m = len(order)
+    amount = np.round(c["amount"].astype(np.float64), 6)
+    rate = pl.Series(np.round(c["rate"].astype(np.float64), 6)).fill_nan(None)
+    return frame("inputevents", dict(
+        caregiver_id=rng.integers(10000, 99999, m), starttime=("ts", c["start"]), endtime=("ts", c["end"]),
+        storetime=("ts", c["start"] + 60 * rng.integers(0, 20, m)), itemid=c["itemid"].astype(np.int64),
+        amount=amount, amountuom=_s(c["amountuom"]), rate=rate, rateuom=_s(c["rateuom"]),
+        orderid=rng.integers(1_000_000, 9_999_999, m), linkorderid=c["link"].astype(np.int64),
+        ordercategoryname=_s(c["cat"]), secondaryordercategoryname=_s(c["cat2"]),
+        ordercomponenttypedescription=_s("Main order parameter", m), ordercategorydescription=_s(c["desc"]),
+        patientweight=weight[c["si"]].astype(np.float64), totalamount=c["total"].astype(np.float64),
+        totalamountuom=_s("ml", m), isopenbag=np.zeros(m, np.int64), continueinnextdept=np.zeros(m, np.int64),
+        statusdescription=_s(c["status"]), originalamount=amount, originalrate=rate), ids, c["si"])
+
+
+# --------------------------------------------------------------------------- #
+# procedureevents
+# --------------------------------------------------------------------------- #
+
+
+def procedureevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
+    """One interval per run of invasive ventilation (225792) or CRRT (225802) hours."""
+    parts = []
+    for key, itemid, cat in (("vent", 225792, "Ventilation"), ("rrt", 225802, "Dialysis")):
+        si, a, b = hour_runs(w.hourly[key])
+        start = event_times(si, a + np.where(a == 0, 0.05, 0.5) * rng.random(len(si)), intime, los_s)
+        end = event_times(si, b - 0.5 * rng.random(len(si)), intime, los_s)
+        end = np.maximum(end, start + 60)
+        parts.append((si, start, end, np.full(len(si), itemid), np.full(len(si), cat, dtype=object)))
+    si, start, end, itemid, cat = (np.concatenate(x) for x in zip(*parts))
+    order = np.lexsort((itemid, start, si))
+    si, start, end, itemid, cat = si[order], start[order], end[order], itemid[order], cat[order]
+    m = len(si)
+    minutes = ((end - start) / 60.0).astype(np.float64)
+    orderid = rng.integers(100_000, 999_999, m)
+    return frame("procedureevents", dict(
+        caregiver_id=rng.integers(10000, 99999, m), starttime=("ts", start), endtime=("ts", end),
+        storetime=("ts", end + 60 * rng.integers(0, 30, m)), itemid=itemid.astype(np.int64), value=minutes,
+        valueuom=_s("min", m), orderid=orderid, linkorderid=orderid, ordercategoryname=_s(cat),
+        ordercategorydescription=_s("ContinuousProcess", m), patientweight=w.stay["weight"][si].astype(np.float64),
+        isopenbag=np.ones(m, np.int64), continueinnextdept=np.zeros(m, np.int64),
+        statusdescription=_s("FinishedRunning", m), ORIGINALAMOUNT=minutes, ORIGINALRATE=np.ones(m, np.int64)),
+        ids, si)
+
+
+# --------------------------------------------------------------------------- #
+# prescriptions and microbiology (hosp)
+# --------------------------------------------------------------------------- #
+
+
+def _drug_rows(si, start, stop, drug):
+    name, code, strength, dose, unit, form, per_day, route = drug
+    m = len(si)
+    return dict(si=si, start=start, stop=stop, drug=_s(name, m), formulary_drug_cd=_s(code, m),
+                prod_strength=_s(strength, m), dose_val_rx=_s(dose, m), dose_unit_rx=_s(unit, m),
+                form_val_disp=_s("1", m), form_unit_disp=_s(form, m),
+                doses_per_24_hrs=np.full(m, float(per_day)), route=_s(route, m))
+
+
+def prescriptions(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
+    """Antibiotic courses (runs of antibiotic hours) plus 2 other drugs per stay."""
+    si, a, b = hour_runs(w.hourly["abx"])
+    start = event_times(si, a + 0.5 * rng.random(len(si)), intime, los_s)
+    ends_stay = b >= np.ceil(los_s[si] / 3600.0)
+    stop = np.where(ends_stay, intime[si] + los_s[si] + 3600 * rng.uniform(0, 72, len(si)),
+                    intime[si] + b * 3600.0)
+    stop = np.maximum(_ceil60(stop).astype(np.int64), start + 3600)
+    proph = w.stay["prophylaxis"][si] & (a == 0)
+    regimen = rng.choice(len(ABX_REGIMENS), len(si), p=ABX_REGIMEN_P)
+    parts = [_drug_rows(si[proph], start[proph], stop[proph], CEFAZOLIN)]
+    for j, drugs in enumerate(ABX_REGIMENS):
+        k = ~proph & (regimen == j)
+        parts += [_drug_rows(si[k], start[k], stop[k], d) for d in drugs]
+    for _ in range(2):
+        osi = np.arange(w.n)
+        drug = rng.choice(len(OTHER_DRUGS), w.n, p=OTHER_DRUG_P)
+        ostart = event_times(osi, rng.uniform(0, 6, w.n), intime, los_s)
+        ostop = ostart + 3600 * rng.integers(24, 120, w.n)
+        parts += [_drug_rows(osi[drug == j], ostart[drug == j], ostop[drug == j], d)
+                  for j, d in enumerate(OTHER_DRUGS)]
+    cols = {k: (pl.concat([p[k] for p in parts]) if isinstance(parts[0][k], pl.Series)
+                else np.concatenate([p[k] for p in parts])) for k in parts[0]}
+    order = np.lexsort((cols["start"], cols["si"]))
+    cols = {k: (v[order] if isinstance(v, np.ndarray) else v.gather(order)) for k, v in cols.items()}
+    m = len(order)
+    si = cols.pop("si")
+    return frame("prescriptions", dict(
+        pharmacy_id=rng.integers(10_000_000, 99_999_999, m), starttime=("ts", cols.pop("start")),
+        stoptime=("ts", cols.pop("stop")), drug_type=_s("MAIN", m), **cols), ids, si)
+
+
+BLOOD = (70012, "BLOOD CULTURE", 90201, "Blood Culture, Routine")
+URINE = (70079, "URINE", 90039, "URINE CULTURE")
+ORGANISMS = np.array(["ESCHERICHIA COLI", "STAPH AUREUS COAG +", "KLEBSIELLA PNEUMONIAE",
+                      "ENTEROCOCCUS FAECALIS"])
+ORGANISM_IDS = np.array([80002, 80023, 80026, 80053])
+
+
+def microbiologyevents(w: World, ids, intime, los_s, rng, first_id: int = 1) -> pl.DataFrame:
+    """A blood culture at every suspicion of infection, a urine culture 60 % of the time;
+    positive more often when the hidden infection is high."""
+    csi, ch = np.nonzero(w.hourly["culture"])
+    t = event_times(csi, in_hour(rng, csi, ch, los_s), intime, los_s)
+    inf = w.hourly["infection"][csi, ch]
+    parts = []
+    for spec, take, p_pos in ((BLOOD, np.ones(len(csi), bool), 0.4), (URINE, rng.random(len(csi)) < 0.6, 0.3)):
+        k = np.nonzero(take)[0]
+        pos = (inf[k] > 1.0) & (rng.random(len(k)) < p_pos)
+        parts.append((csi[k], t[k], np.full(len(k), spec[0]), np.full(len(k), spec[1], dtype=object),
+                      np.full(len(k), spec[2]), np.full(len(k), spec[3], dtype=object), pos))
+    si, t, spec_id, spec_desc, test_id, test_name, pos = (np.concatenate(x) for x in zip(*parts))
+    order = np.lexsort((spec_id, t, si))
+    si, t, spec_id, spec_desc, test_id, test_name, pos = (
+        a[order] for a in (si, t, spec_id, spec_desc, test_id, test_name, pos))
+    m = len(si)
+    org = rng.integers(0, len(ORGANISMS), m)
+    store = t + 3600 * rng.integers(48, 120, m)
+    df = frame("microbiologyevents", dict(
+        microevent_id=np.arange(first_id, first_id + m, dtype=np.int64),
+        micro_specimen_id=rng.permutation(m).astype(np.int64) + 5_000_000 + first_id,
+        chartdate=("ts", t // 86400 * 86400), charttime=("ts", t), spec_itemid=spec_id.astype(np.int64),
+        spec_type_desc=_s(spec_desc), test_seq=np.ones(m, np.int64), storedate=("ts", store // 86400 * 86400),
+        storetime=("ts", store), test_itemid=test_id.astype(np.int64), test_name=_s(test_name),
+        org_itemid=pl.Series(np.where(pos, ORGANISM_IDS[org], 0)).cast(pl.Int64).replace(0, None),
+        org_name=_s(np.where(pos, ORGANISMS[org], None)),
+        isolate_num=pl.Series(np.where(pos, 1, 0)).cast(pl.Int64).replace(0, None),
+        comments=_s(np.where(pos, None, "NO GROWTH."))), ids, si)
+    # as in MIMIC, some specimens carry no hadm_id
+    return df.with_columns(pl.when(pl.Series(rng.random(m) < 0.1)).then(None)
+                           .otherwise(pl.col("hadm_id")).alias("hadm_id"))
