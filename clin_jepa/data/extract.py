@@ -139,7 +139,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
             raise FileNotFoundError(f"{path} is listed in {MANIFEST} but missing; restore it or fix the manifest")
         try:
             con.execute(path.read_text())
-            n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         except duckdb.Error as e:
             hint = corrupt_file_hint(e, list(sources.values()))
             raise ValueError(f"SQL step {rel} failed: {e}" + (f". Fix: {hint}." if hint else "")) from None
@@ -147,7 +147,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
         if table == "cohort" and n == 0 and until == "cohort":
             raise ValueError("the cohort is empty: no ICU stay passed the cohort rules (build until "
                              "'attrition' to see which rule removed them)")
-        if table == "attrition" and con.execute("SELECT count(*) FROM cohort").fetchone()[0] == 0:
+        if table == "attrition" and con.execute("SELECT count(*) FROM cohort").fetchall()[0][0] == 0:
             raise ValueError(f"the cohort is empty: {_empty_cohort_message(con)}")
         if table == until:
             break
@@ -165,7 +165,7 @@ _EXPORT_ORDER = {"attrition": "step", "splits": "subject_id"}
 def _export(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
     order = _EXPORT_ORDER.get(table, "ALL")
     con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
-    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
 def _null_counts(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:

@@ -30,7 +30,9 @@ SOFT_NUMERIC = {"valuenum", "value", "amount", "rate", "patientweight", "los", "
                 "anchor_year", "hospital_expire_flag"}
 # Columns that are text in one table and numeric in another: only these tables' copies
 # are numeric.
-NUMERIC_VALUE_TABLES = {"outputevents"}  # outputevents.value is a volume (mL)
+NUMERIC_VALUE_TABLES = {"outputevents"}
+_NUMERIC_TYPES = {"DOUBLE", "FLOAT", "REAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT",
+                  "UINTEGER", "USMALLINT", "UTINYINT"}  # outputevents.value is a volume (mL)
 
 # Rate-unit conversions to each vasopressor's canonical unit (as mimic-code's
 # vasopressor concepts): rate_canonical = rate * mul / (patientweight if per_weight).
@@ -139,14 +141,20 @@ def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path) -> dict
                     f"it has {', '.join(cols)}. Use the PhysioNet MIMIC-IV v2.2+ files (or rename the columns)."
                 )
             con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT * FROM {_reader(path, table, lower)}")
+            raw_types = {r[0].lower(): r[1] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
         except duckdb.Error as e:
             hint = corrupt_file_hint(e, [path]) or f"check that {path} is a MIMIC-IV {name} table"
             raise ValueError(f"cannot read MIMIC-IV table {name!r} from {path}: {e}. Fix: {hint}.") from None
         select = []
         for col in table.required:
             src = lower[col]
-            if _is_numeric(name, col):
-                select.append(f"TRY_CAST({src} AS DOUBLE) AS {col}")
+            if _is_numeric(name, col) and raw_types[col] in _NUMERIC_TYPES:
+                select.append(f"CAST({src} AS DOUBLE) AS {col}")
+                select.append(f"CAST(NULL AS VARCHAR) AS {col}_raw")
+            elif _is_numeric(name, col):
+                # trim() keeps DuckDB from pushing the cast into the CSV reader as a strict
+                # cast (DuckDB 2.0 does that for a bare TRY_CAST and then fails on "abc")
+                select.append(f"TRY_CAST(trim({src}) AS DOUBLE) AS {col}")
                 select.append(f"CAST({src} AS VARCHAR) AS {col}_raw")
             elif col in TIMESTAMP_COLUMNS:
                 select.append(f"CAST({src} AS TIMESTAMP) AS {col}")
