@@ -123,5 +123,4 @@ SELECT
     CAST(uo_stage AS TINYINT) AS uo_stage,
     CAST(rrt_stage AS TINYINT) AS rrt_stage,
     CAST(greatest(creat_stage, uo_stage, rrt_stage) AS TINYINT) AS kdigo_stage
-FROM staged
-ORDER BY stay_id, hour;
+FROM staged;

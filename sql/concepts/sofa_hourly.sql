@@ -130,5 +130,4 @@ SELECT
     CAST(cns AS TINYINT) AS cns,
     CAST(renal AS TINYINT) AS renal,
     CAST(respiration + coagulation + liver + cardiovascular + cns + renal AS TINYINT) AS sofa
-FROM worst_24h
-ORDER BY stay_id, hour;
+FROM worst_24h;

@@ -79,5 +79,4 @@ FROM (
     FROM per_stay
     UNION ALL
     SELECT stay_id, task, CAST(hour AS INTEGER), CAST(positive AS TINYINT) FROM eep
-)
-ORDER BY stay_id, task, hour;
+);
