@@ -1,0 +1,115 @@
+"""The report: files produced and parseable, reference columns, comparison grid, headline,
+and no identifier of the data anywhere in the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from clin_jepa.config import RunConfig
+from clin_jepa.utils import write_json, write_parquet
+from evaluation import displacement, drift, tasks
+from evaluation.baselines import fit_predict_flat
+from evaluation.report import build_report, headline
+
+N, T, D = 160, 30, 6
+
+
+def _make_run(root, name="run_a", seed=0, curriculum="full"):
+    """A run directory with real eval JSONs computed by the evaluation functions on constructed
+    data, a data dir holding identifiers, and a training-metrics log."""
+    rng = np.random.default_rng(seed)
+    run = root / name
+    data = run / "data"
+    stay_ids = 30_000_000 + rng.choice(9_000_000, N, replace=False)
+    subject_ids = 10_000_000 + rng.choice(9_000_000, N, replace=False)
+    hadm_ids = 20_000_000 + rng.choice(9_000_000, N, replace=False)
+    write_parquet(pl.DataFrame({"stay_id": stay_ids, "subject_id": subject_ids, "hadm_id": hadm_ids,
+                                "los_hours": np.full(N, 40.0), "first_stay": [True] * N}), data / "cohort.parquet")
+    cfg = RunConfig(run_dir=str(run))
+    cfg.train.seed, cfg.train.curriculum = seed, curriculum
+    cfg.eval.bootstrap = 50
+    cfg.save(run / "config.yaml")
+
+    latents = rng.normal(size=(N * T + 2, D)).astype(np.float32)
+    state_ids = np.arange(N * T).reshape(N, T)
+    lengths = rng.integers(8, T + 1, N)
+    res = drift.rollout_drift(latents, np.full(N, N * T), state_ids, np.full((N, T), N * T + 1), lengths, None,
+                              contexts=(6, 12), horizon=12)
+    write_json(run / "eval" / "drift.json", res)
+    groups = np.where(rng.random(N) < 0.4, displacement.DETERIORATING, displacement.STABLE)
+    res = displacement.evaluate_displacement({"latent": latents[state_ids], "raw": latents[state_ids][..., :3]},
+                                             lengths, groups, 24, 6, 50)
+    write_json(run / "eval" / "displacement.json", res)
+
+    y = rng.integers(0, 2, N)
+    split = np.array(["train"] * 100 + ["val"] * 30 + ["test"] * 30)
+    labels = pl.DataFrame({"stay_id": stay_ids, "task": ["mort_hosp"] * N, "hour": [24] * N, "label": y})
+    few = pl.DataFrame({"stay_id": stay_ids[:3], "task": ["sepsis"] * 3, "hour": [24] * 3, "label": [1, 0, 0]})
+    rows, dropped = tasks.task_rows(pl.concat([labels, few]), stay_ids, np.full(N, T), split, 48)
+    x = (y[:, None] + rng.normal(size=(N, 4))).astype(np.float32)[rows["row"].to_numpy()]
+
+    def method(r, yy, tr, va, te, s):
+        return fit_predict_flat("logreg", x[r], yy, tr, va, te, cfg.eval, s)
+
+    res = tasks.evaluate_tasks(rows, {"probe": method, "logreg": method}, cfg.eval, dropped)
+    write_json(run / "eval" / "tasks.json", res)
+    (run / "logs").mkdir(parents=True, exist_ok=True)
+    (run / "logs" / "metrics.jsonl").write_text(
+        "\n".join(json.dumps({"step": s, "train/loss": 1.0 / s}) for s in range(1, 20)))
+    return run, [stay_ids, subject_ids, hadm_ids]
+
+
+def test_report_files_parse_and_hold_no_ids(tmp_path):
+    run, ids = _make_run(tmp_path)
+    other, ids_b = _make_run(tmp_path, "run_b", seed=1)
+    out = build_report([run, other], tmp_path / "report")
+    names = {p.name for p in out.iterdir()}
+    for stem in ("drift", "displacement", "tasks", "families", "comparison"):
+        assert {f"{stem}.md", f"{stem}.csv", f"{stem}.tex"} <= names
+    assert {"drift_curves.png", "displacement.png", "roc_curves.png", "training_curves.png",
+            "manifest.json", "headline.json", "report.md"} <= names
+
+    tasks_csv = list(csv.DictReader((out / "tasks.csv").open()))
+    sepsis = [r for r in tasks_csv if r["task"] == "sepsis"]
+    assert sepsis and sepsis[0]["status"].startswith("insufficient positives (n=")  # reported, not dropped
+    mort = [r for r in tasks_csv if r["task"] == "mort_hosp" and r["method"] == "probe"]
+    assert re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", mort[0]["AUROC [95% CI]"])
+    drift_csv = list(csv.DictReader((out / "drift.csv").open()))
+    cf = [r for r in drift_csv if r["method"] == "copy_forward"]
+    assert cf and all("other models" in r["reference"] for r in cf)
+    assert float(cf[0]["drift %"]) == pytest.approx(json.loads((run / "eval" / "drift.json").read_text())
+                                                     ["contexts"]["6"]["methods"]["copy_forward"]["drift_pct"], abs=0.05)
+    md = (out / "families.md").read_text().splitlines()
+    header = md[2].split("|")
+    assert all(len(line.split("|")) == len(header) for line in md[2:] if line.startswith("|"))
+    assert "0.883" in (out / "families.md").read_text()  # paper reference column
+    comp = list(csv.DictReader((out / "comparison.csv").open()))
+    assert comp[0]["n"] == "2" and "+-" in comp[0]["binary AUROC (model)"]  # seeds grouped, mean +- sd
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["runs"][0]["seeds"]["train"] == 0 and man["packages"]["torch"]
+    assert "\\begin{tabular}" in (out / "tasks.tex").read_text()
+
+    blob = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    for arr in ids + ids_b:
+        for v in arr:
+            assert str(int(v)).encode() not in blob
+
+
+def test_headline_and_missing_eval(tmp_path):
+    run, _ = _make_run(tmp_path)
+    h = headline(run)
+    assert h["displacement_ratio"] is not None
+    assert set(h["mean_auroc"]) == {"binary", "eep"}
+    assert h["mean_auroc"]["eep"]["model"] is None and h["mean_auroc"]["eep"]["n_tasks"] == 0
+    (run / "eval" / "tasks.json").unlink()
+    with pytest.raises(FileNotFoundError, match="clin-jepa evaluate"):
+        build_report([run])
+    (run / "eval" / "drift.json").write_text("{truncated")
+    with pytest.raises(ValueError, match="rerun"):
+        build_report([run])
