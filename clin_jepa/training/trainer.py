@@ -182,6 +182,20 @@ class Trainer:
         for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
             g.copy_(f)
 
+    @torch.no_grad()
+    def _rank_divergence(self) -> float:
+        """max |w - w_rank0| over every trained weight and all processes (0.0 when in sync)."""
+        if self.acc.num_processes == 1:
+            return 0.0
+        params = [*self.encoder.online_parameters(), *self.encoder.target_parameters(),
+                  *self.predictor.parameters(), *(self.masked.parameters() if self.masked is not None else [])]
+        flat = torch.cat([p.detach().float().reshape(-1) for p in params])  # (P,)
+        ref = flat.clone()
+        torch.distributed.broadcast(ref, src=0)
+        diff = (flat - ref).abs().max().reshape(1)
+        torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
+        return float(diff)
+
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self, beh: Behaviour) -> dict[str, float]:
@@ -229,7 +243,8 @@ class Trainer:
             self.state.finished = True
             if self.acc.is_main_process:
                 write_final(self.run_dir / "final", self.encoder, self.predictor)
-        summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded}
+        summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded,
+                   "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
             write_json(self.run_dir / "pretrain_summary.json", summary)
         self.acc.end_training()

@@ -21,7 +21,9 @@ def make_accelerator(cfg: RunConfig, run_dir: Path):
     mp = cfg.train.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() else "no"
-    return Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.optim.grad_accum,
+    # cpu=True on CUDA-less machines: processes started by torchrun then form a gloo group
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp,
+                       gradient_accumulation_steps=cfg.optim.grad_accum,
                        log_with="tensorboard", project_dir=str(Path(run_dir) / "logs"))
 
 
