@@ -27,7 +27,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def drift_curves(drift: dict, path: Path) -> Path | None:
-    ctxs = [c for c in drift["contexts"].values() if "methods" in c]
+    ctxs = sorted((c for c in drift["contexts"].values() if "methods" in c), key=lambda c: c["context"])
     if not ctxs:
         return None
     fig, axes = plt.subplots(1, len(ctxs), figsize=(4 * len(ctxs), 3.2), squeeze=False)

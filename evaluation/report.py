@@ -80,7 +80,7 @@ def write_table(out: Path, name: str, columns: list[str], rows: list[list], capt
 
 def drift_rows(drift: dict) -> list[list]:
     rows = []
-    for c in drift["contexts"].values():
+    for c in sorted(drift["contexts"].values(), key=lambda c: c["context"]):
         if "methods" not in c:
             rows.append([c["context"], c["horizon"], c["n_stays"], "-", *["-"] * len(DRIFT_STEPS),
                          c.get("status", "-"), "-"])

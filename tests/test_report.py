@@ -82,6 +82,7 @@ def test_report_files_parse_and_hold_no_ids(tmp_path):
     assert re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", mort[0]["AUROC [95% CI]"])
     drift_csv = list(csv.DictReader((out / "drift.csv").open()))
     cf = [r for r in drift_csv if r["method"] == "copy_forward"]
+    assert [r["context (h)"] for r in cf] == ["6", "12"]  # numeric order
     assert cf and all("other models" in r["reference"] for r in cf)
     assert float(cf[0]["drift %"]) == pytest.approx(json.loads((run / "eval" / "drift.json").read_text())
                                                      ["contexts"]["6"]["methods"]["copy_forward"]["drift_pct"], abs=0.05)
