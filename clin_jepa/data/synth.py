@@ -21,7 +21,7 @@ from clin_jepa.config import SynthConfig
 from clin_jepa.data import synth_events as ev
 from clin_jepa.data import synth_orders as orders
 from clin_jepa.data.schema import TABLES
-from clin_jepa.data.synth_world import POSTOP, PRIMARY, simulate
+from clin_jepa.data.synth_world import POSTOP, PRIMARY, REGIMES, simulate
 from clin_jepa.utils import atomic_path, get_logger, progress
 
 log = get_logger(__name__)
@@ -141,10 +141,12 @@ def _check_out_dir(out: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def generate(out_dir: Path | str, cfg: SynthConfig) -> dict:
+def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict:
     """Write a synthetic MIMIC-IV v2.2 directory (hosp/, icu/ csv.gz); return a summary
     (stays, patients, admissions, rows per table, seconds). Atomic: built in a temporary
-    sibling, renamed at the end."""
+    sibling, renamed at the end. ``truth=True`` adds ``summary["truth"]``, a polars frame
+    of the hidden per-stay state (stay_id, regime0, primary, sev_max, died_icu) for tests
+    and docs; it is never written next to the tables."""
     t0 = time.perf_counter()
     cfg.validate()
     out = Path(out_dir)
@@ -177,7 +179,7 @@ def generate(out_dir: Path | str, cfg: SynthConfig) -> dict:
     # ---- simulate and chart, chunk by chunk ------------------------------- #
     los_s = np.zeros(N, np.int64)
     st = {k: np.zeros(N, dt) for k, dt in (("died_icu", bool), ("sev_end", float), ("sev_max", float),
-                                          ("primary", np.int64), ("weight", float))}
+                                          ("primary", np.int64), ("weight", float), ("regime0", np.int64))}
     pre_start = admit.copy()
     parts: dict[str, list[pl.DataFrame]] = {k: [] for k in ("chartevents", "labevents", "outputevents",
                                                             "inputevents", "procedureevents",
@@ -228,6 +230,11 @@ def generate(out_dir: Path | str, cfg: SynthConfig) -> dict:
     summary = dict(stays=N, patients=n_pat, admissions=int((hadm_of == np.arange(N)).sum()),
                    icu_deaths=int(st["died_icu"].sum()), rows={k: tables[k].height for k in TABLES},
                    seconds=round(time.perf_counter() - t0, 2), out_dir=str(out))
+    if truth:
+        summary["truth"] = pl.DataFrame(dict(
+            stay_id=stay_ids, regime0=pl.Series(np.asarray(REGIMES, dtype=object)[st["regime0"]].tolist()),
+            primary=pl.Series(np.asarray(PRIMARY, dtype=object)[st["primary"]].tolist()),
+            sev_max=st["sev_max"], died_icu=st["died_icu"]))
     log.info("synthetic MIMIC-IV: %d stays, %d patients, %d chartevents rows in %.1f s -> %s",
              N, n_pat, summary["rows"]["chartevents"], summary["seconds"], out)
     return summary

@@ -71,7 +71,12 @@ def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
     # fluid boluses: 500 / 1000 mL NaCl 0.9 % or LR over 15-60 minutes
     bsi, bh = np.nonzero(w.hourly["bolus_ml"] > 0)
     bstart = event_times(bsi, in_hour(rng, bsi, bh, los_s), intime, los_s)
-    bend = np.minimum(bstart + 60 * rng.integers(15, 61, len(bsi)), (intime + los_s)[bsi])
+    dur = 60 * rng.integers(15, 61, len(bsi))  # seconds
+    last = (intime + los_s)[bsi] // 60 * 60
+    bstart = np.maximum(np.minimum(bstart, last - dur), _ceil60(intime[bsi]).astype(np.int64))  # ends in the stay
+    bend = np.minimum(bstart + dur, last)
+    k = bend > bstart
+    bsi, bh, bstart, bend = bsi[k], bh[k], bstart[k], bend[k]
     bml = w.hourly["bolus_ml"][bsi, bh].astype(np.float64)
     boluses = dict(si=bsi, start=bstart, end=bend, itemid=np.where(rng.random(len(bsi)) < 0.7, 225158, 225828),
                    amount=bml, amountuom=np.full(len(bsi), "ml"), rate=np.full(len(bsi), np.nan),
