@@ -235,10 +235,8 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
             con.close()
         finally:
             shutil.rmtree(spill, ignore_errors=True)
-        hourly = pl.read_parquet(tmp / "hourly.parquet")
-        texts = hourly_texts(hourly)
-        texts.write_parquet(tmp / "texts.parquet")
-        rows["texts.parquet"] = texts.height
+        hourly_texts(pl.scan_parquet(tmp / "hourly.parquet")).sink_parquet(tmp / "texts.parquet")
+        rows["texts.parquet"] = pl.scan_parquet(tmp / "texts.parquet").select(pl.len()).collect().item()
         demo = demographics_texts(pl.read_parquet(tmp / "static.parquet"))
         demo.write_parquet(tmp / "demographics.parquet")
         rows["demographics.parquet"] = demo.height

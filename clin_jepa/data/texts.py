@@ -53,14 +53,19 @@ def _observation(o: features.Observation) -> pl.Expr:
     return pl.lit(o.text_label + " ") + _with_unit(value, o.unit)
 
 
-def _require(df: pl.DataFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
+def _columns(df: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    return df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+
+
+def _require(df: pl.DataFrame | pl.LazyFrame, columns: tuple[str, ...] | list[str], what: str) -> None:
+    have = _columns(df)
+    missing = [c for c in columns if c not in have]
     if missing:
-        raise ValueError(f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(df.columns)}); "
+        raise ValueError(f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(have)}); "
                          f"pass the hourly/static table written by `clin-jepa extract`")
 
 
-def _state_expr(df: pl.DataFrame) -> pl.Expr:
+def _state_expr(columns: list[str]) -> pl.Expr:
     groups = []
     for g in features.GROUP_ORDER:
         obs = [o for o in features.OBSERVATIONS if o.group == g]
@@ -74,7 +79,7 @@ def _state_expr(df: pl.DataFrame) -> pl.Expr:
             body = pl.concat_str(parts, separator=", ", ignore_nulls=True)
             groups.append(pl.when(body != "").then(body))
     observed = pl.concat_str(groups, separator="; ", ignore_nulls=True)
-    derived = [pl.lit(label + " ") + _num(c, 0) for c, label in _DERIVED if c in df.columns]
+    derived = [pl.lit(label + " ") + _num(c, 0) for c, label in _DERIVED if c in columns]
     scores = pl.concat_str(derived, separator=", ", ignore_nulls=True) if derived else pl.lit("")
     full = pl.when(scores != "").then(observed + pl.lit("; ") + scores).otherwise(observed)
     return (pl.when(observed == "").then(pl.lit(NO_OBSERVATION))
@@ -103,14 +108,15 @@ def _action_expr() -> pl.Expr:
     return pl.when(body == "").then(pl.lit(NO_ACTION)).otherwise(_capitalize(body) + pl.lit("."))
 
 
-def hourly_texts(hourly: pl.DataFrame) -> pl.DataFrame:
-    """hourly.parquet rows -> DataFrame[stay_id, hour, state_text, action_text]."""
+def hourly_texts(hourly: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """hourly.parquet rows -> [stay_id, hour, state_text, action_text] (a LazyFrame in,
+    a LazyFrame out: run_extraction streams full MIMIC-IV through it)."""
     _require(hourly, ("stay_id", "hour", *features.OBSERVATION_COLUMNS, *features.ACTION_COLUMNS),
              "hourly table")
     return hourly.select(
         pl.col("stay_id"),
         pl.col("hour"),
-        _state_expr(hourly).alias("state_text"),
+        _state_expr(_columns(hourly)).alias("state_text"),
         _action_expr().alias("action_text"),
     )
 
@@ -141,7 +147,7 @@ def _map_prefix(col: str, table: tuple[tuple[str, str | None], ...], default: st
     return expr.otherwise(pl.lit(default, pl.String))
 
 
-def demographics_texts(static: pl.DataFrame) -> pl.DataFrame:
+def demographics_texts(static: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     """static.parquet rows -> DataFrame[stay_id, demo_text]."""
     _require(static, ("stay_id", "age", "sex", "race", "admission_type", "weight_kg"), "static table")
     age = pl.col("age").cast(pl.Int64)
