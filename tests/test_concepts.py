@@ -52,12 +52,12 @@ def _stays() -> MiniMimic:
     mm.add_stay(105, los_hours=30)
     for h in range(30):
         mm.output(105, h + 0.5, FOLEY, 5)
-    # urine 40 mL/h with 100 kg charted (0.4 mL/kg/h) vs default 80 kg (0.5 mL/kg/h)
-    mm.add_stay(106, los_hours=10, weight_kg=100)
-    mm.add_stay(107, los_hours=10)
+    # 160 mL every 4 h (40 mL/h): 0.4 mL/kg/h with 100 kg charted, 0.5 with the 80 kg default
+    mm.add_stay(106, los_hours=30, weight_kg=100)
+    mm.add_stay(107, los_hours=30)
     for s in (106, 107):
-        for h in range(10):
-            mm.output(s, h + 0.5, FOLEY, 40)
+        for h in range(3, 30, 4):
+            mm.output(s, h + 0.5, FOLEY, 160)
     # --- KDIGO creatinine ------------------------------------------------- #
     mm.add_stay(201, los_hours=40)
     mm.lab(201, 2.5, CREATININE, 1.0)
@@ -179,8 +179,10 @@ def test_sofa_respiration_needs_ventilation_and_recent_fio2(con):
 
 def test_sofa_renal_from_24h_urine(con):
     renal = _series(con, "sofa_hourly", "renal", 105)
-    assert renal[22] == 0  # window not yet 24 h long
-    assert renal[23] == 4  # 24 x 5 mL = 120 mL < 200 mL
+    assert renal[20] == 0  # 21 h of urine: too short to extrapolate to 24 h
+    assert renal[21] == 4  # 22 x 5 mL over 22 h -> 120 mL / 24 h < 200 mL
+    # 160 mL every 4 h = 960 mL / 24 h: no renal score, whatever the charting gaps
+    assert set(_series(con, "sofa_hourly", "renal", 107)) == {0}
 
 
 def test_sofa_never_null_and_one_row_per_grid_hour(con):
@@ -218,10 +220,13 @@ def test_kdigo_rrt_and_absolute_4(con):
 
 def test_kdigo_urine_output_stages_and_weight(con):
     uo = _series(con, "kdigo_hourly", "uo_stage", 105)  # 5 mL/h / 80 kg = 0.06 mL/kg/h
-    assert uo[4] == 0 and uo[5] == 1 and uo[11] == 2 and uo[23] == 3
+    assert uo[4] == 0 and uo[5] == 1 and uo[10] == 1 and uo[11] == 2 and uo[22] == 2 and uo[23] == 3
     assert con.execute("SELECT weight_kg FROM static WHERE stay_id = 106").fetchone()[0] == 100
-    assert _series(con, "kdigo_hourly", "uo_stage", 106)[5] == 1  # 40 / 100 = 0.4 < 0.5
-    assert _series(con, "kdigo_hourly", "uo_stage", 107)[5] == 0  # 40 / 80 kg default = 0.5
+    # charted at hours 3, 7, 11, ...: first 6 h span at hour 7 (320 mL / 100 kg / 8 h = 0.4),
+    # first 12 h span at hour 11 (480 mL / 100 kg / 12 h = 0.4); stages hold between chartings
+    assert _series(con, "kdigo_hourly", "uo_stage", 106) == [0] * 7 + [1] * 4 + [2] * 19
+    # the same urine at the 80 kg default weight is exactly 0.5 mL/kg/h: no AKI
+    assert set(_series(con, "kdigo_hourly", "uo_stage", 107)) == {0}
 
 
 # --------------------------------------------------------------------------- #

@@ -14,14 +14,15 @@
 --   0  otherwise (also the first value ever, which has no baseline).
 -- The stage of a value holds for the following hours until the next creatinine value.
 --
--- Urine output (mL/kg/h). Rates over the last 6, 12 and 24 h = summed urine_output
--- (mL) / weight (kg) / window (h); weight from static.weight_kg, 80 kg when not charted.
--- A window counts only when it lies inside the stay and urine was already charted at its
--- first hour (the first urine of the stay at hour <= h-W+1); uncharted hours inside it
--- count as 0 mL.
+-- Urine output (mL/kg/h), assessed at each hour with urine charted (as mimic-code
+-- kdigo_uo): rate_W = urine charted in hours (h-W, h] (mL) / weight (kg) / span (h), where
+-- span = h - the last charting at or before h-W (or since ICU admission), i.e. the time
+-- over which that urine was collected; rate_W counts only when span >= W (6, 12, 24 h).
+-- Weight from static.weight_kg, 80 kg when not charted.
 --   3  if rate_24h < 0.3, or rate_12h = 0 (anuria for 12 h)
 --   2  if rate_12h < 0.5
 --   1  if rate_6h < 0.5
+-- The urine stage holds for the following hours until the next urine charting.
 -- Renal replacement therapy running in the hour (hourly_base.rrt = 1) -> 3.
 --
 -- References: KDIGO Clinical Practice Guideline for Acute Kidney Injury, Kidney Int
@@ -79,12 +80,16 @@ creat_staged AS (  -- one stage per ICU creatinine value
 uo AS (
     SELECT
         b.stay_id, b.hour, b.rrt, c.stage AS creat_stage_at_hour,
+        b.urine_output IS NOT NULL AS charted,
         coalesce(s.weight_kg, 80.0) AS weight_kg,                      -- kg, 80 when missing
-        sum(b.urine_output) OVER w6 AS uo_6h,                          -- mL
-        sum(b.urine_output) OVER w12 AS uo_12h,
-        sum(b.urine_output) OVER w24 AS uo_24h,
-        min(b.hour) FILTER (WHERE b.urine_output IS NOT NULL)
-            OVER (PARTITION BY b.stay_id) AS first_uo_hour
+        sum(b.urine_output) OVER w6 AS vol_6h,                         -- mL charted in (h-6, h]
+        sum(b.urine_output) OVER w12 AS vol_12h,
+        sum(b.urine_output) OVER w24 AS vol_24h,
+        -- last urine charting at or before h-W (-1 = ICU admission): the first volume of
+        -- the window was collected since then
+        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p6, -1) AS prev_6h,
+        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p12, -1) AS prev_12h,
+        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p24, -1) AS prev_24h
     FROM hourly_base b
     LEFT JOIN static s ON s.stay_id = b.stay_id
     LEFT JOIN (SELECT stay_id, hour, max(stage) AS stage FROM creat_staged GROUP BY ALL) c
@@ -92,30 +97,39 @@ uo AS (
     WINDOW
         w6 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 5 PRECEDING AND CURRENT ROW),
         w12 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 11 PRECEDING AND CURRENT ROW),
-        w24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW)
+        w24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW),
+        p6 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 6 PRECEDING),
+        p12 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 12 PRECEDING),
+        p24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 24 PRECEDING)
 ),
-rates AS (  -- mL/kg/h, NULL when the window is not fully covered
+rates AS (  -- mL/kg/h at urine charting hours; NULL unless the span covers the window
     SELECT
-        stay_id, hour, rrt,
-        last_value(creat_stage_at_hour IGNORE NULLS) OVER (
-            PARTITION BY stay_id ORDER BY hour ROWS UNBOUNDED PRECEDING) AS creat_stage,
-        CASE WHEN hour >= 5 AND first_uo_hour <= hour - 5 THEN uo_6h / weight_kg / 6 END AS rate_6h,
-        CASE WHEN hour >= 11 AND first_uo_hour <= hour - 11 THEN uo_12h / weight_kg / 12 END AS rate_12h,
-        CASE WHEN hour >= 23 AND first_uo_hour <= hour - 23 THEN uo_24h / weight_kg / 24 END AS rate_24h
+        stay_id, hour, rrt, creat_stage_at_hour, charted,
+        CASE WHEN charted AND hour - prev_6h >= 6 THEN vol_6h / weight_kg / (hour - prev_6h) END AS rate_6h,
+        CASE WHEN charted AND hour - prev_12h >= 12 THEN vol_12h / weight_kg / (hour - prev_12h) END AS rate_12h,
+        CASE WHEN charted AND hour - prev_24h >= 24 THEN vol_24h / weight_kg / (hour - prev_24h) END AS rate_24h
     FROM uo
 ),
-staged AS (
+staged_at_hour AS (
     SELECT
-        stay_id, hour,
-        coalesce(creat_stage, 0) AS creat_stage,
+        stay_id, hour, rrt, creat_stage_at_hour,
         CASE
-            WHEN rate_24h < 0.3 OR rate_12h = 0 THEN 3
+            WHEN rate_24h < 0.3 OR rate_12h <= 0 THEN 3
             WHEN rate_12h < 0.5 THEN 2
             WHEN rate_6h < 0.5 THEN 1
+            WHEN rate_6h IS NULL THEN NULL                             -- not assessable here
             ELSE 0
-        END AS uo_stage,
-        CASE WHEN rrt = 1 THEN 3 ELSE 0 END AS rrt_stage
+        END AS uo_stage_at_hour
     FROM rates
+),
+staged AS (  -- creatinine and urine stages hold until their next assessment
+    SELECT
+        stay_id, hour,
+        coalesce(last_value(creat_stage_at_hour IGNORE NULLS) OVER w, 0) AS creat_stage,
+        coalesce(last_value(uo_stage_at_hour IGNORE NULLS) OVER w, 0) AS uo_stage,
+        CASE WHEN rrt = 1 THEN 3 ELSE 0 END AS rrt_stage
+    FROM staged_at_hour
+    WINDOW w AS (PARTITION BY stay_id ORDER BY hour ROWS UNBOUNDED PRECEDING)
 )
 SELECT
     stay_id, hour,

@@ -18,10 +18,10 @@
 --                   score vasopressin or phenylephrine; neither does mimic-code).
 --   cns             GCS total = eye + verbal + motor, each component carried forward up
 --                   to 6 h (mimic-code gcs.sql); NULL unless all three are known.
---   renal           creatinine (mg/dL) and urine output over the last 24 h (mL). The
---                   24 h urine total is used only once the window is full (hour >= 23)
---                   and urine has been charted for >= 23 h of it (first urine at hour
---                   <= h-22, cf. mimic-code's uo_tm_24hr >= 22 h), else it is NULL.
+--   renal           creatinine (mg/dL) and urine output per 24 h (mL), assessed at hours
+--                   with urine charted: urine charted in (h-24, h] / span x 24, where span
+--                   = h - the last charting at or before h-24 (or since ICU admission);
+--                   used only when span is 22-30 h (mimic-code uo_tm_24hr), else NULL.
 --
 -- Thresholds: Vincent et al., Intensive Care Med 1996;22:707-10 (the SOFA score), as
 -- coded in MIT-LCP mimic-code (mimic-iv/concepts/score/sofa.sql).
@@ -32,26 +32,28 @@ CREATE OR REPLACE TABLE sofa_hourly AS
 WITH carried AS (
     SELECT
         b.stay_id, b.hour, b.po2, b.ventilation, b.platelets, b.bilirubin, b.mbp,
-        b.norepinephrine, b.epinephrine, b.dopamine, b.dobutamine, b.creatinine,
+        b.norepinephrine, b.epinephrine, b.dopamine, b.dobutamine, b.creatinine, b.urine_output,
         last_value(b.fio2 IGNORE NULLS) OVER w4 AS fio2_cf,           -- %, <= 4 h old
         last_value(b.gcs_eye IGNORE NULLS) OVER w6 AS eye_cf,          -- 1-4, <= 6 h old
         last_value(b.gcs_verbal IGNORE NULLS) OVER w6 AS verbal_cf,    -- 1-5
         last_value(b.gcs_motor IGNORE NULLS) OVER w6 AS motor_cf,      -- 1-6
-        sum(b.urine_output) OVER w24 AS uo_24h,                        -- mL, hours h-23..h
-        min(b.hour) FILTER (WHERE b.urine_output IS NOT NULL)
-            OVER (PARTITION BY b.stay_id) AS first_uo_hour
+        sum(b.urine_output) OVER w24 AS uo_vol_24h,                    -- mL charted in (h-24, h]
+        -- last urine charting at or before h-24 (-1 = ICU admission)
+        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p24, -1) AS uo_prev_24h
     FROM hourly_base b
     WINDOW
         w4 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 4 PRECEDING AND CURRENT ROW),
         w6 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 6 PRECEDING AND CURRENT ROW),
-        w24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW)
+        w24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW),
+        p24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 24 PRECEDING)
 ),
 derived AS (
     SELECT
         *,
         po2 / (fio2_cf / 100.0) AS pf_ratio,                          -- mmHg
         eye_cf + verbal_cf + motor_cf AS gcs,                          -- 3-15
-        CASE WHEN hour >= 23 AND first_uo_hour <= hour - 22 THEN uo_24h END AS uo_24h_valid
+        CASE WHEN urine_output IS NOT NULL AND hour - uo_prev_24h BETWEEN 22 AND 30
+             THEN uo_vol_24h / (hour - uo_prev_24h) * 24 END AS uo_24h_valid  -- mL per 24 h
     FROM carried
 ),
 hourly_scores AS (
