@@ -1,5 +1,5 @@
 """Real data: the MIMIC-IV demo (100 patients, 140 ICU stays) plus generated chartevents
-(the demo copy ships without them). Expectations are computed independently with polars
+(clin_jepa.data.synth.chartevents_for_stays; the demo copy ships without them). Expectations are computed independently with polars
 from the raw csv.gz files."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import run_extraction
-from test_extract_helpers import chartevents_for_stays, copy_demo, write_table
+from clin_jepa.data.synth import chartevents_for_stays, write_csv_gz
+from test_extract_helpers import copy_demo
 
 CFG = DataConfig(duckdb_memory_limit="1GB", duckdb_threads=2)
 TS = "%Y-%m-%d %H:%M:%S"
@@ -23,8 +24,7 @@ def demo_run(demo_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     mimic = copy_demo(demo_dir, root / "mimic")
     stays = pl.read_csv(demo_dir / "icu" / "icustays.csv.gz", try_parse_dates=True)
-    rows = stays.select("subject_id", "hadm_id", "stay_id", "intime", "outtime").rows()
-    write_table(mimic, "chartevents", chartevents_for_stays(rows, seed=0))
+    write_csv_gz(chartevents_for_stays(stays, seed=0), mimic / "icu" / "chartevents.csv.gz")
     run_extraction(mimic, root / "data", CFG)
     return demo_dir, root / "data"
 

@@ -1,6 +1,6 @@
 """Helpers for the extraction tests (no tests here): a tiny, hand-checkable MIMIC-IV
-directory with full v2.2 headers, rows planted at chosen stay-hours, and chartevents
-vital signs for real icustays (the demo ships without chartevents).
+directory with full v2.2 headers, rows planted at chosen stay-hours, and a symlinked
+copy of the real demo.
 
 Times in the ``plant_*`` helpers are hours after the stay's ICU intime, so a test
 states "HR 100 at hour 3.25 of stay 2" and looks for it in hour 3 of the output.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import random
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -144,33 +143,6 @@ def standard_mini() -> Mini:
     m.lab(101, 3.5, 50912, 1.4).lab(107, 10, 50983, 140)
     m.output(101, 1.5, 226559, 120)
     return m
-
-
-def chartevents_for_stays(icustays: list[tuple], seed: int = 0) -> list[dict]:
-    """Heart rate / MAP every 30-90 minutes for real icustays rows
-    (subject_id, hadm_id, stay_id, intime, outtime); falls back when synth has none."""
-    try:
-        from clin_jepa.data import synth  # noqa: F401
-        import polars as pl
-
-        if hasattr(synth, "chartevents_for_stays"):
-            df = pl.DataFrame(icustays, schema=["subject_id", "hadm_id", "stay_id", "intime", "outtime"],
-                              orient="row")
-            out = synth.chartevents_for_stays(df, seed)
-            return out.to_dicts() if hasattr(out, "to_dicts") else list(out)
-    except ImportError:
-        pass
-    rng = random.Random(seed)
-    rows = []
-    for s, h, sid, intime, outtime in icustays:
-        t = intime
-        while t < outtime:
-            for itemid, lo, hi in ((220045, 60, 120), (220181, 55, 100)):
-                v = rng.randint(lo, hi)
-                rows.append(dict(subject_id=s, hadm_id=h, stay_id=sid, charttime=t, itemid=itemid,
-                                 value=v, valuenum=v))
-            t += timedelta(minutes=rng.randint(30, 90))
-    return rows
 
 
 def copy_demo(demo_dir: Path, out: Path) -> Path:

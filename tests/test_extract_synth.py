@@ -1,0 +1,100 @@
+"""Round trip through the synthetic MIMIC-IV generator: known rows appended to generated
+tables land converted, range-checked and aggregated in the chosen stay-hour; the shared
+extraction fixture is complete, private and split by patient."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import polars as pl
+import pytest
+
+from clin_jepa.config import DataConfig
+from clin_jepa.data.extract import run_extraction
+from clin_jepa.data.synth import write_csv_gz
+
+CFG = DataConfig(duckdb_memory_limit="2GB", duckdb_threads=2)
+
+
+def _append(path, rows: list[dict]) -> None:
+    df = pl.read_csv(path, infer_schema=False)
+    add = pl.DataFrame([{c: (None if r.get(c) is None else str(r[c])) for c in df.columns} for r in rows],
+                       schema={c: pl.String for c in df.columns})
+    write_csv_gz(pl.concat([df, add]), path)
+
+
+def _free_hour(hourly: pl.DataFrame, stay: int, cols: list[str]) -> int:
+    """An hour (>= 2) of ``stay`` where every column in ``cols`` is NULL or 0 in the baseline."""
+    h = hourly.filter(pl.col("stay_id") == stay)
+    ok = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c) == 0) for c in cols]) & (pl.col("hour") >= 2)
+    free = h.filter(ok)["hour"].sort()
+    assert free.len() > 0, f"no free hour for {cols} in stay {stay}"
+    return int(free[0])
+
+
+@pytest.fixture(scope="module")
+def planted(synth_mimic_dir, extracted_data_dir, tmp_path_factory):
+    base = pl.read_parquet(extracted_data_dir / "hourly.parquet")
+    stay = int(base.group_by("stay_id").len().sort(["len", "stay_id"], descending=[True, False])["stay_id"][0])
+    icu = pl.read_csv(synth_mimic_dir / "icu" / "icustays.csv.gz", try_parse_dates=True)
+    row = icu.filter(pl.col("stay_id") == stay).row(0, named=True)
+    ids = dict(subject_id=row["subject_id"], hadm_id=row["hadm_id"], stay_id=stay)
+    at = lambda hour: (row["intime"] + timedelta(hours=hour)).strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
+    h_temp = _free_hour(base, stay, ["temperature", "fio2"])
+    h_hr = int(base.filter((pl.col("stay_id") == stay) & pl.col("heart_rate").is_not_null())["hour"][0])
+    h_vaso = _free_hour(base, stay, ["vasopressin"])
+    h_urine = _free_hour(base, stay, ["urine_output"])
+    mimic = tmp_path_factory.mktemp("synth_planted") / "mimic"
+    shutil.copytree(synth_mimic_dir, mimic)
+    _append(mimic / "icu" / "chartevents.csv.gz", [
+        ids | dict(charttime=at(h_temp + 0.2), itemid=223761, value=100.4, valuenum=100.4, valueuom="?F"),
+        ids | dict(charttime=at(h_temp + 0.3), itemid=223835, value=0.6, valuenum=0.6, valueuom="%"),
+        ids | dict(charttime=at(h_hr + 0.4), itemid=220045, value=999, valuenum=999, valueuom="bpm"),
+    ])
+    _append(mimic / "icu" / "inputevents.csv.gz", [
+        ids | dict(starttime=at(h_vaso), endtime=at(h_vaso + 1), itemid=222315, amount=1.8, amountuom="units",
+                   rate=0.03, rateuom="units/min", patientweight=80),
+    ])
+    _append(mimic / "icu" / "outputevents.csv.gz", [
+        ids | dict(charttime=at(h_urine + 0.3), itemid=226559, value=200, valueuom="ml"),
+        ids | dict(charttime=at(h_urine + 0.6), itemid=227488, value=50, valueuom="ml"),
+    ])
+    run_extraction(mimic, mimic.parent / "data", CFG)
+    after = pl.read_parquet(mimic.parent / "data" / "hourly.parquet")
+    return base, after, stay, dict(temp=h_temp, hr=h_hr, vaso=h_vaso, urine=h_urine)
+
+
+def _at(df: pl.DataFrame, stay: int, hour: int, col: str):
+    return df.filter((pl.col("stay_id") == stay) & (pl.col("hour") == hour))[col][0]
+
+
+def test_planted_values_in_generated_tables(planted):
+    base, after, stay, h = planted
+    assert _at(after, stay, h["temp"], "temperature") == pytest.approx(38.0)  # 100.4 F
+    assert _at(after, stay, h["temp"], "fio2") == pytest.approx(60.0)  # fraction 0.6
+    assert _at(after, stay, h["hr"], "heart_rate") == _at(base, stay, h["hr"], "heart_rate")  # 999 dropped
+    assert _at(after, stay, h["vaso"], "vasopressin") == pytest.approx(1.8)  # 0.03 units/min
+    assert _at(after, stay, h["vaso"], "nee") == pytest.approx(_at(base, stay, h["vaso"], "nee") + 1.8 * 2.5 / 60)
+    assert _at(after, stay, h["urine"], "urine_output") == pytest.approx(150.0)  # 200 out - 50 irrigant in
+    untouched = [c for c in base.columns if c not in ("temperature", "fio2", "vasopressin", "nee",
+                                                      "urine_output", "sofa", "kdigo_stage")]
+    assert base.filter(pl.col("stay_id") != stay).select(untouched).equals(
+        after.filter(pl.col("stay_id") != stay).select(untouched))
+
+
+def test_shared_extraction_is_complete(extracted_data_dir):
+    d = extracted_data_dir
+    for name in ("cohort", "attrition", "hourly", "static", "splits", "texts", "demographics",
+                 "labels", "events"):
+        assert (d / f"{name}.parquet").exists(), name
+    assert (d / "manifest.json").exists()
+    cohort = pl.read_parquet(d / "cohort.parquet")
+    splits = pl.read_parquet(d / "splits.parquet")
+    assert splits["subject_id"].is_unique().all()
+    assert set(splits["subject_id"]) == set(cohort["subject_id"])
+    hourly = pl.read_parquet(d / "hourly.parquet")
+    texts = pl.read_parquet(d / "texts.parquet")
+    assert hourly.select("stay_id", "hour").equals(texts.select("stay_id", "hour"))
+    assert set(hourly["stay_id"]) == set(cohort["stay_id"])
+    assert hourly.group_by("stay_id").agg((pl.col("hour").max() + 1 == pl.len()).alias("dense"))["dense"].all()
