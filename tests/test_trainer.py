@@ -1,0 +1,275 @@
+"""The accelerate trainer on real parts (debug encoder + predictor, real accelerate):
+per-phase behaviour, ablations/paradigms, exact resume, 2-process CPU run, latent cache,
+checkpoint errors, watchdogs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from clin_jepa.config import load_config
+from clin_jepa.data.tokenizer import train_tokenizer
+from clin_jepa.data.windows import load_corpus
+from clin_jepa.models import build_encoder
+from clin_jepa.training.checkpoint import load_checkpoint, verify_checkpoint
+from clin_jepa.training.curriculum import load_curriculum
+from clin_jepa.training.latent_cache import LatentCache
+from clin_jepa.training.trainer import CollapseError, Trainer
+from clin_jepa.training.trainer_setup import pretrain
+from clin_jepa.utils import REPO_ROOT
+from test_windows import write_tiny_data
+
+WINDOW = 6
+# warmup 2, joint 2, align 2 (gap bound never reached), sync, finalize 2 = 8 optimizer steps
+SMALL = {"phases": [
+    {"name": "warmup", "encoder": "frozen", "targets": "online", "ema": "off", "rollout": "native", "ends": {"steps": 2}},
+    {"name": "joint", "encoder": "trainable", "targets": "ema", "ema": "update", "rollout": "teacher_forced",
+     "ends": {"steps": 2}},
+    {"name": "align", "encoder": "frozen", "targets": "ema", "ema": "update", "rollout": "teacher_forced",
+     "ends": {"steps": 2, "gap_below": 1e-12}},
+    {"name": "sync", "ends": {"instant": "hard_sync"}},
+    {"name": "finalize", "encoder": "frozen", "targets": "online", "ema": "off", "rollout": "native",
+     "ends": {"steps": 2}, "watchdog": {"val_loss_must_fall": True}},
+]}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """Tiny data dir + a debug tokenizer trained on its texts (shared, read-only)."""
+    root = tmp_path_factory.mktemp("trainer")
+    data = write_tiny_data(root / "data", stays=12, hours=8)
+    train_tokenizer(load_corpus(data, WINDOW).texts * 3, 300, root / "tokenizer")
+    (root / "small.yaml").write_text(yaml.safe_dump(SMALL))
+    return root
+
+
+def make_cfg(base: Path, run: Path, *overrides: str, curriculum: str | None = None):
+    return load_config(None, [f"data.data_dir={base / 'data'}", f"data.window_hours={WINDOW}",
+                              f"train.curriculum={curriculum or base / 'small.yaml'}", "optim.batch_size=4",
+                              "optim.warmup_steps=2", "train.val_stays=3", "train.log_every=1",
+                              "optim.lr_encoder=5e-3", "optim.lr_predictor=5e-3", *overrides], run_dir=str(run))
+
+
+def encoder(base: Path, cfg):
+    return build_encoder("debug", cfg.encoder, tokenizer_dir=base / "tokenizer")
+
+
+def trainer(base: Path, run: Path, *overrides: str, curriculum: str | None = None) -> Trainer:
+    cfg = make_cfg(base, run, *overrides, curriculum=curriculum)
+    t = cfg.train
+    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
+    return Trainer(cfg, run, cur, load_corpus(cfg.data_path, WINDOW), encoder(base, cfg))
+
+
+def snap(tr: Trainer) -> dict[str, torch.Tensor]:
+    flat = lambda ps: torch.cat([p.detach().reshape(-1).float().clone() for p in ps])  # noqa: E731
+    out = {"online": flat(tr.encoder.online_parameters()), "target": flat(tr.encoder.target_parameters()),
+           "predictor": flat(tr.predictor.parameters())}
+    if tr.masked is not None:
+        out["masked"] = flat(tr.masked.parameters())
+    return out
+
+
+def changed(a: dict, b: dict) -> set[str]:
+    return {k for k in a if not torch.equal(a[k], b[k])}
+
+
+def final_tensors(run: Path) -> dict[str, torch.Tensor]:
+    out = {f"pred.{k}": v for k, v in load_file(run / "final" / "predictor.safetensors").items()}
+    for side in ("online", "target"):
+        out |= {f"{side}.{k}": v for k, v in
+                load_file(run / "final" / "encoder" / side / "adapter_model.safetensors").items()}
+    return out
+
+
+def test_each_phase_trains_exactly_what_it_should(base, tmp_path):
+    tr = trainer(base, tmp_path / "run")
+    s0 = snap(tr)
+    tr.run(only=["warmup"])
+    s1 = snap(tr)
+    assert changed(s0, s1) == {"predictor"}  # online frozen, EMA target untouched
+    encoded = tr.cache.encoded
+    assert 0 < encoded <= len(tr.texts) and tr.cache.hits > 0  # frozen encoder: latents reused from the cache
+
+    tr.run(only=["joint"])
+    s2 = snap(tr)
+    assert changed(s1, s2) == {"online", "target", "predictor"}
+    gap_joint = tr.encoder.online_target_gap()
+    assert gap_joint > 0
+
+    tr.run(only=["align"])
+    s3 = snap(tr)
+    assert changed(s2, s3) == {"target", "predictor"}  # online frozen, target chases it
+    assert tr.encoder.online_target_gap() < gap_joint
+
+    tr.run(only=["sync"])
+    s4 = snap(tr)
+    assert changed(s3, s4) == {"target"} and tr.encoder.online_target_gap() == 0.0
+    assert torch.equal(s4["online"], s4["target"])
+
+    encoded = tr.cache.encoded
+    summary = tr.run(only=["finalize"])
+    s5 = snap(tr)
+    assert changed(s4, s5) == {"predictor"}  # EMA target untouched in phase 5
+    assert tr.cache.encoded == encoded  # online weights unchanged since phase 3: cache still valid
+    assert summary["finished"] and summary["global_step"] == 8
+    w = summary["watchdogs"]["finalize"]
+    assert w["fell"] == (w["end"] < w["start"])
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert ckpts == ["01_warmup", "02_joint", "03_align", "04_sync", "05_finalize"]
+    assert (tmp_path / "run" / "final" / "predictor.json").exists()
+    assert (tmp_path / "run" / "logs").exists()
+
+
+def test_gap_bound_ends_alignment_early(base, tmp_path):
+    cur = {"phases": [SMALL["phases"][1] | {"ends": {"steps": 1}},
+                      SMALL["phases"][2] | {"ends": {"steps": 5, "gap_below": 1e3}}]}
+    (tmp_path / "gap.yaml").write_text(yaml.safe_dump(cur))
+    summary = trainer(base, tmp_path / "run", curriculum=str(tmp_path / "gap.yaml")).run()
+    assert summary["finished"] and summary["global_step"] == 2  # align stopped after its first step
+
+
+@pytest.mark.parametrize("name", ["no_warmup", "no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac"])
+def test_ablations_and_paradigms_run(base, tmp_path, name):
+    tr = trainer(base, tmp_path / "run", "train.steps_scale=0.02", curriculum=name)
+    s0 = snap(tr)
+    summary = tr.run()
+    s1 = snap(tr)
+    assert summary["finished"] and (tmp_path / "run" / "final" / "predictor.safetensors").exists()
+    assert "predictor" in changed(s0, s1)
+    trains_encoder = any(p.encoder == "trainable" for p in tr.cur.phases)
+    assert ("online" in changed(s0, s1)) == trains_encoder
+    if name == "vjepa2_ac":
+        masked = tmp_path / "run" / "checkpoints" / "01_masked"
+        assert (masked / "masked.safetensors").exists() and "masked" in changed(s0, s1)
+        pred_after_masked = load_file(masked / "predictor.safetensors")
+        fresh = trainer(base, tmp_path / "fresh", curriculum=name).predictor.state_dict()
+        assert all(torch.equal(pred_after_masked[k], fresh[k]) for k in fresh)  # AC predictor idle in phase 1
+        online_after_masked = load_file(masked / "encoder" / "online" / "adapter_model.safetensors")
+        online_final = load_file(tmp_path / "run" / "final" / "encoder" / "online" / "adapter_model.safetensors")
+        assert all(torch.equal(online_after_masked[k], online_final[k]) for k in online_final)  # then frozen
+
+
+def test_resume_and_phase_by_phase_are_bit_exact(base, tmp_path):
+    acc = ("optim.batch_size=2", "optim.grad_accum=2")
+    trainer(base, tmp_path / "a", *acc).run()
+    ref = final_tensors(tmp_path / "a")
+
+    # interrupted after 3 optimizer steps (mid joint refinement), then resumed in a new process-like trainer
+    first = trainer(base, tmp_path / "b", *acc, "train.stop_after_steps=3").run()
+    assert first["stopped"] == "stop_after_steps" and first["global_step"] == 3 and not first["finished"]
+    assert not (tmp_path / "b" / "final").exists()
+    tr = trainer(base, tmp_path / "b", *acc)
+    assert tr.resume() and tr.state.global_step == 3
+    assert tr.run()["finished"]
+    got = final_tensors(tmp_path / "b")
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+
+    # one launch per group of phases, each starting from the saved state
+    for group in (["warmup"], ["joint", "align"], ["sync", "finalize"]):
+        tr = trainer(base, tmp_path / "c", *acc)
+        tr.resume()
+        tr.run(only=group)
+    got = final_tensors(tmp_path / "c")
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_sigterm_saves_state_at_step_boundary(base, tmp_path):
+    tr = trainer(base, tmp_path / "run", curriculum="sft_frozen")
+    step = tr._train_step
+
+    def step_then_signal(beh):
+        out = step(beh)
+        signal.raise_signal(signal.SIGTERM)  # a real signal, delivered mid-run
+        return out
+
+    tr._train_step = step_then_signal
+    summary = tr.run()
+    assert summary["stopped"] == "sigterm" and summary["global_step"] == 1
+    last = tmp_path / "run" / "checkpoints" / "last"
+    verify_checkpoint(last)
+    assert yaml.safe_load((last / "train_state.json").read_text())["global_step"] == 1
+    assert signal.getsignal(signal.SIGTERM) is not tr._on_sigterm  # handler restored
+
+
+def test_truncated_or_incomplete_checkpoint_is_named(base, tmp_path):
+    run = tmp_path / "run"
+    trainer(base, run, "train.stop_after_steps=1").run()
+    last = run / "checkpoints" / "last"
+    broken = run / "checkpoints" / "broken"
+    shutil.copytree(last, broken)
+    f = broken / "predictor.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    tr = trainer(base, run)
+    with pytest.raises(ValueError, match=r"predictor\.safetensors is truncated.*earlier checkpoint"):
+        load_checkpoint(broken, tr.encoder, tr.predictor, tr.optimizer)
+    (broken / "manifest.json").unlink()
+    with pytest.raises(FileNotFoundError, match="incomplete checkpoint"):
+        tr.resume(broken)
+    tr.resume(last)  # the intact one loads
+    assert tr.state.global_step == 1
+
+
+def test_collapse_watchdog_stops_with_saved_state(base, tmp_path):
+    tr = trainer(base, tmp_path / "run", "train.z_std_floor=1e9", curriculum="sft_frozen")
+    with pytest.raises(CollapseError, match="z_std=.*train.z_std_floor.*state saved"):
+        tr.run()
+    verify_checkpoint(tmp_path / "run" / "checkpoints" / "last")
+
+
+def test_pretrain_without_sft_says_run_sft_first(base, tmp_path):
+    cfg = make_cfg(base, tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="clin-jepa sft --run"):
+        pretrain(cfg, tmp_path / "run")
+
+
+def test_latent_cache_hits_and_invalidation(base):
+    cfg = make_cfg(base, base / "unused")
+    enc = encoder(base, cfg)
+    corpus = load_corpus(base / "data", WINDOW)
+    cache = LatentCache(enc, corpus.texts, block=8)
+    ids = torch.tensor([0, 3, 9, 17])
+    first = cache.get(ids)
+    rows = enc.forward_rows
+    assert torch.allclose(first, enc.encode([corpus.texts[i] for i in ids.tolist()]), atol=1e-5)
+    again = cache.get(ids)
+    assert torch.equal(first, again) and cache.hits == 3 and cache.misses == 3
+    assert enc.forward_rows == rows + 4  # only the direct encode above ran the network
+    before = enc.weights_version
+    enc.ema_update(0.5)  # only the target adapter changes
+    cache.carry_over(before, enc.weights_version)
+    cache.get(ids)
+    assert cache.misses == 3
+    with torch.no_grad():
+        enc.online_parameters()[1].add_(0.1)  # a LoRA B matrix: the online output changes
+    enc.mark_updated()
+    changed_lat = cache.get(ids)
+    assert cache.misses == 6 and not torch.allclose(changed_lat, first)
+
+
+def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path):
+    from clin_jepa.training.sft import run_sft
+
+    run = tmp_path / "run"
+    cfg = make_cfg(base, run, "sft.steps=2", "tokenizer.vocab_size=300", "optim.batch_size=2")
+    shutil.copytree(base / "tokenizer", run / "tokenizer")
+    run_sft(run, cfg)
+    cfg.save(run / "config.yaml")
+    env = dict(os.environ, CLIN_JEPA_PROGRESS="0", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(REPO_ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29547",
+           "-m", "pipelines.pretrain", "--run", str(run)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = yaml.safe_load((run / "pretrain_summary.json").read_text())
+    assert summary["processes"] == 2 and summary["finished"]
+    assert summary["rank_max_weight_diff"] == 0.0  # both ranks hold identical weights
