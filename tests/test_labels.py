@@ -13,7 +13,7 @@ import pytest
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import build_database
-from minimimic import MiniMimic
+from minimimic import MiniMimic, demo_with_heart_rate
 
 CREATININE, LACTATE, PO2 = 50912, 50813, 50821  # labevents
 MAP, FIO2 = 220052, 223835  # chartevents
@@ -167,6 +167,7 @@ def test_eep_invariants_over_all_stays(con):
         assert (stay, hour) in grid
         assert onset is None or hour < onset, (stay, task, hour, onset)  # no rows at/after onset
         assert label == int(onset is not None and onset <= hour + horizon[task]), (stay, task, hour)
+    _check_eep(con)  # the SQL form of the same check, reused on the real demo
     n = con.execute("SELECT count(*), count(DISTINCT (stay_id, task, hour)) FROM labels").fetchone()
     assert n[0] == n[1]  # no duplicate rows
 
@@ -210,6 +211,59 @@ def test_labels_schema_and_determinism(con, mimic):
         assert again.execute("SELECT * FROM labels ORDER BY ALL").fetchall() == first
     finally:
         again.close()
+
+
+def _check_eep(con) -> None:
+    """No rows at/after onsets; labels = onset within the horizon (every stay)."""
+    bad = con.execute(f"""
+        WITH t(task, event, horizon) AS (VALUES {", ".join(
+            f"('{t}', '{e}', {24 if t == 'eep_death_24h' else CFG.eep_horizon})" for t, e in EEP_TASKS.items())})
+        SELECT count(*) FROM labels l JOIN t USING (task)
+        LEFT JOIN events e ON e.stay_id = l.stay_id AND e.event = t.event
+        WHERE l.hour >= coalesce(e.onset_hour, 1e9)
+           OR l.label <> CAST(e.onset_hour IS NOT NULL AND e.onset_hour <= l.hour + t.horizon AS INTEGER)
+    """).fetchone()[0]
+    assert bad == 0
+
+
+# --------------------------------------------------------------------------- #
+# real MIMIC-IV demo (its chartevents is missing: a heart rate is added per hour)
+# --------------------------------------------------------------------------- #
+
+
+def test_real_demo_labels_match_source_tables(demo_dir, tmp_path):
+    import datetime as dt
+
+    con = build_database(demo_with_heart_rate(demo_dir, tmp_path / "demo"), CFG)
+    try:
+        _check_eep(con)
+        got = {(s, t): y for s, t, y in con.execute(
+            "SELECT stay_id, task, label FROM labels WHERE task NOT LIKE 'eep_%'").fetchall()}
+        src = con.execute("""SELECT i.stay_id, i.intime, i.outtime, a.deathtime, p.dod, a.hospital_expire_flag
+            FROM icustays i JOIN admissions a ON a.hadm_id = i.hadm_id JOIN patients p ON p.subject_id = i.subject_id
+            WHERE i.stay_id IN (SELECT stay_id FROM cohort)""").fetchall()
+        n_stays = 0
+        for stay, intime, outtime, deathtime, dod, expire in src:  # re-derived in Python from the sources
+            if (outtime - intime) < dt.timedelta(hours=CFG.prediction_hour):
+                assert not any((stay, t) in got for t in BINARY_TASKS)
+                continue
+            n_stays += 1
+            assert got[(stay, "mort_hosp")] == int(expire)
+            assert got[(stay, "los_7d")] == int(outtime - intime > dt.timedelta(days=7))
+            for n in (7, 14, 30, 90):
+                limit = intime + dt.timedelta(days=n)
+                died = deathtime <= limit if deathtime else (dod is not None and dod <= limit.date())
+                assert got[(stay, f"mort_{n}d")] == int(died), (stay, n)
+            icu_death = deathtime is not None and intime <= deathtime <= outtime + dt.timedelta(hours=6)
+            if deathtime is not None:
+                assert got[(stay, "mort_icu")] == int(icu_death)
+        assert n_stays >= 50
+        sepsis = sum(got[(s, "sepsis")] for s, t in got if t == "sepsis") / n_stays
+        assert 0.1 < sepsis < 0.6  # Sepsis-3 in roughly a third of MIMIC-IV ICU stays
+        n_si = con.execute("SELECT count(DISTINCT stay_id) FROM suspected_infection").fetchone()[0]
+        assert n_si >= 0.2 * con.execute("SELECT count(*) FROM cohort").fetchone()[0]
+    finally:
+        con.close()
 
 
 # --------------------------------------------------------------------------- #
