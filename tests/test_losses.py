@@ -159,6 +159,18 @@ def test_regularisers_are_finite_differentiable_and_weighted(reg):
     assert g[mask].abs().sum() > 0 and (g[~mask] == 0).all()  # only valid state latents
 
 
+@pytest.mark.parametrize("reg", ["vicreg", "sigreg"])
+def test_regularisers_stay_fp32_under_bf16_autocast(reg):
+    p = _pred(D=8)
+    batch = _batch(lengths=[6, 5, 4])
+    cfg = LossConfig(regularizer=reg)
+    ref = jepa_loss(p, *batch, cfg, "native", _gen())["reg"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = jepa_loss(p, *batch, cfg, "native", _gen())["reg"]
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
 def test_regularisers_are_off_by_default():
     cfg = LossConfig()
     assert cfg.regularizer == "none" and cfg.reg_weight == 0.0

@@ -74,22 +74,24 @@ def test_bad_predictor_yaml_values_raise():
 
 def test_block_causal_mask():
     p = _model()
-    d, s, a = _inputs(B=1, T=6)
+    T = 6
+    d, s, a = _inputs(B=1, T=T)
+    variants = [(j, which) for j in range(T) for which in ("s", "a")]
+    s_all, a_all = s.repeat(len(variants), 1, 1), a.repeat(len(variants), 1, 1)  # (V, T, D)
+    for v, (j, which) in enumerate(variants):  # one perturbed token per variant
+        (s_all if which == "s" else a_all)[v, j] += 1.0
     with torch.no_grad():
-        base = p(d, s, a)
-        for k in range(6):
-            for j in range(6):
-                for which in ("s", "a"):
-                    s2, a2 = s.clone(), a.clone()
-                    (s2 if which == "s" else a2)[:, j] += 1.0
-                    out = p(d, s2, a2)
-                    diff = (out[:, k] - base[:, k]).abs().max().item()
-                    if j > k:  # later pairs are invisible to s_k
-                        assert diff < 1e-6, (k, j, which)
-                    else:  # s_j / a_j of earlier pairs and a_k of the same pair are seen
-                        assert diff > 1e-3, (k, j, which)
-        d2 = d + 1.0  # every pair sees d
-        assert ((p(d2, s, a) - base).abs().amax(dim=-1) > 1e-3).all()
+        base = p(d, s, a)[0]  # (T, D)
+        outs = p(d.expand(len(variants), -1), s_all, a_all)  # (V, T, D)
+        moved_by_d = p(d + 1.0, s, a)[0]
+    for v, (j, which) in enumerate(variants):
+        diff = (outs[v] - base).abs().amax(dim=-1)  # (T,) change of the output at each s_k
+        for k in range(T):
+            if j > k:  # later pairs are invisible to s_k
+                assert diff[k] < 1e-6, (k, j, which)
+            else:  # s_j / a_j of earlier pairs and a_k of the same pair are seen
+                assert diff[k] > 1e-3, (k, j, which)
+    assert ((moved_by_d - base).abs().amax(dim=-1) > 1e-3).all()  # every pair sees d
 
 
 def test_padding_neither_seen_nor_predicted():

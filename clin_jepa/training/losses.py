@@ -161,10 +161,11 @@ def jepa_loss(pred, d: Tensor, s: Tensor, a: Tensor, target: Tensor, mask: Tenso
     loss = cfg.tf_weight * tf + cfg.rollout_weight * rollout
     if cfg.regularizer != "none":
         z = s[mask]  # (N, D) valid state latents
-        if cfg.regularizer == "vicreg":
-            reg = vicreg_reg(z, cfg.vicreg_std_target, cfg.vicreg_cov_weight)
-        else:
-            reg = sigreg(z, cfg.sigreg_directions, cfg.sigreg_knots, generator=generator)
+        with torch.autocast(device_type=z.device.type, enabled=False):  # fp32: cos/sin of projections
+            if cfg.regularizer == "vicreg":
+                reg = vicreg_reg(z, cfg.vicreg_std_target, cfg.vicreg_cov_weight)
+            else:
+                reg = sigreg(z, cfg.sigreg_directions, cfg.sigreg_knots, generator=generator)
         result["reg"] = reg
         loss = loss + cfg.reg_weight * reg
     result["loss"] = loss
