@@ -6,7 +6,7 @@
 --   sofa         24 h rolling SOFA (sofa_hourly.sofa, 0-24; missing components score 0)
 --   kdigo_stage  KDIGO AKI stage of the hour (kdigo_hourly.kdigo_stage, 0-3)
 -- Both are TINYINT and never NULL. Row order is left to the export (ORDER BY ALL).
-CREATE OR REPLACE TABLE hourly AS
+CREATE TABLE hourly AS
 SELECT
     b.*,
     CAST(coalesce(s.sofa, 0) AS TINYINT) AS sofa,

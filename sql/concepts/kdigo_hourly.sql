@@ -29,7 +29,7 @@
 -- Suppl 2012;2:1-138; MIT-LCP mimic-code mimic-iv/concepts/organfailure/kdigo_creatinine,
 -- kdigo_uo, kdigo_stages.
 -- Columns: stay_id, hour, creat_stage, uo_stage, rrt_stage, kdigo_stage (all TINYINT 0-3).
-CREATE OR REPLACE TABLE kdigo_hourly AS
+CREATE TABLE kdigo_hourly AS
 WITH creat_range AS (
     SELECT min(lo) AS lo, max(hi) AS hi
     FROM registry_items

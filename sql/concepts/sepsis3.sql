@@ -11,7 +11,7 @@
 -- of the suspicion onset and sofa_hour (PhysioNet/CinC 2019 challenge, Reyna et al. Crit
 -- Care Med 2020), clamped to >= 0 (the ICU stay); the earliest over episodes is kept.
 -- Columns: stay_id, onset_hour, suspicion_hour, sofa_hour (INTEGER hours).
-CREATE OR REPLACE TABLE sepsis3 AS
+CREATE TABLE sepsis3 AS
 WITH window_sofa AS (
     SELECT
         si.stay_id, si.onset_hour AS suspicion_hour, s.hour, s.sofa,

@@ -28,7 +28,7 @@
 -- Columns: stay_id, hour, pf_ratio (mmHg, hour value, for events), gcs (hour value),
 -- respiration, coagulation, liver, cardiovascular, cns, renal (24 h worst, 0 if
 -- missing), sofa (0-24).
-CREATE OR REPLACE TABLE sofa_hourly AS
+CREATE TABLE sofa_hourly AS
 WITH carried AS (
     SELECT
         b.stay_id, b.hour, b.po2, b.ventilation, b.platelets, b.bilirubin, b.mbp,

@@ -14,7 +14,7 @@
 -- One row per distinct onset hour; episode 1 is the first suspicion of the stay.
 -- Columns: stay_id, episode, onset_hour, antibiotic_hour, culture_hour (INTEGER hours
 -- since intime, floor).
-CREATE OR REPLACE TABLE suspected_infection AS
+CREATE TABLE suspected_infection AS
 WITH stays AS (
     SELECT d.stay_id, d.subject_id, d.intime, d.outtime
     FROM icustay_detail d

@@ -21,7 +21,7 @@
 -- Hourly events use the grid hours of `hourly` (up to data.max_stay_hours); death can lie
 -- past the last grid hour. A stay without an event has no row for it.
 -- Columns: stay_id, event (VARCHAR), onset_hour (INTEGER).
-CREATE OR REPLACE TABLE events AS
+CREATE TABLE events AS
 WITH death AS (
     SELECT
         d.stay_id,

@@ -19,7 +19,7 @@
 --   eep_resp_failure  resp_failure     eep_vent_start  ventilation
 --   eep_aki           aki2             eep_rrt_start   rrt
 --   eep_death_24h     death
-CREATE OR REPLACE TABLE labels AS
+CREATE TABLE labels AS
 WITH stay AS (
     SELECT
         c.stay_id, c.los_hours, d.intime, d.deathtime, d.dod, d.hospital_expire_flag
