@@ -315,11 +315,11 @@ def test_refuses_to_replace_a_foreign_directory(tmp_path):
 def test_a_failed_write_leaves_no_directory(tmp_path, monkeypatch):
     real, calls = synth.write_csv_gz, []
 
-    def failing(df, path, con=None):  # the real writer, then a crash on the 5th table
+    def failing(df, path):  # the real writer, then a crash on the 5th table
         calls.append(path)
         if len(calls) == 5:
             raise OSError("disk full")
-        real(df, path, con)
+        real(df, path)
 
     monkeypatch.setattr(synth, "write_csv_gz", failing)
     with pytest.raises(OSError, match="disk full"):

@@ -4,16 +4,16 @@ directory of csv.gz tables whose columns are exactly ``clin_jepa.data.schema.TAB
 Stays come from the hidden-state ICU simulator (``synth_world``); ``synth_events`` and
 ``synth_orders`` chart them the way MIMIC-IV does. This module adds patients,
 admissions and ICU stays (shifted dates 2110-2200, readmissions, deaths and ``dod``),
-the item dictionaries, and writes everything atomically with DuckDB. Same seed ->
+the item dictionaries, and writes everything atomically (polars csv -> gzip). Same seed ->
 byte-identical files. See docs/synthetic.md.
 """
 
 from __future__ import annotations
 
+import gzip
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -27,6 +27,8 @@ from clin_jepa.utils import atomic_path, get_logger, progress
 log = get_logger(__name__)
 
 CHUNK = 2000  # stays simulated together (bounds memory: ~100 MB per chunk)
+GZIP_LEVEL = 1  # csv.gz compression: level 1 is ~3x faster than 6 for ~4 % larger files
+WRITE_BATCH = 500_000  # rows per csv batch streamed into gzip
 DAY = 86400
 
 # d_items rows (MIMIC-IV v2.2) for every itemid the generator writes
@@ -115,15 +117,14 @@ def _unique_ids(rng, base: int, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def write_csv_gz(df: pl.DataFrame, path: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> None:
-    """Write one MIMIC-IV table as csv.gz (header, 'YYYY-MM-DD HH:MM:SS' times), atomically."""
-    con = con or duckdb.connect()
-    con.register("_synth_table", df)
-    try:
-        with atomic_path(path) as tmp:
-            con.execute(f"COPY (SELECT * FROM _synth_table) TO '{tmp}' (FORMAT csv, HEADER, COMPRESSION gzip)")
-    finally:
-        con.unregister("_synth_table")
+def write_csv_gz(df: pl.DataFrame, path: str | Path, level: int = GZIP_LEVEL) -> None:
+    """Write one MIMIC-IV table as csv.gz (header, 'YYYY-MM-DD HH:MM:SS' times), atomically.
+    Streams polars csv batches through gzip (no file name, mtime 0: same bytes every run)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=f, compresslevel=level, mtime=0) as gz:
+            for i in range(0, max(df.height, 1), WRITE_BATCH):
+                gz.write(df.slice(i, WRITE_BATCH).write_csv(include_header=i == 0,
+                                                            datetime_format="%Y-%m-%d %H:%M:%S").encode())
 
 
 def _check_out_dir(out: Path) -> None:
@@ -220,13 +221,11 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
     tables["d_labitems"] = pl.DataFrame(list(D_LABITEMS), schema=list(TABLES["d_labitems"].columns), orient="row")
 
     with atomic_path(out) as tmp:
-        con = duckdb.connect()
         for name, t in progress(TABLES.items(), desc="write csv.gz", unit="table"):
             df = tables[name]
             assert tuple(df.columns) == t.columns, (name, df.columns)
             (tmp / t.module).mkdir(parents=True, exist_ok=True)
-            write_csv_gz(df, tmp / t.relpath, con)
-        con.close()
+            write_csv_gz(df, tmp / t.relpath)
     summary = dict(stays=N, patients=n_pat, admissions=int((hadm_of == np.arange(N)).sum()),
                    icu_deaths=int(st["died_icu"].sum()), rows={k: tables[k].height for k in TABLES},
                    seconds=round(time.perf_counter() - t0, 2), out_dir=str(out))

@@ -147,13 +147,14 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
     died = np.zeros(n, bool)
     sev_max = sev.copy()
 
-    hourly = {k: np.zeros((n, H), f32) for k in ("sev", "ne1", "vaso", "epi", "urine_ml", "bolus_ml",
+    # filled hour by hour as (H, N) rows (contiguous writes), returned as (N, H)
+    hourly = {k: np.zeros((H, n), f32) for k in ("sev", "ne1", "vaso", "epi", "urine_ml", "bolus_ml",
                                                   "infection")}
-    hourly.update({k: np.zeros((n, H), bool) for k in ("active", "vent", "rrt", "abx", "culture",
+    hourly.update({k: np.zeros((H, n), bool) for k in ("active", "vent", "rrt", "abx", "culture",
                                                        "lab_draw", "gas_draw")})
-    hourly["regime"] = np.zeros((n, H), np.int8)
-    vitals = {k: np.full((n, H), np.nan, f32) for k in VITALS}
-    labs = {k: np.zeros((n, H), f32) for k in LABS}
+    hourly["regime"] = np.zeros((H, n), np.int8)
+    vitals = {k: np.full((H, n), np.nan, f32) for k in VITALS}
+    labs = {k: np.zeros((H, n), f32) for k in LABS}
 
     for t in range(H):
         act = active & (t < hours_fixed) if fixed else active.copy()
@@ -212,7 +213,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
             platelets=base_plt * np.exp(-0.55 * coag), wbc=7.5 * np.exp(0.35 * infection + 0.1 * z[:, 23]),
             inr=1.05 + 0.45 * coag + 0.3 * hepatic)
         for k, v in labs_t.items():
-            labs[k][:, t] = v
+            labs[k][t] = v
 
         # -- charting (what clinicians see) ------------------------------ #
         m_bp = act & (u[:, 1] < 0.9)
@@ -232,19 +233,19 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
                        fio2=(act & on_o2 & (u[:, 7] < np.where(vent, 0.5, 0.3)), fio2),
                        gcs_eye=(m_gcs, e), gcs_verbal=(m_gcs, v), gcs_motor=(m_gcs, m))
         for k, (mask, val) in charted.items():
-            vitals[k][:, t] = np.where(mask, val, np.nan)
-        hourly["lab_draw"][:, t] = draw
-        hourly["gas_draw"][:, t] = gas
+            vitals[k][t] = np.where(mask, val, np.nan)
+        hourly["lab_draw"][t] = draw
+        hourly["gas_draw"][t] = gas
         last_cr = np.where(draw, cr, last_cr)
         last_k = np.where(draw, labs_t["potassium"], last_k)
         last_pf = np.where(gas, pf, last_pf)
 
         # -- record this hour's actions ---------------------------------- #
-        hourly["sev"][:, t], hourly["regime"][:, t], hourly["active"][:, t] = sev, regime, act
-        hourly["infection"][:, t] = infection
-        hourly["ne1"][:, t], hourly["vaso"][:, t], hourly["epi"][:, t] = ne1 * act, vaso * act, epi * act
-        hourly["vent"][:, t], hourly["rrt"][:, t], hourly["abx"][:, t] = vent & act, rrt & act, abx & act
-        hourly["urine_ml"][:, t] = urine * act
+        hourly["sev"][t], hourly["regime"][t], hourly["active"][t] = sev, regime, act
+        hourly["infection"][t] = infection
+        hourly["ne1"][t], hourly["vaso"][t], hourly["epi"][t] = ne1 * act, vaso * act, epi * act
+        hourly["vent"][t], hourly["rrt"][t], hourly["abx"][t] = vent & act, rrt & act, abx & act
+        hourly["urine_ml"][t] = urine * act
         sev_max = np.maximum(sev_max, np.where(act, sev, 0))
         map_prev, spo2_prev = mbp, spo2
 
@@ -253,7 +254,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         low_cnt = np.where(low, low_cnt + 1, np.where(ok, 0, low_cnt))
         bolus = act & low & (boluses < 3) & (t - last_bolus >= 3) & (u[:, 8] < 0.6)
         if t + 1 < H:
-            hourly["bolus_ml"][:, t + 1] = np.where(bolus, np.where(u[:, 9] < 0.6, 500.0, 1000.0), 0.0)
+            hourly["bolus_ml"][t + 1] = np.where(bolus, np.where(u[:, 9] < 0.6, 500.0, 1000.0), 0.0)
         bolus_eff += np.where(bolus, np.where(u[:, 9] < 0.6, 6.0, 10.0), 0.0)
         boluses += bolus
         last_bolus = np.where(bolus, t, last_bolus)
@@ -289,7 +290,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         febrile = m_temp & ((temp > 38.3) | (temp < 35.8))
         leuko = draw & ((labs_t["wbc"] > 13) | (labs_t["wbc"] < 3))
         suspect = act & ~abx & (abx_pending < 0) & (febrile | leuko) & (t - last_abx_stop > 24)
-        hourly["culture"][:, t] = (suspect | ((t == 0) & (primary == SEPSIS))) & act
+        hourly["culture"][t] = (suspect | ((t == 0) & (primary == SEPSIS))) & act
         abx_pending = np.where(suspect, abx_delay, abx_pending)
         begin = abx_pending == 0
         abx = abx | begin
@@ -320,4 +321,5 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
                 first_line=first_line, prophylaxis=prophylaxis, los_h=end_h, died_icu=died,
                 sev_end=sev, sev_max=sev_max, art_line=rng.random(n) < np.clip(0.3 + 0.25 * sev_max, 0, 0.9),
                 temp_f=rng.random(n) < 0.3, fio2_frac=rng.random(n) < 0.15)
-    return World(n=n, hours=H, stay=stay, hourly=hourly, vitals=vitals, labs=labs)
+    T = lambda d: {k: np.ascontiguousarray(v.T) for k, v in d.items()}  # noqa: E731  (H, N) -> (N, H)
+    return World(n=n, hours=H, stay=stay, hourly=T(hourly), vitals=T(vitals), labs=T(labs))
