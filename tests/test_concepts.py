@@ -261,6 +261,9 @@ def test_sepsis_needs_suspicion_and_sofa_rise(con):
     assert _sepsis(con, 307) == (0, 30, 0)  # window starts pre-ICU: baseline 0, SOFA 3 at hour 0
     events = dict(con.execute("SELECT stay_id, onset_hour FROM events WHERE event = 'sepsis'").fetchall())
     assert events == {301: 2, 307: 0}
+    labels = dict(con.execute("SELECT stay_id, label FROM labels WHERE task = 'sepsis' AND hour = 24 "
+                              "AND stay_id BETWEEN 301 AND 307").fetchall())
+    assert labels == {301: 1, 302: 0, 303: 0, 304: 0, 305: 0, 306: 0, 307: 1}
 
 
 def test_hourly_adds_sofa_and_kdigo_in_contract_order(con):
