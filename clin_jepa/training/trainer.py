@@ -98,7 +98,7 @@ class Trainer:
     def _latents(self, batch: WindowBatch, beh: Behaviour):
         uniq, inv = batch.unique_ids()
         texts = [self.texts[i] for i in uniq.tolist()]
-        if beh.cache_online:
+        if beh.cache_online and self.cfg.train.latent_cache:
             online = self.cache.get(uniq)  # (U, D) no grad
         else:
             online = self.encoder.encode(texts, adapter="online", grad=beh.train_encoder)  # (U, D)
