@@ -8,10 +8,10 @@ definitions in docs/labels.md. Times are hours since ICU intime (intimes are mid
 from __future__ import annotations
 
 import pytest
+from minimimic import MiniMimic
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import build_database
-from minimimic import MiniMimic
 
 PLATELETS, BILIRUBIN, CREATININE, PO2 = 51265, 50885, 50912, 50821  # labevents
 MAP, FIO2, GCS_EYE, GCS_VERBAL, GCS_MOTOR = 220052, 223835, 220739, 223900, 223901  # chartevents

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from minimimic import MiniMimic, demo_with_heart_rate
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import build_database
-from minimimic import MiniMimic, demo_with_heart_rate
 
 CREATININE, LACTATE, PO2 = 50912, 50813, 50821  # labevents
 MAP, FIO2 = 220052, 223835  # chartevents
@@ -180,7 +180,7 @@ def test_eep_invariants_over_all_stays(con):
 def test_per_stay_rows_only_for_stays_in_icu_at_24h(con):
     rows = con.execute("SELECT DISTINCT stay_id, hour FROM labels WHERE task NOT LIKE 'eep_%'").fetchall()
     los = dict(con.execute("SELECT stay_id, los_hours FROM cohort").fetchall())
-    assert {s for s, _ in rows} == {s for s, l in los.items() if l >= 24}
+    assert {s for s, _ in rows} == {s for s, hours in los.items() if hours >= 24}
     assert {h for _, h in rows} == {24}
     assert _per_stay(con, 404) == {}
     for s in {s for s, _ in rows}:
