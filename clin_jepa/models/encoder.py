@@ -199,6 +199,21 @@ class TextEncoder(nn.Module):
             emb = emb[pos.to(emb.device)]  # (U, D) in first-occurrence order
             return emb[torch.tensor(inverse, device=emb.device)]  # (N, D)
 
+    def lm_loss(self, texts: list[str], adapter: str = "online") -> Tensor:
+        """Mean next-token cross-entropy of ``texts`` (each followed by eos): the SFT objective."""
+        rows = [r + [self._empty_id] for r in self._token_ids(list(texts))]
+        L = max(len(r) for r in rows)
+        ids = torch.full((len(rows), L), self._pad_id, dtype=torch.long)  # (B, L)
+        labels = torch.full((len(rows), L), -100, dtype=torch.long)  # (B, L), -100 = ignored
+        for j, r in enumerate(rows):
+            ids[j, : len(r)] = torch.tensor(r)
+            labels[j, : len(r)] = torch.tensor(r)
+        mask = (labels != -100).long()
+        self._use(adapter)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         labels=labels.to(self.device), use_cache=False)
+        return out.loss
+
     # ------------------------------------------------------------------ persistence
     def save_adapters(self, path: str | os.PathLike) -> None:
         """peft format: path/online and path/target (adapter_config.json + adapter_model.safetensors)."""
@@ -221,32 +236,48 @@ class TextEncoder(nn.Module):
         with atomic_path(path) as tmp:
             base.save_pretrained(str(tmp), state_dict=state)
 
+    def save_adapter(self, path: str | os.PathLike, adapter: str = "online") -> None:
+        """One adapter as a plain peft adapter dir: PeftModel.from_pretrained(base, path) loads it."""
+        if adapter not in ADAPTERS:
+            raise ValueError(f"adapter={adapter!r}: use 'online' or 'target'")
+        with atomic_path(path) as tmp:
+            self.model.save_pretrained(str(tmp), selected_adapters=[adapter])
+            for f in (tmp / adapter).iterdir():  # peft nests non-default adapters: flatten
+                f.rename(tmp / f.name)
+            (tmp / adapter).rmdir()
+
     def load_adapters(self, path: str | os.PathLike, adapters: tuple[str, ...] = ADAPTERS) -> None:
-        """Load adapters saved by save_adapters (or one peft adapter dir per name)."""
+        """Load adapters saved by save_adapters (path/online, path/target)."""
+        for name in adapters:
+            self.load_adapter(Path(path) / name, name)
+
+    def load_adapter(self, folder: str | os.PathLike, name: str) -> None:
+        """Load one peft adapter dir (adapter_config.json + adapter_model.safetensors) into ``name``."""
         from safetensors.torch import load_file
 
-        for name in adapters:
-            folder = Path(path) / name
-            conf_file, weight_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
-            for f in (conf_file, weight_file):
-                if not f.exists():
-                    raise FileNotFoundError(f"{f} not found: {path} is not a saved encoder (expected {name}/ with "
-                                            "adapter_config.json + adapter_model.safetensors from save_adapters)")
-            try:
-                conf = json.loads(conf_file.read_text())
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{conf_file} is corrupt ({e}); restore it from an earlier checkpoint") from None
-            if (conf.get("r"), conf.get("lora_alpha")) != (self.cfg.lora_r, self.cfg.lora_alpha) or \
-                    sorted(conf.get("target_modules") or []) != sorted(self.cfg.lora_targets):
-                raise ValueError(f"{conf_file}: LoRA r={conf.get('r')} alpha={conf.get('lora_alpha')} targets="
-                                 f"{conf.get('target_modules')} differ from encoder config r={self.cfg.lora_r} alpha="
-                                 f"{self.cfg.lora_alpha} targets={list(self.cfg.lora_targets)}; use the run's config")
-            try:
-                state = load_file(str(weight_file))
-            except Exception as e:
-                raise ValueError(f"{weight_file} is truncated or corrupt ({e}); restore it from an earlier "
-                                 "checkpoint or re-run the stage that wrote it") from None
-            self._load_state(name, state, weight_file)
+        if name not in ADAPTERS:
+            raise ValueError(f"adapter={name!r}: use 'online' or 'target'")
+        folder = Path(folder)
+        conf_file, weight_file = folder / "adapter_config.json", folder / "adapter_model.safetensors"
+        for f in (conf_file, weight_file):
+            if not f.exists():
+                raise FileNotFoundError(f"{f} not found: {folder} is not a saved peft adapter (expected "
+                                        "adapter_config.json + adapter_model.safetensors, written by save_adapters)")
+        try:
+            conf = json.loads(conf_file.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{conf_file} is corrupt ({e}); restore it from an earlier checkpoint") from None
+        if (conf.get("r"), conf.get("lora_alpha")) != (self.cfg.lora_r, self.cfg.lora_alpha) or \
+                sorted(conf.get("target_modules") or []) != sorted(self.cfg.lora_targets):
+            raise ValueError(f"{conf_file}: LoRA r={conf.get('r')} alpha={conf.get('lora_alpha')} targets="
+                             f"{conf.get('target_modules')} differ from encoder config r={self.cfg.lora_r} alpha="
+                             f"{self.cfg.lora_alpha} targets={list(self.cfg.lora_targets)}; use the run's config")
+        try:
+            state = load_file(str(weight_file))
+        except Exception as e:
+            raise ValueError(f"{weight_file} is truncated or corrupt ({e}); restore it from an earlier "
+                             "checkpoint or re-run the stage that wrote it") from None
+        self._load_state(name, state, weight_file)
         self._apply_grad_flags()
         self.weights_version += 1
 

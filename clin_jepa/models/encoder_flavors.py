@@ -52,9 +52,11 @@ def resolve_dtype(cfg: EncoderConfig, device: torch.device) -> torch.dtype:
 
 def check_model_dir(path: str | os.PathLike | None, flavor: str, need_tokenizer: bool = True) -> Path:
     """Raise FileNotFoundError naming every missing file of a local Hugging Face model directory."""
-    hint = (f"download {DOWNLOAD_HINT.get(flavor, 'the model')} on a machine with internet "
-            f"(`hf download {DOWNLOAD_HINT.get(flavor, 'ORG/MODEL')} --local-dir DIR`), copy DIR here "
-            "and set encoder.model_dir=DIR")
+    if flavor in DOWNLOAD_HINT:
+        hint = (f"download {DOWNLOAD_HINT[flavor]} on a machine with internet (`hf download {DOWNLOAD_HINT[flavor]} "
+                "--local-dir DIR`), copy DIR here and set encoder.model_dir=DIR")
+    else:
+        hint = "re-run `clin-jepa sft --run RUN` to write the debug base (RUN/sft/base)"
     if not path:
         raise FileNotFoundError(f"encoder flavor {flavor!r} needs a local model directory (encoder.model_dir is empty); "
                                 f"{hint}, or pass random_weights=True for benchmarks")

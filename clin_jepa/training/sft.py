@@ -1,0 +1,178 @@
+"""SFT: next-token prediction on the hourly texts initialises the online LoRA adapter.
+
+For the ``debug`` flavor the stage first trains the BPE tokenizer on the run's texts (if
+RUN/tokenizer is absent) and, with ``sft.train_base``, trains the small base as well, so the
+default run starts from an encoder that has learned the texts' structure. Afterwards the
+target adapter is a copy of the online one. Outputs (atomic):
+
+    RUN/tokenizer/        debug flavor: HF tokenizer
+    RUN/sft/base/         debug flavor: the trained base (save_pretrained)
+    RUN/sft/adapter/      online adapter (peft: PeftModel.from_pretrained(base, RUN/sft/adapter))
+    RUN/sft/metrics.json  loss curve, held-out next-token loss before/after, counts (written last)
+
+Only texts of train-split stays are used (when splits exist), so validation/test texts are
+never seen by the encoder before evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+from pathlib import Path
+
+import polars as pl
+import torch
+
+from clin_jepa.config import RunConfig, SFTConfig
+from clin_jepa.data.tokenizer import train_tokenizer
+from clin_jepa.models.encoder import TextEncoder, build_encoder
+from clin_jepa.utils import get_logger, progress, write_json
+
+log = get_logger(__name__)
+
+_NEEDED = {"texts.parquet": ("stay_id", "state_text", "action_text"), "demographics.parquet": ("stay_id", "demo_text")}
+
+
+def sft_texts(data_dir: str | os.PathLike, split: str | None = "train") -> list[str]:
+    """Unique state/action/demographics texts (sorted) of the stays in ``split`` (None: all)."""
+    data_dir = Path(data_dir)
+    frames = {}
+    for name, cols in _NEEDED.items():
+        f = data_dir / name
+        if not f.exists():
+            raise FileNotFoundError(f"{f} not found; run `clin-jepa extract` first (or set data.data_dir to the "
+                                    "directory holding texts.parquet and demographics.parquet)")
+        df = pl.read_parquet(f)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ValueError(f"{f} lacks columns {missing} (has {df.columns}); re-run `clin-jepa extract`")
+        frames[name] = df
+    texts, demo = frames["texts.parquet"], frames["demographics.parquet"]
+    if split is not None and (data_dir / "splits.parquet").exists() and (data_dir / "cohort.parquet").exists():
+        cohort = pl.read_parquet(data_dir / "cohort.parquet", columns=["stay_id", "subject_id"])
+        splits = pl.read_parquet(data_dir / "splits.parquet", columns=["subject_id", "split"])
+        keep = cohort.join(splits, on="subject_id").filter(pl.col("split") == split).select("stay_id")
+        texts, demo = texts.join(keep, on="stay_id"), demo.join(keep, on="stay_id")
+    elif split is not None:
+        log.warning("no splits.parquet/cohort.parquet in %s: SFT uses the texts of every stay", data_dir)
+    pool = pl.concat([texts["state_text"], texts["action_text"], demo["demo_text"]]).drop_nulls()
+    out = sorted(set(pool.to_list()) - {""})
+    if not out:
+        raise ValueError(f"no texts for split={split!r} in {data_dir}: the cohort is empty; check the extraction "
+                         "(attrition.parquet) and data.split_fractions")
+    return out
+
+
+def split_heldout(texts: list[str], fraction: float) -> tuple[list[str], list[str]]:
+    """Deterministic (hash-based, order-free) train / held-out split of unique texts."""
+    cut = int(fraction * 10_000)
+    held = [t for t in texts if int(hashlib.md5(t.encode()).hexdigest()[:8], 16) % 10_000 < cut]
+    held_set = set(held)
+    return [t for t in texts if t not in held_set], held
+
+
+@torch.no_grad()
+def next_token_loss(enc: TextEncoder, texts: list[str], batch_size: int = 64) -> float:
+    """Mean next-token cross-entropy over ``texts`` (weighted by batch size)."""
+    total, n = 0.0, 0
+    for i in range(0, len(texts), batch_size):
+        chunk = texts[i: i + batch_size]
+        total += float(enc.lm_loss(chunk)) * len(chunk)
+        n += len(chunk)
+    return total / max(n, 1)
+
+
+def train_sft(enc: TextEncoder, texts: list[str], cfg: SFTConfig, train_base: bool = False) -> list[float]:
+    """Next-token training of the online adapter (and the base if asked); then target <- online."""
+    if not texts:
+        raise ValueError("train_sft got no texts; check texts.parquet (run `clin-jepa extract`)")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    base = enc.base_parameters() if train_base else []
+    params = enc.online_parameters() + base
+    enc.set_online_trainable(True)
+    for p in base:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    warmup = max(1, cfg.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, cfg.steps))))))
+    losses: list[float] = []
+    was_training = enc.training
+    enc.train()
+    try:
+        bar = progress(range(cfg.steps), desc="sft", unit="step")
+        for step in bar:
+            idx = torch.randint(len(texts), (cfg.batch_size,), generator=gen)
+            loss = enc.lm_loss([texts[i] for i in idx.tolist()])
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"SFT loss is {float(loss)} at step {step}; lower sft.lr (now {cfg.lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if step % cfg.log_every == 0 or step == cfg.steps - 1:
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                log.info("sft step %d/%d loss %.4f", step + 1, cfg.steps, losses[-1])
+    finally:
+        for p in base:
+            p.requires_grad_(False)
+            p.grad = None
+        for p in enc.online_parameters():
+            p.grad = None
+        enc.set_online_trainable(False)
+        enc.train(was_training)
+    enc.mark_updated()
+    enc.hard_sync()
+    return losses
+
+
+def _sample(texts: list[str], n: int, seed: int) -> list[str]:
+    return texts if len(texts) <= n else sorted(random.Random(seed).sample(texts, n))
+
+
+def run_sft(run_dir: str | os.PathLike, cfg: RunConfig) -> dict:
+    """The whole SFT stage for one run directory (see module docstring); returns the metrics."""
+    run_dir = Path(run_dir)
+    flavor = cfg.encoder.flavor
+    texts = sft_texts(cfg.data_path)
+    train, held = split_heldout(texts, cfg.sft.val_fraction)
+    log.info("SFT on %d unique texts (%d held out), flavor %s", len(train), len(held), flavor)
+    tok_dir = None
+    if flavor == "debug":
+        tok_dir = run_dir / "tokenizer"
+        if not (tok_dir / "tokenizer.json").exists():
+            train_tokenizer(_sample(train, cfg.tokenizer.max_texts, cfg.tokenizer.seed), cfg.tokenizer.vocab_size,
+                            tok_dir)
+    enc = build_encoder(flavor, cfg.encoder, tokenizer_dir=tok_dir)
+    before = next_token_loss(enc, held) if held else float("nan")
+    losses = train_sft(enc, train, cfg.sft, train_base=(flavor == "debug" and cfg.sft.train_base))
+    after = next_token_loss(enc, held) if held else float("nan")
+    log.info("held-out next-token loss %.4f -> %.4f", before, after)
+    if flavor == "debug":
+        enc.save_base(run_dir / "sft" / "base")
+    enc.save_adapter(run_dir / "sft" / "adapter", "online")
+    metrics = {"flavor": flavor, "steps": cfg.sft.steps, "texts_train": len(train), "texts_heldout": len(held),
+               "heldout_loss_before": before, "heldout_loss_after": after, "loss": losses}
+    write_json(run_dir / "sft" / "metrics.json", metrics)
+    return metrics
+
+
+def load_sft_encoder(run_dir: str | os.PathLike, cfg: RunConfig) -> TextEncoder:
+    """The encoder after SFT (online = target = the SFT adapter), built from RUN's files."""
+    run_dir = Path(run_dir)
+    adapter = run_dir / "sft" / "adapter"
+    if not (adapter / "adapter_model.safetensors").exists():
+        raise FileNotFoundError(f"{adapter}/adapter_model.safetensors not found; run `clin-jepa sft --run {run_dir}` "
+                                "first")
+    if cfg.encoder.flavor == "debug":
+        enc = build_encoder("debug", cfg.encoder, model_dir=run_dir / "sft" / "base",
+                            tokenizer_dir=run_dir / "tokenizer")
+    else:
+        enc = build_encoder(cfg.encoder.flavor, cfg.encoder)
+    enc.load_adapter(adapter, "online")
+    enc.hard_sync()
+    return enc

@@ -1,0 +1,122 @@
+"""SFT stage: real tokenizer training, real debug Qwen3 + peft, real parquet in, real files out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from clin_jepa.config import load_config
+from clin_jepa.data.tokenizer import sample_clinical_texts
+from clin_jepa.models import build_encoder
+from clin_jepa.training.sft import load_sft_encoder, next_token_loss, sft_texts, split_heldout
+from pipelines.cli import main as cli
+
+STAYS = 40
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is faster and robust to a shared, busy CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _own_data_dir(out: Path) -> Path:
+    """Hourly texts in the extraction's layout (used until the data layer's fixture is importable)."""
+    out.mkdir(parents=True)
+    pool = sample_clinical_texts(STAYS * 24, seed=7)
+    rows = [{"stay_id": 1000 + s, "hour": h, "state_text": pool[s * 24 + h],
+             "action_text": "No intervention." if h % 3 else f"Norepinephrine 0.0{1 + s % 9} mcg/kg/min."}
+            for s in range(STAYS) for h in range(24)]
+    pl.DataFrame(rows).write_parquet(out / "texts.parquet")
+    pl.DataFrame({"stay_id": [1000 + s for s in range(STAYS)],
+                  "demo_text": [f"Age {30 + s}, {'female' if s % 2 else 'male'}, white, emergency admission."
+                                for s in range(STAYS)]}).write_parquet(out / "demographics.parquet")
+    pl.DataFrame({"stay_id": [1000 + s for s in range(STAYS)], "subject_id": list(range(STAYS))}
+                 ).write_parquet(out / "cohort.parquet")
+    pl.DataFrame({"subject_id": list(range(STAYS)),
+                  "split": ["test" if s % 5 == 0 else "train" for s in range(STAYS)]}
+                 ).write_parquet(out / "splits.parquet")
+    return out
+
+
+@pytest.fixture(scope="module")
+def data_dir(request, tmp_path_factory) -> Path:
+    try:
+        import clin_jepa.data.extract  # noqa: F401
+        import clin_jepa.data.synth  # noqa: F401
+    except ImportError:
+        return _own_data_dir(tmp_path_factory.mktemp("sftdata") / "data")
+    return request.getfixturevalue("extracted_data_dir")
+
+
+def _sft(run: Path, data_dir: Path, *extra: str) -> int:
+    return cli(["sft", "--run", str(run), "--set", f"data.data_dir={data_dir}", "--set", "sft.steps=40",
+                "--set", "sft.batch_size=16", "--set", "sft.lr=5e-3", "--set", "tokenizer.vocab_size=512",
+                "--set", "sft.val_fraction=0.1", *extra])
+
+
+@pytest.fixture(scope="module")
+def sft_run(data_dir, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "run"
+    assert _sft(run, data_dir) == 0
+    return run
+
+
+def test_sft_writes_loadable_files(sft_run):
+    for rel in ("config.yaml", "tokenizer/tokenizer.json", "sft/base/config.json", "sft/adapter/adapter_config.json",
+                "sft/adapter/adapter_model.safetensors", "sft/metrics.json"):
+        assert (sft_run / rel).exists(), rel
+    assert not list(sft_run.rglob(".*.tmp"))  # no temporaries left behind
+    cfg = load_config(sft_run / "config.yaml")
+    enc = load_sft_encoder(sft_run, cfg)
+    assert enc.online_target_gap() < 1e-5
+    z = enc.encode(["No intervention.", "Heart rate 91 bpm. SpO2 96 %."], adapter="target")
+    assert z.shape == (2, enc.hidden_size) and torch.isfinite(z).all()
+    assert not any(p.requires_grad for p in enc.model.parameters())
+
+
+def test_sft_lowers_heldout_next_token_loss(sft_run, data_dir):
+    cfg = load_config(sft_run / "config.yaml")
+    _, held = split_heldout(sft_texts(data_dir), cfg.sft.val_fraction)
+    assert len(held) >= 10
+    untrained = build_encoder("debug", cfg.encoder, tokenizer_dir=sft_run / "tokenizer")
+    trained = load_sft_encoder(sft_run, cfg)
+    before, after = next_token_loss(untrained, held), next_token_loss(trained, held)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_sft_deterministic(sft_run, data_dir, tmp_path):
+    again = tmp_path / "again"
+    assert _sft(again, data_dir) == 0
+    a = load_file(str(sft_run / "sft" / "adapter" / "adapter_model.safetensors"))
+    b = load_file(str(again / "sft" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (sft_run / "tokenizer" / "tokenizer.json").read_text() == (again / "tokenizer" / "tokenizer.json").read_text()
+
+
+def test_sft_uses_train_split_only(data_dir):
+    train, every = sft_texts(data_dir, "train"), sft_texts(data_dir, None)
+    assert set(train) < set(every)
+    assert train == sorted(set(train))
+
+
+def test_sft_bad_inputs(tmp_path, data_dir, capsys):
+    assert cli(["sft", "--run", str(tmp_path / "r1"), "--set", f"data.data_dir={tmp_path / 'nodata'}"]) == 2
+    assert "texts.parquet not found" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    pl.DataFrame({"stay_id": [1], "hour": [0], "state": ["x"]}).write_parquet(bad / "texts.parquet")
+    pl.DataFrame({"stay_id": [1], "demo_text": ["Age 50."]}).write_parquet(bad / "demographics.parquet")
+    with pytest.raises(ValueError, match=r"lacks columns \['state_text', 'action_text'\]"):
+        sft_texts(bad)
+    with pytest.raises(ValueError, match="unknown config key sft.stepz"):
+        load_config(overrides=["sft.stepz=3"])
+    with pytest.raises(FileNotFoundError, match="run `clin-jepa sft"):
+        load_sft_encoder(tmp_path / "r3", load_config())
