@@ -38,6 +38,7 @@ PRIMARY_W = np.array([[0.9, 0.5, 0.6, 0.4, 0.5, 0.3],
 SEPSIS, POSTOP = PRIMARY.index("sepsis"), PRIMARY.index("postop")
 
 H_MAX = 336  # hours: stays still in the ICU after 14 days are discharged then
+COMPACT_AT = frozenset((12, 24, 48, 72, 120, 168, 240))  # hours at which finished stays leave the loop
 FIRST_LINE = ("norepinephrine", "phenylephrine", "dopamine")
 FIRST_LINE_P = (0.85, 0.10, 0.05)
 
@@ -75,6 +76,8 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         fixed_hours = np.asarray(fixed_hours, float)
         hours_fixed = np.maximum(np.ceil(fixed_hours), 1)  # hour slots with data
     H = max(int(hours_fixed.max()) if fixed else h_max, 1)
+    if not fixed:
+        hours_fixed = np.full(n, H)
     f32 = np.float32
 
     # ---- per-stay draws ------------------------------------------------ #
@@ -143,9 +146,11 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
     map_prev, spo2_prev = base_map.copy(), np.full(n, 97.0)
     next_draw = rng.uniform(-1, 2, n)  # hours to the next lab panel
     active = np.ones(n, bool)
-    end_h = np.full(n, float(H))  # length of stay, hours
-    died = np.zeros(n, bool)
-    sev_max = sev.copy()
+    # per-stay results, indexed by the original stay (the loop runs on `rows` only)
+    stay = dict(primary=primary, regime0=regime0, age=age, female=female, weight=weight,
+                first_line=first_line, prophylaxis=prophylaxis, los_h=np.full(n, float(H)),
+                died_icu=np.zeros(n, bool), sev_end=sev.copy(), sev_max=sev.copy())
+    n0, rows = n, np.arange(n)
 
     # filled hour by hour as (H, N) rows (contiguous writes), returned as (N, H)
     hourly = {k: np.zeros((H, n), f32) for k in ("sev", "ne1", "vaso", "epi", "urine_ml", "bolus_ml",
@@ -157,7 +162,24 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
     labs = {k: np.zeros((H, n), f32) for k in LABS}
 
     for t in range(H):
-        act = active & (t < hours_fixed) if fixed else active.copy()
+        act = active & (t < hours_fixed)
+        if t in COMPACT_AT and act.mean() < 0.8:  # drop finished stays: the loop costs O(active)
+            keep = np.nonzero(act)[0]
+            (primary, regime, sev, sev_base, det_rate, w, organ, infection, resistant, age, can_die, weight,
+             base_map, base_hr, pulse_p, base_cr, base_plt, base_hb, base_na, base_glu, vent_rr, sedated,
+             pressor_delay, vent_delay, rrt_delay, abx_delay, temp_phase, gcs_phase, postop_vent, extubate_at,
+             short_end, end_frac, hours_fixed, cr, bun, ne1, vaso, epi, vent, rrt, abx, abx_on, abx_left,
+             abx_pending, last_abx_stop, rrt_pending, low_cnt, hyp_cnt, calm_cnt, oligo_cnt, renal_ok_cnt,
+             boluses, last_bolus, bolus_eff, last_cr, last_k, last_pf, map_prev, spo2_prev, next_draw, act,
+             rows) = (x[keep] for x in (
+                primary, regime, sev, sev_base, det_rate, w, organ, infection, resistant, age, can_die, weight,
+                base_map, base_hr, pulse_p, base_cr, base_plt, base_hb, base_na, base_glu, vent_rr, sedated,
+                pressor_delay, vent_delay, rrt_delay, abx_delay, temp_phase, gcs_phase, postop_vent, extubate_at,
+                short_end, end_frac, hours_fixed, cr, bun, ne1, vaso, epi, vent, rrt, abx, abx_on, abx_left,
+                abx_pending, last_abx_stop, rrt_pending, low_cnt, hyp_cnt, calm_cnt, oligo_cnt, renal_ok_cnt,
+                boluses, last_bolus, bolus_eff, last_cr, last_k, last_pf, map_prev, spo2_prev, next_draw, act,
+                rows))
+            n = len(keep)
         z = rng.standard_normal((n, 24))
         u = rng.random((n, 16))
         # -- hidden severity process ------------------------------------- #
@@ -213,7 +235,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
             platelets=base_plt * np.exp(-0.55 * coag), wbc=7.5 * np.exp(0.35 * infection + 0.1 * z[:, 23]),
             inr=1.05 + 0.45 * coag + 0.3 * hepatic)
         for k, v in labs_t.items():
-            labs[k][t] = v
+            labs[k][t, rows] = v
 
         # -- charting (what clinicians see) ------------------------------ #
         m_bp = act & (u[:, 1] < 0.9)
@@ -233,20 +255,20 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
                        fio2=(act & on_o2 & (u[:, 7] < np.where(vent, 0.5, 0.3)), fio2),
                        gcs_eye=(m_gcs, e), gcs_verbal=(m_gcs, v), gcs_motor=(m_gcs, m))
         for k, (mask, val) in charted.items():
-            vitals[k][t] = np.where(mask, val, np.nan)
-        hourly["lab_draw"][t] = draw
-        hourly["gas_draw"][t] = gas
+            vitals[k][t, rows] = np.where(mask, val, np.nan)
+        hourly["lab_draw"][t, rows] = draw
+        hourly["gas_draw"][t, rows] = gas
         last_cr = np.where(draw, cr, last_cr)
         last_k = np.where(draw, labs_t["potassium"], last_k)
         last_pf = np.where(gas, pf, last_pf)
 
         # -- record this hour's actions ---------------------------------- #
-        hourly["sev"][t], hourly["regime"][t], hourly["active"][t] = sev, regime, act
-        hourly["infection"][t] = infection
-        hourly["ne1"][t], hourly["vaso"][t], hourly["epi"][t] = ne1 * act, vaso * act, epi * act
-        hourly["vent"][t], hourly["rrt"][t], hourly["abx"][t] = vent & act, rrt & act, abx & act
-        hourly["urine_ml"][t] = urine * act
-        sev_max = np.maximum(sev_max, np.where(act, sev, 0))
+        rec = dict(sev=sev, regime=regime, active=act, infection=infection, ne1=ne1 * act, vaso=vaso * act,
+                   epi=epi * act, vent=vent & act, rrt=rrt & act, abx=abx & act, urine_ml=urine * act)
+        for k, v in rec.items():
+            hourly[k][t, rows] = v
+        stay["sev_max"][rows] = np.maximum(stay["sev_max"][rows], np.where(act, sev, 0))
+        stay["sev_end"][rows] = np.where(act, sev, stay["sev_end"][rows])
         map_prev, spo2_prev = mbp, spo2
 
         # -- clinicians decide for the next hour ------------------------- #
@@ -254,7 +276,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         low_cnt = np.where(low, low_cnt + 1, np.where(ok, 0, low_cnt))
         bolus = act & low & (boluses < 3) & (t - last_bolus >= 3) & (u[:, 8] < 0.6)
         if t + 1 < H:
-            hourly["bolus_ml"][t + 1] = np.where(bolus, np.where(u[:, 9] < 0.6, 500.0, 1000.0), 0.0)
+            hourly["bolus_ml"][t + 1, rows] = np.where(bolus, np.where(u[:, 9] < 0.6, 500.0, 1000.0), 0.0)
         bolus_eff += np.where(bolus, np.where(u[:, 9] < 0.6, 6.0, 10.0), 0.0)
         boluses += bolus
         last_bolus = np.where(bolus, t, last_bolus)
@@ -290,7 +312,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         febrile = m_temp & ((temp > 38.3) | (temp < 35.8))
         leuko = draw & ((labs_t["wbc"] > 13) | (labs_t["wbc"] < 3))
         suspect = act & ~abx & (abx_pending < 0) & (febrile | leuko) & (t - last_abx_stop > 24)
-        hourly["culture"][t] = (suspect | ((t == 0) & (primary == SEPSIS))) & act
+        hourly["culture"][t, rows] = (suspect | ((t == 0) & (primary == SEPSIS))) & act
         abx_pending = np.where(suspect, abx_delay, abx_pending)
         begin = abx_pending == 0
         abx = abx | begin
@@ -309,17 +331,18 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
             leave = act & ~die & (((t >= 6) & calm & (u[:, 13] < np.where(primary == POSTOP, 0.12, 0.06)))
                                   | (t + 1 >= short_end))
             end = die | leave
-            end_h = np.where(end, t + np.where(t + 1 >= short_end, short_end - t, end_frac), end_h)
-            died |= die
-            active = act & ~end
-            if not active.any():
-                break
+            los = t + np.where(t + 1 >= short_end, short_end - t, end_frac)
+            stay["los_h"][rows] = np.where(end, los, stay["los_h"][rows])
+            stay["died_icu"][rows] = stay["died_icu"][rows] | die
+            act = act & ~end
+        active = act
+        if not active.any():
+            break
 
     if fixed:
-        end_h = fixed_hours
-    stay = dict(primary=primary, regime0=regime0, age=age, female=female, weight=weight,
-                first_line=first_line, prophylaxis=prophylaxis, los_h=end_h, died_icu=died,
-                sev_end=sev, sev_max=sev_max, art_line=rng.random(n) < np.clip(0.3 + 0.25 * sev_max, 0, 0.9),
+        stay["los_h"] = fixed_hours
+    n = n0
+    stay.update(art_line=rng.random(n) < np.clip(0.3 + 0.25 * stay["sev_max"], 0, 0.9),
                 temp_f=rng.random(n) < 0.3, fio2_frac=rng.random(n) < 0.15)
     T = lambda d: {k: np.ascontiguousarray(v.T) for k, v in d.items()}  # noqa: E731  (H, N) -> (N, H)
     return World(n=n, hours=H, stay=stay, hourly=T(hourly), vitals=T(vitals), labs=T(labs))
