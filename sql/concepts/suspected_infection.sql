@@ -1,8 +1,8 @@
 -- suspected_infection: Sepsis-3 suspicion of infection episodes, hours relative to ICU intime.
 --
 -- An antibiotic order (hosp/prescriptions: `drug` matching a registry antibiotic pattern,
--- route not topical/ophthalmic/otic) counts when a body-fluid culture
--- (hosp/microbiologyevents, any specimen; charttime, else chartdate at 00:00) was taken
+-- route not topical/ophthalmic/otic) counts when a culture
+-- (hosp/microbiologyevents, any specimen type; charttime, else chartdate at 00:00) was taken
 --   * within 72 h BEFORE the antibiotic  -> onset = the (earliest such) culture time, or
 --   * within 24 h AFTER the antibiotic   -> onset = the antibiotic start time,
 -- i.e. the onset is the earlier of the two (Seymour et al. JAMA 2016; Singer et al. JAMA
