@@ -1,8 +1,9 @@
 """Binary-classification metrics with bootstrap confidence intervals clustered by stay.
 
-Everything is computed from one sort of the scores and (possibly weighted) cumulative
-counts, so the 500-replicate bootstrap is a matrix operation: a replicate draws stays
-with replacement and weights each row by how often its stay was drawn.
+Everything is computed from one sort of the scores: per-stay cumulative positive and
+negative counts at each distinct threshold, (G, K). A bootstrap replicate draws stays
+with replacement (counts c, (G,)), so its TP/FP curves are c @ counts: the 500-replicate
+bootstrap is two matrix products.
 
 - AUROC: trapezoidal area under the ROC curve (ties handled as scikit-learn does).
 - AUPRC: average precision, sum over thresholds of (R_k - R_{k-1}) * P_k (as
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-_CHUNK_ROWS = 4_000_000  # replicate x row cells per chunk (memory bound, ~32 MB)
+MAX_BOOT_THRESHOLDS = 1000  # rank bins of the replicate curves (point estimates are exact)
+
 
 
 def _check(y, score, groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -36,26 +38,40 @@ def _check(y, score, groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | 
     return y.astype(np.float64), score, groups
 
 
-def _curves(y: np.ndarray, score: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative weighted TP, FP at each distinct threshold (descending). w: (B, n)."""
+def _stay_curves(y: np.ndarray, score: np.ndarray, groups: np.ndarray,
+                 max_thresholds: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-stay cumulative positive / negative counts at each distinct threshold, descending:
+    (G, K) each. A replicate with stay counts c (B, G) has TP = c @ pos, FP = c @ neg.
+    ``max_thresholds`` > 0 merges the sorted rows into at most that many equal-size rank
+    bins (bootstrap replicates only: bounds the (B, K) work, pairs inside a bin count as ties)."""
     order = np.argsort(-score, kind="mergesort")
     s, ys = score[order], y[order]
-    ends = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tie group
-    ws = w[:, order]  # (B, n)
-    tp = np.cumsum(ws * ys, axis=1)[:, ends]  # (B, K)
-    fp = np.cumsum(ws * (1.0 - ys), axis=1)[:, ends]  # (B, K)
-    return tp, fp
+    tie = np.r_[0, np.cumsum(np.diff(s) != 0)]  # (n,) threshold index of each sorted row
+    if max_thresholds and tie[-1] + 1 > max_thresholds:
+        tie = np.maximum(tie * max_thresholds // (tie[-1] + 1), 0)  # (n,) rank bin, still monotone
+    _, inv = np.unique(groups, return_inverse=True)
+    G, K = int(inv.max()) + 1, int(tie[-1]) + 1
+    pos, neg = np.zeros((G, K)), np.zeros((G, K))
+    np.add.at(pos, (inv[order], tie), ys)
+    np.add.at(neg, (inv[order], tie), 1.0 - ys)
+    return np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)  # (G, K)
+
+
+def _curves(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative TP, FP (1, K) at each distinct threshold (descending), unweighted."""
+    return _stay_curves(y, score, np.zeros(len(y), dtype=np.int64))
 
 
 def _from_curves(tp: np.ndarray, fp: np.ndarray, precision: float) -> dict[str, np.ndarray]:
+    """(B, K) cumulative counts -> AUROC, AUPRC, recall at precision (B,), NaN without both classes."""
     P, N = tp[:, -1:], fp[:, -1:]  # (B, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         tpr, fpr = tp / P, fp / N  # (B, K)
-        zeros = np.zeros((tp.shape[0], 1))
-        tpr0, fpr0 = np.hstack([zeros, tpr]), np.hstack([zeros, fpr])
-        auroc = np.sum(np.diff(fpr0, axis=1) * (tpr0[:, 1:] + tpr0[:, :-1]) / 2.0, axis=1)
+        dtpr = np.diff(tpr, axis=1, prepend=0.0)  # (B, K)
+        dfpr = np.diff(fpr, axis=1, prepend=0.0)
+        auroc = np.sum(dfpr * (tpr - dtpr / 2.0), axis=1)  # trapezoids
         prec = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 1.0)
-        auprc = np.sum(np.diff(tpr0, axis=1) * prec, axis=1)
+        auprc = np.sum(dtpr * prec, axis=1)
         rec = np.where(prec >= precision, tpr, 0.0).max(axis=1)
     bad = (P[:, 0] <= 0) | (N[:, 0] <= 0)
     for a in (auroc, auprc, rec):
@@ -65,17 +81,17 @@ def _from_curves(tp: np.ndarray, fp: np.ndarray, precision: float) -> dict[str, 
 
 def auroc(y, score) -> float:
     y, score, _ = _check(y, score)
-    return float(_from_curves(*_curves(y, score, np.ones((1, len(y)))), 0.5)["auroc"][0])
+    return float(_from_curves(*_curves(y, score), 0.5)["auroc"][0])
 
 
 def auprc(y, score) -> float:
     y, score, _ = _check(y, score)
-    return float(_from_curves(*_curves(y, score, np.ones((1, len(y)))), 0.5)["auprc"][0])
+    return float(_from_curves(*_curves(y, score), 0.5)["auprc"][0])
 
 
 def recall_at_precision(y, score, precision: float = 0.5) -> float:
     y, score, _ = _check(y, score)
-    return float(_from_curves(*_curves(y, score, np.ones((1, len(y)))), precision)["recall_at_precision"][0])
+    return float(_from_curves(*_curves(y, score), precision)["recall_at_precision"][0])
 
 
 def event_recall_at_precision(y, score, groups, precision: float = 0.5) -> float:
@@ -98,16 +114,14 @@ def event_recall_at_precision(y, score, groups, precision: float = 0.5) -> float
     return float(len(alarmed) / len(event_stays))
 
 
-def _stay_weights(groups: np.ndarray, n_boot: int, rng: np.random.Generator):
-    """Yield row-weight matrices (b, n): stays drawn with replacement, rows weighted by draws."""
-    uniq, inv = np.unique(groups, return_inverse=True)
-    G, n = len(uniq), len(groups)
-    chunk = max(1, _CHUNK_ROWS // max(n, 1))
+def _stay_counts(groups: np.ndarray, n_boot: int, rng: np.random.Generator):
+    """Yield (b, G) draw counts: G stays drawn with replacement per replicate (sorted stay order)."""
+    G = len(np.unique(groups))
+    chunk = max(1, 2_000_000 // max(G, 1))
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
-        counts = rng.multinomial(G, np.full(G, 1.0 / G), size=b).astype(np.float64)  # (b, G)
-        yield counts[:, inv]  # (b, n)
+        yield rng.multinomial(G, np.full(G, 1.0 / G), size=b).astype(np.float64)  # (b, G)
         done += b
 
 
@@ -127,11 +141,12 @@ def bootstrap_metrics(y, score, groups, n_boot: int = 500, seed: int = 0, precis
     y, score, groups = _check(y, score, groups)
     if groups is None:
         groups = np.arange(len(y))
-    point = _from_curves(*_curves(y, score, np.ones((1, len(y)))), precision)
+    point = _from_curves(*_curves(y, score), precision)  # exact
+    pos, neg = _stay_curves(y, score, groups, MAX_BOOT_THRESHOLDS)  # (G, K)
     rng = np.random.default_rng(seed)
     reps = {k: [] for k in point}
-    for w in _stay_weights(groups, n_boot, rng):
-        out = _from_curves(*_curves(y, score, w), precision)
+    for c in _stay_counts(groups, n_boot, rng):
+        out = _from_curves(c @ pos, c @ neg, precision)  # (b, K) replicate curves
         for k in reps:
             reps[k].append(out[k])
     result: dict = {}
@@ -154,14 +169,13 @@ def paired_bootstrap_test(y, score_a, score_b, groups, n_boot: int = 500, seed: 
     _, score_b, _ = _check(y, score_b)
     if groups is None:
         groups = np.arange(len(y))
-    ones = np.ones((1, len(y)))
-    delta = (_from_curves(*_curves(y, score_a, ones), 0.5)[metric][0]
-             - _from_curves(*_curves(y, score_b, ones), 0.5)[metric][0])
+    delta = _from_curves(*_curves(y, score_a), 0.5)[metric][0] - _from_curves(*_curves(y, score_b), 0.5)[metric][0]
+    pa, na = _stay_curves(y, score_a, groups, MAX_BOOT_THRESHOLDS)  # (G, Ka)
+    pb, nb = _stay_curves(y, score_b, groups, MAX_BOOT_THRESHOLDS)  # (G, Kb)
     rng = np.random.default_rng(seed)
     diffs = []
-    for w in _stay_weights(groups, n_boot, rng):
-        diffs.append(_from_curves(*_curves(y, score_a, w), 0.5)[metric]
-                     - _from_curves(*_curves(y, score_b, w), 0.5)[metric])
+    for c in _stay_counts(groups, n_boot, rng):  # the same stays for both models
+        diffs.append(_from_curves(c @ pa, c @ na, 0.5)[metric] - _from_curves(c @ pb, c @ nb, 0.5)[metric])
     d = np.concatenate(diffs)
     d = d[np.isfinite(d)]
     lo, hi = _ci(d, alpha)

@@ -81,3 +81,19 @@ def test_ratio_of_medians_ci_contains_value():
     a, b = rng.lognormal(np.log(4.0), 0.3, 200), rng.lognormal(0.0, 0.3, 200)
     r = metrics.bootstrap_ratio_of_medians(a, b, n_boot=300)
     assert r["lo"] < r["value"] < r["hi"] and 3.0 < r["value"] < 5.3
+
+
+def test_binned_replicate_curves_match_exact_ci(monkeypatch):
+    """Above MAX_BOOT_THRESHOLDS distinct scores the replicate curves use rank bins; the CI
+    must match the exact one closely and the point estimate must stay exact."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(150), 20)
+    y = (rng.random(len(g)) < 0.2).astype(int)
+    s = y * 0.7 + rng.normal(size=len(g))
+    binned = metrics.bootstrap_metrics(y, s, g, n_boot=200, seed=1)
+    monkeypatch.setattr(metrics, "MAX_BOOT_THRESHOLDS", 0)
+    exact = metrics.bootstrap_metrics(y, s, g, n_boot=200, seed=1)
+    assert binned["auroc"]["value"] == exact["auroc"]["value"] == pytest.approx(roc_auc_score(y, s))
+    for m in ("auroc", "auprc"):
+        assert binned[m]["lo"] == pytest.approx(exact[m]["lo"], abs=0.005)
+        assert binned[m]["hi"] == pytest.approx(exact[m]["hi"], abs=0.005)
