@@ -301,7 +301,7 @@ class Trainer:
                      spec.gap_below, self.state.phase_step)
             self._end_phase(spec, beh)
             return True
-        if float(flags[0]) > 0 or (t.stop_after_steps and step >= t.stop_after_steps):
+        if float(flags[0]) > 0 or (t.stop_after_steps and step == t.stop_after_steps):
             self.state.stopped = "sigterm" if float(flags[0]) > 0 else "stop_after_steps"
             self.save("last")
             log.info("stopped (%s) at step %d; continue with --resume", self.state.stopped, step)

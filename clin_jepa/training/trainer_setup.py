@@ -74,11 +74,16 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
     from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
     """
     from clin_jepa.data.windows import load_corpus
+    from clin_jepa.training.checkpoint import latest_checkpoint
     from clin_jepa.training.curriculum import load_curriculum
     from clin_jepa.training.trainer import Trainer
 
     run_dir = Path(run_dir)
     t = cfg.train
+    ckpt_dir = run_dir / "checkpoints"
+    if not (resume or phases) and latest_checkpoint(ckpt_dir) is not None:
+        raise ValueError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
+                         f"or delete {ckpt_dir} (or use a new --run) to start over")
     cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
     corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
     if encoder is None:
