@@ -114,3 +114,59 @@ def test_headline_and_missing_eval(tmp_path):
     (run / "eval" / "drift.json").write_text("{truncated")
     with pytest.raises(ValueError, match="rerun"):
         build_report([run])
+
+
+# ---------------------------------------------------------------------- #
+# end to end on a tiny trained run: sft -> pretrain -> embed -> evaluate -> report
+# ---------------------------------------------------------------------- #
+
+TINY_CURRICULUM = """phases:
+  - {name: warmup, encoder: frozen, targets: online, ema: "off", rollout: native, ends: {steps: 2}}
+  - {name: joint, encoder: trainable, targets: ema, ema: update, rollout: teacher_forced, ends: {steps: 2}}
+  - {name: sync, ends: {instant: hard_sync}}
+  - {name: finalize, encoder: frozen, targets: online, ema: "off", rollout: native, ends: {steps: 2}}
+"""
+
+
+@pytest.mark.slow
+def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_path):
+    pytest.importorskip("clin_jepa.training.trainer", reason="the trainer has not landed yet")
+    from pipelines.cli import main as cli
+
+    run = tmp_path / "run"
+    (tmp_path / "tiny.yaml").write_text(TINY_CURRICULUM)
+    sets = [f"data.data_dir={extracted_data_dir}", "data.window_hours=24", "sft.steps=2",
+            f"train.curriculum={tmp_path / 'tiny.yaml'}", "optim.batch_size=4", "train.val_stays=4",
+            "eval.contexts=[6,12]", "eval.horizon=12", "eval.displacement_window=12", "eval.bootstrap=20",
+            "eval.probe_epochs=3", "eval.seq_epochs=2", "eval.lgbm_estimators=20", "eval.max_eep_hours=8",
+            "eval.min_positives=1"]
+    args = [a for s in sets for a in ("--set", s)]
+    assert cli(["sft", "--run", str(run), *args]) == 0
+    assert cli(["pretrain", "--run", str(run)]) == 0
+    assert cli(["evaluate", "--run", str(run)]) == 2  # embeddings missing: a clear error, not a crash
+    assert cli(["embed", "--run", str(run)]) == 0
+    stamp = (run / "embeddings" / "latents.npy").stat().st_mtime_ns
+    assert cli(["embed", "--run", str(run)]) == 0  # fingerprint current: not recomputed
+    assert (run / "embeddings" / "latents.npy").stat().st_mtime_ns == stamp
+    assert cli(["evaluate", "--run", str(run)]) == 0
+    assert cli(["report", "--run", str(run)]) == 0
+
+    drift_res = json.loads((run / "eval" / "drift.json").read_text())
+    c6 = drift_res["contexts"]["6"]
+    assert c6["horizon"] == 12 and set(c6.get("methods", {})) <= {"model", "copy_forward", "linear"}
+    tasks_res = json.loads((run / "eval" / "tasks.json").read_text())
+    assert set(tasks_res["tasks"]) == set(tasks.BINARY_TASKS + tasks.EEP_TASKS)
+    for t in tasks_res["tasks"].values():
+        if t["status"] == "ok":
+            assert {"probe", "probe_rollout", "logreg", "lightgbm", "lstm", "tcn"} <= set(t["methods"]) or \
+                t["family"] == "eep" and "probe_rollout" not in t["methods"]
+            assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
+        else:
+            assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
+    h = headline(run)
+    assert set(h) == {"drift_pct", "displacement_ratio", "mean_auroc"}
+    cohort = pl.read_parquet(extracted_data_dir / "cohort.parquet")
+    blob = b"".join(p.read_bytes() for p in (run / "report").rglob("*") if p.is_file())
+    for col in ("stay_id", "subject_id", "hadm_id"):
+        for v in cohort[col].to_list():
+            assert str(v).encode() not in blob, f"{col} value in the report"
