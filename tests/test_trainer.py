@@ -282,3 +282,7 @@ def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path):
     summary = yaml.safe_load((run / "pretrain_summary.json").read_text())
     assert summary["processes"] == 2 and summary["finished"]
     assert summary["rank_max_weight_diff"] == 0.0  # both ranks hold identical weights
+    from pipelines.cli import main as cli_main
+
+    assert cli_main(["pretrain", "--run", str(run)]) == 2  # refuses to silently restart over checkpoints
+    assert cli_main(["pretrain", "--run", str(run), "--resume"]) == 0  # nothing left: finishes at once

@@ -65,11 +65,13 @@ class Trainer:
             self.masked = build_masked_predictor(encoder.hidden_size, t.masked_width, t.masked_layers,
                                                  t.mask_ratio, corpus.window_hours).to(self.device)
         self.optimizer = build_optimizer(cfg.optim, encoder, self.predictor, self.masked)
+        self._group_hparams = {g["name"]: (g["base_lr"], g["clip"]) for g in self.optimizer.param_groups}
         self.cache = LatentCache(encoder, self.texts, cfg.train.cache_block)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
         self.ckpt_dir = self.run_dir / "checkpoints"
         self._stop = ""
         self._texts_seen, self._t0 = 0, time.perf_counter()
+        self._grad_norms: dict[str, float] = {}
 
     # ------------------------------------------------------------------ state
     def resume(self, path: Path | None = None) -> bool:
@@ -81,6 +83,8 @@ class Trainer:
         if state.phases != self.state.phases:
             raise ValueError(f"checkpoint {path} was written for phases {state.phases}, this curriculum has "
                              f"{self.state.phases}; resume with the same train.curriculum/drop_phases or start a new run")
+        for g in self.optimizer.param_groups:  # learning rates and clip norms follow the current config
+            g["base_lr"], g["clip"] = self._group_hparams[g["name"]]
         self.state = state
         self.state.stopped = ""
         self.cache.clear()
@@ -147,14 +151,16 @@ class Trainer:
         return totals
 
     def _apply_update(self, beh: Behaviour) -> None:
-        self._allreduce_grads()
+        trained = {"encoder": beh.train_encoder, "predictor": beh.train_predictor, "masked": beh.train_masked}
+        groups = [g for g in self.optimizer.param_groups if trained[g["name"]]]
+        self._allreduce_grads(groups)
         step, o = self.state.global_step, self.cfg.optim
         factor = lr_factor(step, max(1, self.cur.total_steps), o.warmup_steps, o.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                group["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+                self._grad_norms[group["name"]] = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if beh.train_encoder:
@@ -166,12 +172,13 @@ class Trainer:
         self.state.global_step += 1
         self.state.phase_step += 1
 
-    def _allreduce_grads(self) -> None:
+    def _allreduce_grads(self, groups: list[dict]) -> None:
+        """Average the trained groups' gradients over processes (a missing one counts as zero)."""
         if self.acc.num_processes == 1:
             return
         from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+        params = [p for g in groups for p in g["params"]]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
@@ -285,6 +292,7 @@ class Trainer:
             rate = self._texts_seen / max(1e-9, time.perf_counter() - self._t0)
             logs = {f"train/{k}": v for k, v in metrics.items()} | {"train/texts_per_s": rate}
             logs |= {f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups}
+            logs |= {f"grad_norm/{k}": v for k, v in self._grad_norms.items()}
             if gap is not None:
                 logs["train/online_target_gap"] = gap
             self.acc.log(logs, step=step)
