@@ -236,3 +236,9 @@ def test_bad_inputs_raise_clear_errors():
         p.rollout(d, s[:, :4], a, horizon=2, ctx_lengths=torch.tensor([0, 4]))
     with pytest.raises(ValueError, match="horizon"):
         p.rollout(d, s[:, :4], a, horizon=0)
+    with torch.no_grad():
+        _, cache = p(d, s, a, return_cache=True)
+    with pytest.raises(ValueError, match="max_steps"):
+        p.step(cache, s[:, 0], a[:, 0], torch.tensor([72, 3]))
+    with pytest.raises(ValueError, match="rollout_from"):
+        p(d, s, a, rollout_from=torch.tensor([5, 0]), rollout_steps=2)  # hour 6 has no action

@@ -242,7 +242,7 @@ class Predictor(nn.Module):
         preds = [z]
         for j in range(1, steps):
             hour = start + j
-            z, cache = self.step(cache, z, a[rows, hour], hour)
+            z, cache = self._step(cache, z, a[rows, hour], hour)  # hours checked above
             preds.append(z)
         return torch.stack(preds, dim=1)  # (B, steps, D)
 
@@ -255,6 +255,9 @@ class Predictor(nn.Module):
         if int(hour.max()) >= self.config.max_steps:
             raise ValueError(f"rollout reaches hour {int(hour.max())} >= predictor.max_steps={self.config.max_steps}; "
                              "raise predictor.max_steps or shorten the context/horizon")
+        return self._step(cache, s_new, a_new, hour)
+
+    def _step(self, cache: KVCache, s_new: Tensor, a_new: Tensor, hour: Tensor) -> tuple[Tensor, KVCache]:
         B = s_new.shape[0]
         x = self._pair_tokens(s_new[:, None], a_new[:, None], hour[:, None])  # (B, 2, W)
         new_hour = hour[:, None].expand(B, 2)  # (B, 2)
@@ -301,7 +304,7 @@ class Predictor(nn.Module):
         preds = [z]
         for h in range(1, H):
             hour = ctx_lengths + h - 1  # hour of the fed-back state
-            z, cache = self.step(cache, z, a[rows, hour], hour)
+            z, cache = self._step(cache, z, a[rows, hour], hour)  # hours checked above
             preds.append(z)
         return torch.stack(preds, dim=1)  # (B, H, D)
 
