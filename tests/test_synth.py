@@ -122,6 +122,9 @@ def test_charting_habits(con):
     assert frac > 0 and pct > frac
     # GCS as text with numeric valuenum; admission weight for every stay
     assert q("SELECT count(*) FROM chartevents WHERE itemid = 223901 AND value = 'Obeys Commands' AND valuenum = 6")[0] > 0
+    ett, ett_bad = q("""SELECT count(*), count(*) FILTER (valuenum <> 1) FROM chartevents
+                        WHERE itemid = 223900 AND value = 'No Response-ETT'""")
+    assert ett > 0 and ett_bad == 0  # intubated: verbal charted as 1
     assert q("SELECT count(DISTINCT stay_id) FROM chartevents WHERE itemid = 226512")[0] == STAYS
     # urine mostly Foley, some GU irrigant in/out pairs
     foley, irr_in, irr_out, total = q("""SELECT count(*) FILTER (itemid = 226559), count(*) FILTER (itemid = 227488),

@@ -188,7 +188,7 @@ def chartevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
     rel = np.where(itemid == 226512, h, in_hour(rng, si, h, los_s))
     t = event_times(si, rel, intime, los_s)
     order = np.lexsort((itemid, t, si))
-    si, t, itemid, val, uom = si[order], t[order], itemid[order], val[order], uom[order]
+    si, h, t, itemid, val, uom = si[order], h[order], t[order], itemid[order], val[order], uom[order]
     valuenum = pl.Series(val)
     text = pl.select(_num_str(pl.lit(valuenum))).to_series()
     gcs = np.isin(itemid, list(GCS_TEXT))
@@ -199,7 +199,10 @@ def chartevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
             for lvl, txt in m.items():
                 lut[base[k] + lvl] = txt
         code = np.select([itemid[gcs] == k for k in base], list(base.values())) + val[gcs].astype(np.int64)
-        text = text.scatter(np.nonzero(gcs)[0], pl.Series(lut[code].tolist(), dtype=pl.String))
+        gtext = lut[code]
+        ett = (itemid[gcs] == 223900) & w.hourly["vent"][si[gcs], np.minimum(h[gcs], w.hours - 1).astype(np.int64)]
+        gtext[ett] = "No Response-ETT"  # intubated: verbal not testable, charted as 1
+        text = text.scatter(np.nonzero(gcs)[0], pl.Series(gtext.tolist(), dtype=pl.String))
     store = t + 60 * rng.integers(0, 45, len(t))
     return frame("chartevents", dict(
         caregiver_id=rng.integers(10000, 99999, len(t)), charttime=("ts", t), storetime=("ts", store),

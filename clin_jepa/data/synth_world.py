@@ -302,7 +302,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
 
         oligo_cnt = np.where(act & (urine < 0.3 * weight), oligo_cnt + 1,
                              np.where(urine > 0.5 * weight, 0, oligo_cnt))
-        crit = (last_cr > 4.0) | (last_k > 6.2) | ((oligo_cnt >= 12) & (last_cr > 2.5))
+        crit = (last_cr > 4.5) | (last_k > 6.5) | ((oligo_cnt >= 12) & (last_cr > 3.0))
         rrt_pending = np.where(act & ~rrt & (rrt_pending < 0) & crit, rrt_delay, rrt_pending)
         rrt = rrt | (rrt_pending == 0)
         rrt_pending = np.where(rrt_pending >= 0, rrt_pending - 1, rrt_pending)
