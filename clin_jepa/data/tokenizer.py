@@ -76,7 +76,7 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
 
 
 def sample_clinical_texts(n: int, seed: int = 0) -> list[str]:
-    """``n`` hourly-style texts (state, action, demographics) for tests and benchmarks without data."""
+    """``n`` texts in clin_jepa.data.texts' style (state, action, demographics) for tests/benchmarks."""
     import random
 
     rng = random.Random(seed)
@@ -86,20 +86,26 @@ def sample_clinical_texts(n: int, seed: int = 0) -> list[str]:
         if kind < 0.15:
             out.append("No new observations." if rng.random() < 0.5 else "No intervention.")
         elif kind < 0.3:
-            out.append(f"Norepinephrine {rng.choice([0.02, 0.05, 0.08, 0.1, 0.2])} mcg/kg/min. "
-                       f"{rng.choice(['Invasive ventilation.', 'Antibiotics given.', 'Fluid bolus 500 mL.'])}")
+            acts = [f"Norepinephrine {rng.choice([0.02, 0.05, 0.08, 0.1, 0.2])} mcg/kg/min"]
+            acts += rng.sample(["invasive ventilation", "antibiotics", "fluid bolus 500 mL", "RRT"], rng.randint(0, 2))
+            out.append("; ".join(acts) + ".")
         elif kind < 0.35:
-            out.append(f"Age {rng.randint(18, 91)}, {rng.choice(['female', 'male'])}, "
-                       f"{rng.choice(['white', 'black', 'asian', 'hispanic', 'other'])}, "
-                       f"{rng.choice(['emergency', 'elective', 'urgent'])} admission.")
+            out.append(f"Age {rng.randint(18, 89)}, {rng.choice(['female', 'male'])}, "
+                       f"{rng.choice(['White', 'Black', 'Asian', 'Hispanic', 'Other'])}, "
+                       f"{rng.choice(['emergency', 'elective', 'urgent'])} admission, weight {rng.randint(45, 140)} kg.")
         else:
-            parts = [f"Hour {i % 72}.", f"Heart rate {rng.randint(50, 140)} bpm.",
-                     f"Mean arterial pressure {rng.randint(50, 110)} mmHg.", f"SpO2 {rng.randint(85, 100)} %."]
-            if rng.random() < 0.4:
-                parts += [f"Creatinine {rng.uniform(0.4, 4.0):.1f} mg/dL.", f"Lactate {rng.uniform(0.5, 8):.1f} mmol/L."]
+            vitals = [f"HR {rng.randint(50, 140)} bpm", f"SBP {rng.randint(80, 170)} mmHg",
+                      f"MAP {rng.randint(50, 110)} mmHg", f"RR {rng.randint(10, 35)} /min", f"SpO2 {rng.randint(85, 100)}%"]
+            groups = [", ".join(rng.sample(vitals, rng.randint(2, 5)))]
             if rng.random() < 0.3:
-                parts.append(f"Urine output {rng.randint(0, 300)} mL.")
-            out.append(" ".join(parts))
+                groups.append(f"pH {rng.uniform(7.1, 7.5):.2f}, Lactate {rng.uniform(0.5, 8):.1f} mmol/L")
+            if rng.random() < 0.3:
+                groups.append(f"Creatinine {rng.uniform(0.4, 4.0):.1f} mg/dL, Potassium {rng.uniform(3, 6):.1f} mEq/L")
+            if rng.random() < 0.3:
+                groups.append(f"GCS E{rng.randint(1, 4)} V{rng.randint(1, 5)} M{rng.randint(1, 6)}")
+            if rng.random() < 0.3:
+                groups.append(f"Urine {rng.randint(0, 300)} mL")
+            out.append(f"Hour {i % 72}. " + "; ".join(groups) + f"; SOFA {rng.randint(0, 14)}, KDIGO {rng.randint(0, 3)}.")
     return out
 
 
