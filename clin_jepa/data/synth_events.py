@@ -16,7 +16,7 @@ from clin_jepa.data.features import OBS_BY_NAME, VASOPRESSORS
 from clin_jepa.data.schema import TABLES
 from clin_jepa.data.synth_world import FIRST_LINE, World
 
-ABSURD_RATE = 0.002  # fraction of vital-sign rows charted with an impossible value
+ABSURD_RATE = 0.004  # fraction of HR, SpO2, BP, RR, temperature rows charted with an impossible value
 NON_NUMERIC_RATE = 0.004  # fraction of lab rows with a text value and empty valuenum
 NON_NUMERIC = np.array(["UNABLE TO REPORT", "___", "ERROR"])
 GCS_TEXT = {
@@ -175,7 +175,7 @@ def chartevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
                     [1, np.where(val <= 1.0, 2, 0)], 0)
     val = np.round(val * 10.0 ** dec) / 10.0 ** dec
     # impossible values at a small rate (what the extraction's valid ranges are for)
-    bad = np.isin(itemid, list(ABSURD)) & (rng.random(len(si)) < ABSURD_RATE * 2)
+    bad = np.isin(itemid, list(ABSURD)) & (rng.random(len(si)) < ABSURD_RATE)
     keys = np.array(sorted(ABSURD))
     absurd = np.array([ABSURD[k] for k in keys])[np.clip(np.searchsorted(keys, itemid), 0, len(keys) - 1)]
     val = np.where(bad, absurd, val)

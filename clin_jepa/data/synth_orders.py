@@ -24,12 +24,20 @@ def _s(values, n=None) -> pl.Series:
 # --------------------------------------------------------------------------- #
 
 
+# highest first-line dose before norepinephrine is added (NEE mcg/kg/min): phenylephrine
+# 2 mcg/kg/min, dopamine 15 mcg/kg/min; the total NEE (what the physiology saw) is unchanged
+FIRST_LINE_MAX_NEE = {"norepinephrine": np.inf, "phenylephrine": 0.2, "dopamine": 0.15}
+
+
 def _drips(w: World, rng):
     """Hourly vasopressor rows: (si, h, itemid, canonical rate, status)."""
     n = w.n
     first = np.array([VASO[d].itemid for d in FIRST_LINE])[w.stay["first_line"]]  # (N,)
     nee = np.array([VASO[d].nee_factor for d in FIRST_LINE])[w.stay["first_line"]]
-    drugs = ((w.hourly["ne1"] / nee[:, None], first),  # first-line drug in its own unit
+    cap = np.array([FIRST_LINE_MAX_NEE[d] for d in FIRST_LINE])[w.stay["first_line"]][:, None]  # (N, 1)
+    ne1 = w.hourly["ne1"]  # first-line dose in norepinephrine equivalents (N, H)
+    drugs = ((np.minimum(ne1, cap) / nee[:, None], first),  # first-line drug in its own unit
+             (np.maximum(ne1 - cap, 0.0), np.full(n, VASO["norepinephrine"].itemid)),  # added above its cap
              (w.hourly["vaso"], np.full(n, VASO["vasopressin"].itemid)),
              (w.hourly["epi"], np.full(n, VASO["epinephrine"].itemid)))
     out = []
