@@ -56,6 +56,7 @@ class DataConfig:
     duckdb_temp_dir: str = ""  # empty -> <data_dir>/.duckdb_tmp
     lab_lookback_hours: float = 0.0  # hours before intime whose labs count in hour 0 (0: grid only)
     antibiotic_default_hours: int = 24  # hours an antibiotic order without a valid stoptime lasts
+    cache_sources: bool = True  # parse each csv(.gz) source once into parquet under the DuckDB temp dir
 
     def validate(self) -> None:
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1.0) > 1e-6:

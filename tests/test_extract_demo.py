@@ -9,11 +9,11 @@ import re
 
 import polars as pl
 import pytest
+from test_extract_helpers import copy_demo
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import run_extraction
 from clin_jepa.data.synth import chartevents_for_stays, write_csv_gz
-from test_extract_helpers import copy_demo
 
 CFG = DataConfig(duckdb_memory_limit="1GB", duckdb_threads=2)
 TS = "%Y-%m-%d %H:%M:%S"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from test_extract_helpers import Mini, standard_mini
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data import features
 from clin_jepa.data.extract import build_database, run_extraction
-from test_extract_helpers import Mini, standard_mini
 
 CFG = DataConfig(duckdb_memory_limit="1GB", duckdb_threads=2)
 S = 107  # the stay the values are planted in (72 h, hourly heart rate 80 + hour % 7)

@@ -4,45 +4,20 @@ views, registry tables and tables built by files listed above it."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import re
 
 import duckdb
 import pytest
 
 from clin_jepa.data import features
-from clin_jepa.data.extract import MANIFEST, read_manifest
+from clin_jepa.data.extract import MANIFEST, read_manifest, tables_read
 from clin_jepa.data.schema import TABLES
-from clin_jepa.data.sources import registry_table_names
+from clin_jepa.data.sources import SUPPORTED_AGGS, check_registry, registry_table_names
 from clin_jepa.utils import SQL_DIR
 
 STEPS = read_manifest()
 CREATE = re.compile(r"(?is)\bCREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(\w+)\s+AS\s")
-
-
-def _tables_read(sql: str) -> set[str]:
-    """Base-table names referenced by the statement's SELECT (CTE names removed)."""
-    m = CREATE.search(sql)
-    assert m, "no CREATE TABLE ... AS"
-    con = duckdb.connect()
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql[m.end():]]).fetchall()[0][0])
-    assert not tree.get("error"), tree.get("error_message")
-    tables, ctes = set(), set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "BASE_TABLE":
-                tables.add(node["table_name"].lower())
-            for entry in (node.get("cte_map") or {}).get("map", []):
-                ctes.add(entry["key"].lower())
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(tree)
-    return tables - ctes
 
 
 def test_manifest_and_sql_tree_agree():
@@ -68,16 +43,21 @@ def test_sql_file_parses_and_reads_only_earlier_tables(rel):
     assert [c.lower() for c in created] == [rel.stem], f"{rel} must create exactly table {rel.stem}"
     earlier = {p.stem for p, _ in STEPS[: [p for p, _ in STEPS].index(rel)]}
     allowed = set(TABLES) | registry_table_names() | earlier
-    extra = _tables_read(sql) - allowed
+    extra = tables_read(sql) - allowed
     assert not extra, f"{rel} reads {sorted(extra)}: not a source view, registry table or earlier table"
 
 
 def test_registry_aggregations_are_implemented():
+    check_registry()  # the shipped registry
     files = {"chartevents": "measurement/vitals_hourly.sql", "labevents": "measurement/labs_hourly.sql",
              "outputevents": "measurement/urine_hourly.sql"}
-    for o in features.OBSERVATIONS:
-        sql = (SQL_DIR / files[o.source]).read_text()
-        assert f"WHEN '{o.agg}'" in sql, f"{files[o.source]} does not implement agg={o.agg!r} ({o.name})"
+    for source, aggs in SUPPORTED_AGGS.items():
+        sql = (SQL_DIR / files[source]).read_text()
+        for agg in aggs:
+            assert f"'{agg}'" in sql, f"{files[source]} does not implement agg={agg!r}"
+    bad = dataclasses.replace(features.OBS_BY_NAME["heart_rate"], agg="median")
+    with pytest.raises(ValueError, match="heart_rate.*median"):
+        check_registry((bad,))
 
 
 def test_hourly_base_columns_are_the_registry_columns():

@@ -7,8 +7,15 @@ import polars as pl
 import pytest
 
 from clin_jepa.data import features, texts
-from clin_jepa.data.texts import (NO_ACTION, NO_OBSERVATION, action_text, demographics_text,
-                                  demographics_texts, hourly_texts, state_text)
+from clin_jepa.data.texts import (
+    NO_ACTION,
+    NO_OBSERVATION,
+    action_text,
+    demographics_text,
+    demographics_texts,
+    hourly_texts,
+    state_text,
+)
 
 
 def frame(rows: list[dict], derived: bool = True) -> pl.DataFrame:

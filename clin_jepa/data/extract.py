@@ -10,7 +10,10 @@ manifest.json -- all into a temporary directory renamed into place at the end.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -22,8 +25,12 @@ import duckdb
 from clin_jepa.config import DataConfig
 from clin_jepa.data import features
 from clin_jepa.data.schema import TABLES
-from clin_jepa.data.sources import (FLUID_BOLUS_MAX_ML, corrupt_file_hint, create_source_views,
-                                    register_registry)
+from clin_jepa.data.sources import (
+    FLUID_BOLUS_MAX_ML,
+    corrupt_file_hint,
+    create_source_views,
+    register_registry,
+)
 from clin_jepa.utils import SQL_DIR, atomic_path, get_logger, progress, write_json
 
 log = get_logger(__name__)
@@ -42,6 +49,38 @@ def read_manifest(path: Path = MANIFEST) -> list[tuple[Path, str | None]]:
         sql, _, export = (part.strip() for part in line.partition("->"))
         steps.append((Path(sql), export or None))
     return steps
+
+
+_CREATE = re.compile(r"(?is)\bCREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(\w+)\s+AS\s")
+
+
+def tables_read(sql: str) -> set[str]:
+    """Names of the tables/views a manifest SQL file reads (CTE names excluded), from
+    DuckDB's own parse tree of its ``CREATE TABLE x AS <query>``."""
+    m = _CREATE.search(sql)
+    if not m:
+        raise ValueError("SQL file has no `CREATE TABLE <name> AS <query>` statement")
+    con = duckdb.connect()
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql[m.end():]]).fetchall()[0][0])
+    con.close()
+    if tree.get("error"):
+        raise ValueError(f"SQL does not parse: {tree.get('error_message')}")
+    tables, ctes = set(), set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "BASE_TABLE":
+                tables.add(node["table_name"].lower())
+            for entry in (node.get("cte_map") or {}).get("map", []):
+                ctes.add(entry["key"].lower())
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(tree)
+    return tables - ctes
 
 
 def sql_variables(cfg: DataConfig) -> dict[str, object]:
@@ -84,7 +123,7 @@ def connect(cfg: DataConfig, temp_dir: str | Path | None = None) -> duckdb.DuckD
         config["threads"] = cfg.duckdb_threads
     temp = cfg.duckdb_temp_dir or temp_dir
     if temp:
-        config["temp_directory"] = str(temp)
+        config["temp_directory"] = str(Path(temp) / "spill")
     try:
         return duckdb.connect(":memory:", config=config)
     except duckdb.Error as e:
@@ -117,7 +156,12 @@ def _empty_cohort_message(con: duckdb.DuckDBPyConnection) -> str:
 
 def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = None,
                    temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """Views + registry + variables, then the manifest's SQL up to and including ``until``."""
+    """Views + registry + variables, then the manifest's SQL up to and including ``until``.
+
+    DuckDB spills to ``temp_dir`` (or data.duckdb_temp_dir, else a fresh temp dir removed
+    at exit); csv sources are cached there as parquet (data.cache_sources) while the
+    connection lives.
+    """
     cfg.validate()
     mimic_dir = Path(mimic_dir)
     if not mimic_dir.is_dir():
@@ -125,8 +169,16 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
                                 f"(the folder holding hosp/ and icu/)")
     steps = read_manifest()
     _check_until(until, steps)
-    con = connect(cfg, temp_dir)
-    sources = create_source_views(con, mimic_dir)
+    work = Path(cfg.duckdb_temp_dir or temp_dir or tempfile.mkdtemp(prefix="clin_jepa_duckdb."))
+    if not (cfg.duckdb_temp_dir or temp_dir):
+        atexit.register(shutil.rmtree, work, True)  # our own scratch dir: removed at exit
+    con = connect(cfg, work)
+    cache = work / f"sources.{os.getpid()}.{id(con):x}" if cfg.cache_sources else None
+    if cache is not None:
+        atexit.register(shutil.rmtree, cache, True)
+    todo = steps[: [p.stem for p, _ in steps].index(until) + 1] if until else steps
+    needed = set().union(*(tables_read((SQL_DIR / p).read_text()) for p, _ in todo if (SQL_DIR / p).exists()))
+    sources = create_source_views(con, mimic_dir, cache, cache_only=needed)
     register_registry(con)
     for name, value in sql_variables(cfg).items():
         con.execute(f"SET VARIABLE {name} = {_sql_literal(value)}")
@@ -198,7 +250,7 @@ def input_fingerprint(mimic_dir: Path) -> str:
     from clin_jepa.data.sources import find_source
 
     h = hashlib.sha256()
-    for name, table in sorted(TABLES.items()):
+    for _, table in sorted(TABLES.items()):
         p = find_source(mimic_dir, table)
         h.update(f"{p.relative_to(mimic_dir)}:{p.stat().st_size}\n".encode())
     return h.hexdigest()
@@ -216,9 +268,9 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
 
     Returns the manifest dict also written to ``data_dir/manifest.json``.
     """
-    from clin_jepa.data.texts import demographics_texts, hourly_texts
-
     import polars as pl
+
+    from clin_jepa.data.texts import demographics_texts, hourly_texts
 
     mimic_dir, data_dir = Path(mimic_dir), Path(data_dir)
     steps = read_manifest()

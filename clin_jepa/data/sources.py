@@ -9,6 +9,7 @@ exposed through ``TRY_CAST`` so a non-numeric value becomes NULL (counted later,
 
 from __future__ import annotations
 
+import csv
 import gzip
 import zlib
 from pathlib import Path
@@ -17,8 +18,12 @@ import duckdb
 
 from clin_jepa.data import features
 from clin_jepa.data.schema import TABLES, SourceTable
+from clin_jepa.utils import progress
 
 EXTENSIONS = (".csv.gz", ".csv", ".parquet")
+# DuckDB's CSV read buffer (bytes, per thread). Its default (~32 MiB with several in
+# flight per thread) dominated peak memory when parsing csv.gz; 4 MiB costs no speed.
+CSV_BUFFER_BYTES = 4 << 20
 
 # Required columns by type. Numeric columns in SOFT_NUMERIC are parsed with TRY_CAST
 # (bad values -> NULL and counted); the view keeps the text as `<col>_raw`.
@@ -74,41 +79,42 @@ def _is_numeric(table: str, col: str) -> bool:
     return col in SOFT_NUMERIC and (col != "value" or table in NUMERIC_VALUE_TABLES)
 
 
-def _reader(path: Path, table: SourceTable, actual: dict[str, str] | None = None) -> str:
-    """A DuckDB table function reading ``path``; with ``actual`` (lower -> file column
-    name), explicit types for the required columns, else every column as text."""
+def _csv_header(path: Path) -> list[str]:
+    """Column names from the first line; a corrupt/truncated gzip start is a clear error."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", newline="") as f:
+            line = f.readline()
+            f.read(1 << 16)  # decompress a little more: catches a damaged stream early
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{path} is not a readable {'gzip ' if path.name.endswith('.gz') else ''}CSV file ({e}). "
+            f"The download is corrupt or incomplete: re-download it from PhysioNet and check it "
+            f"against SHA256SUMS.txt."
+        ) from None
+    return next(csv.reader([line]), [])
+
+
+def _column_type(key: str) -> str:
+    if key in ID_COLUMNS:
+        return "BIGINT"
+    if key in TIMESTAMP_COLUMNS:
+        return "TIMESTAMP"
+    if key in DATE_COLUMNS:
+        return "DATE"
+    return "VARCHAR"  # text, or numeric parsed with TRY_CAST in the typed select
+
+
+def _reader(path: Path, table: SourceTable, header: list[str]) -> str:
+    """A DuckDB table function reading ``path``: CSV with the header's columns declared
+    (no sniffing; explicit types for required ids/times), or parquet."""
     if path.name.endswith(".parquet"):
         return f"read_parquet({_sql_str(path)})"
-    if actual is None:
-        return f"read_csv({_sql_str(path)}, header = true, all_varchar = true, nullstr = '')"
-    types = {}
-    for key in table.required:
-        col = actual[key]
-        if key in ID_COLUMNS:
-            types[col] = "BIGINT"
-        elif key in TIMESTAMP_COLUMNS:
-            types[col] = "TIMESTAMP"
-        elif key in DATE_COLUMNS:
-            types[col] = "DATE"
-        else:
-            types[col] = "VARCHAR"  # text, or numeric parsed with TRY_CAST in the view
-    spec = ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in types.items())
-    return (f"read_csv({_sql_str(path)}, header = true, auto_detect = true, "
-            f"types = {{{spec}}}, nullstr = '', sample_size = 20480)")
-
-
-def _check_gzip(path: Path) -> None:
-    """Fail early (and clearly) on a truncated or corrupt gzip header/first block."""
-    if not path.name.endswith(".gz"):
-        return
-    try:
-        with gzip.open(path, "rb") as f:
-            f.read(1 << 16)
-    except (OSError, EOFError, zlib.error) as e:
-        raise ValueError(
-            f"{path} is not a readable gzip file ({e}). The download is corrupt or incomplete: "
-            f"re-download it from PhysioNet and check it against SHA256SUMS.txt."
-        ) from None
+    required = set(table.required)
+    cols = ", ".join(f"{_sql_str(c)}: '{_column_type(c.lower()) if c.lower() in required else 'VARCHAR'}'"
+                     for c in header)
+    return (f"read_csv({_sql_str(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
+            f"escape = '\"', nullstr = '', buffer_size = {CSV_BUFFER_BYTES}, columns = {{{cols}}})")
 
 
 def corrupt_file_hint(err: Exception, paths: list[Path]) -> str:
@@ -124,47 +130,69 @@ def corrupt_file_hint(err: Exception, paths: list[Path]) -> str:
     return ""
 
 
-def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path) -> dict[str, Path]:
-    """One typed view per schema table; returns {table: path}. Checks required columns."""
+def _typed_select(name: str, table: SourceTable, actual: dict[str, str], types: dict[str, str]) -> str:
+    """The required columns with their types; soft numerics also as ``<col>_raw`` (the
+    text when it is NOT a number, else NULL: that is what the NULL counts read)."""
+    select = []
+    for col in table.required:
+        src = f'"{actual[col]}"'
+        if _is_numeric(name, col) and types[col] in _NUMERIC_TYPES:
+            select.append(f"CAST({src} AS DOUBLE) AS {col}")
+            select.append(f"CAST(NULL AS VARCHAR) AS {col}_raw")
+        elif _is_numeric(name, col):
+            # trim() keeps DuckDB from pushing the cast into the CSV reader as a strict
+            # cast (DuckDB 2.0 does that for a bare TRY_CAST and then fails on "abc")
+            num = f"TRY_CAST(trim({src}) AS DOUBLE)"
+            select.append(f"{num} AS {col}")
+            select.append(f"CASE WHEN {num} IS NULL THEN CAST({src} AS VARCHAR) END AS {col}_raw")
+        elif col in TIMESTAMP_COLUMNS:
+            select.append(f"CAST({src} AS TIMESTAMP) AS {col}")
+        elif col in DATE_COLUMNS:
+            select.append(f"CAST({src} AS DATE) AS {col}")
+        elif col in ID_COLUMNS:
+            select.append(f"CAST({src} AS BIGINT) AS {col}")
+        else:
+            select.append(f"CAST({src} AS VARCHAR) AS {col}")
+    return ", ".join(select)
+
+
+def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path, cache_dir: Path | None = None,
+                        cache_only: set[str] | None = None) -> dict[str, Path]:
+    """One typed view per schema table; returns {table: path}. Checks required columns.
+
+    With ``cache_dir``, each CSV source is parsed ONCE into ``cache_dir/<name>.parquet``
+    (required columns only) and the view reads that: later queries scan parquet in
+    parallel instead of decompressing the csv.gz again (chartevents is read 3+ times).
+    ``cache_only`` limits that to the tables the SQL about to run reads.
+    """
     found: dict[str, Path] = {}
-    for name, table in TABLES.items():
+    for name, table in progress(TABLES.items(), desc="read MIMIC-IV", unit="table", total=len(TABLES)):
         path = find_source(mimic_dir, table)
-        _check_gzip(path)
-        raw = f"src_{name}"
         try:
-            cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_reader(path, table)}").fetchall()]
-            lower = {c.lower(): c for c in cols}
-            missing = [c for c in table.required if c not in lower]
+            if path.name.endswith(".parquet"):
+                described = con.execute(f"DESCRIBE SELECT * FROM {_reader(path, table, [])}").fetchall()
+                header, types = [r[0] for r in described], {r[0].lower(): r[1] for r in described}
+            else:
+                header = _csv_header(path)
+                types = {c.lower(): _column_type(c.lower()) for c in header}
+            actual = {c.lower(): c for c in header}
+            missing = [c for c in table.required if c not in actual]
             if missing:
                 raise ValueError(
                     f"MIMIC-IV table {name!r} ({path}) lacks required column(s) {', '.join(missing)}; "
-                    f"it has {', '.join(cols)}. Use the PhysioNet MIMIC-IV v2.2+ files (or rename the columns)."
+                    f"it has {', '.join(header)}. Use the PhysioNet MIMIC-IV v2.2+ files (or rename the columns)."
                 )
-            con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT * FROM {_reader(path, table, lower)}")
-            raw_types = {r[0].lower(): r[1] for r in con.execute(f"DESCRIBE {raw}").fetchall()}
+            query = f"SELECT {_typed_select(name, table, actual, types)} FROM {_reader(path, table, header)}"
+            cache = cache_dir is not None and (cache_only is None or name in cache_only)
+            if cache and not path.name.endswith(".parquet"):
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                cached = cache_dir / f"{name}.parquet"
+                con.execute(f"COPY ({query}) TO {_sql_str(cached)} (FORMAT parquet)")
+                query = f"SELECT * FROM read_parquet({_sql_str(cached)})"
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS {query}")
         except duckdb.Error as e:
             hint = corrupt_file_hint(e, [path]) or f"check that {path} is a MIMIC-IV {name} table"
             raise ValueError(f"cannot read MIMIC-IV table {name!r} from {path}: {e}. Fix: {hint}.") from None
-        select = []
-        for col in table.required:
-            src = lower[col]
-            if _is_numeric(name, col) and raw_types[col] in _NUMERIC_TYPES:
-                select.append(f"CAST({src} AS DOUBLE) AS {col}")
-                select.append(f"CAST(NULL AS VARCHAR) AS {col}_raw")
-            elif _is_numeric(name, col):
-                # trim() keeps DuckDB from pushing the cast into the CSV reader as a strict
-                # cast (DuckDB 2.0 does that for a bare TRY_CAST and then fails on "abc")
-                select.append(f"TRY_CAST(trim({src}) AS DOUBLE) AS {col}")
-                select.append(f"CAST({src} AS VARCHAR) AS {col}_raw")
-            elif col in TIMESTAMP_COLUMNS:
-                select.append(f"CAST({src} AS TIMESTAMP) AS {col}")
-            elif col in DATE_COLUMNS:
-                select.append(f"CAST({src} AS DATE) AS {col}")
-            elif col in ID_COLUMNS:
-                select.append(f"CAST({src} AS BIGINT) AS {col}")
-            else:
-                select.append(f"CAST({src} AS VARCHAR) AS {col}")
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(select)} FROM {raw}")
         found[name] = path
     return found
 
@@ -182,16 +210,33 @@ def _table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str], r
         con.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
 
 
+# Hourly aggregations each measurement SQL file implements, by source table.
+SUPPORTED_AGGS = {"chartevents": ("mean", "min"), "labevents": ("last",), "outputevents": ("sum",)}
+
+
+def check_registry(observations=features.OBSERVATIONS) -> None:
+    """Every registry feature has a source and aggregation the measurement SQL implements."""
+    for o in observations:
+        ok = SUPPORTED_AGGS.get(o.source, ())
+        if o.agg not in ok:
+            raise ValueError(
+                f"feature {o.name!r}: source={o.source!r} agg={o.agg!r} is not implemented by "
+                f"sql/measurement/ (supported: {SUPPORTED_AGGS}); fix features.OBSERVATIONS or add it to the SQL"
+            )
+
+
 def register_registry(con: duckdb.DuckDBPyConnection) -> None:
     """registry_* tables from clin_jepa.data.features (the SQL never repeats itemids)."""
+    check_registry()
     items = features.item_table()
     _table(con, "registry_items",
            {"feature": "VARCHAR", "source": "VARCHAR", "itemid": "BIGINT", "mul": "DOUBLE", "add": "DOUBLE",
             "frac_to_pct": "BOOLEAN", "sign": "DOUBLE", "lo": "DOUBLE", "hi": "DOUBLE", "agg": "VARCHAR"},
            [(r["feature"], r["source"], r["itemid"], r["mul"], r["add"], r["frac_to_pct"], r["sign"],
              r["lo"], r["hi"], r["agg"]) for r in items])
-    _table(con, "registry_features", {"feature": "VARCHAR", "grp": "VARCHAR", "unit": "VARCHAR"},
-           [(o.name, o.group, o.unit) for o in features.OBSERVATIONS])
+    _table(con, "registry_features",
+           {"fid": "SMALLINT", "feature": "VARCHAR", "grp": "VARCHAR", "unit": "VARCHAR", "agg": "VARCHAR"},
+           [(i, o.name, o.group, o.unit, o.agg) for i, o in enumerate(features.OBSERVATIONS)])
     _table(con, "registry_vasopressors",
            {"drug": "VARCHAR", "itemid": "BIGINT", "unit": "VARCHAR", "nee_factor": "DOUBLE", "hi": "DOUBLE"},
            [(v.name, v.itemid, v.unit, v.nee_factor, v.hi) for v in features.VASOPRESSORS])

@@ -7,7 +7,8 @@
 -- hadm_id whose grid contains its charttime. Labs drawn up to
 -- getvariable('lab_lookback_hours') before intime count in hour 0 (default 0: none).
 -- Range: outside the registry's [lo, hi] -> NULL before aggregation (n_out_of_range).
--- Aggregation per registry `agg`: last (latest charttime in the hour; ties -> larger value).
+-- Aggregation per registry_features.agg: last (latest valid value in the hour; equal
+-- charttimes -> the larger value, so the result never depends on row order).
 -- Columns: stay_id, hour, feature, value, n_non_numeric, n_out_of_range.
 CREATE TABLE labs_hourly AS
 WITH stays AS (
@@ -19,19 +20,18 @@ WITH stays AS (
     GROUP BY g.stay_id
 ),
 items AS (
-    SELECT itemid, feature, agg, mul, add, lo, hi
-    FROM registry_items WHERE source = 'labevents'
+    SELECT r.itemid, f.fid, r.mul, r.add, r.lo, r.hi
+    FROM registry_items r JOIN registry_features f ON f.feature = r.feature
+    WHERE r.source = 'labevents' AND f.agg = 'last'
 ),
 events AS (
     SELECT
         s.stay_id,
-        i.feature,
-        i.agg,
+        i.fid,
         i.lo,
         i.hi,
         le.charttime,
-        le.valuenum,
-        le.valuenum_raw,
+        le.valuenum_raw IS NOT NULL AS non_numeric,
         CAST(greatest(0, floor(date_diff('second', s.intime, le.charttime) / 3600.0)) AS INTEGER) AS hour,
         s.n_hours,
         le.valuenum * i.mul + i.add AS v
@@ -43,18 +43,17 @@ events AS (
 valid AS (
     SELECT *, CASE WHEN v BETWEEN lo AND hi THEN v END AS vv
     FROM events WHERE hour < n_hours
+),
+agg AS (
+    SELECT
+        stay_id,
+        hour,
+        fid,
+        arg_max(vv, (charttime, vv)) FILTER (WHERE vv IS NOT NULL) AS value,
+        CAST(count(*) FILTER (WHERE non_numeric) AS INTEGER) AS n_non_numeric,
+        CAST(count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS INTEGER) AS n_out_of_range
+    FROM valid
+    GROUP BY stay_id, hour, fid
 )
-SELECT
-    stay_id,
-    hour,
-    feature,
-    round(CASE any_value(agg)
-              WHEN 'last' THEN arg_max(vv, (charttime, vv)) FILTER (WHERE vv IS NOT NULL)
-              WHEN 'mean' THEN fsum(vv) / nullif(count(vv), 0)
-              WHEN 'min' THEN min(vv)
-              WHEN 'max' THEN max(vv)
-          END, 6) AS value,
-    count(*) FILTER (WHERE valuenum IS NULL AND valuenum_raw IS NOT NULL) AS n_non_numeric,
-    count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS n_out_of_range
-FROM valid
-GROUP BY stay_id, hour, feature;
+SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.n_non_numeric, a.n_out_of_range
+FROM agg a JOIN registry_features f ON f.fid = a.fid;

@@ -4,7 +4,8 @@
 -- 226567, R/L Ureteral Stent 226557/226558, GU Irrigant/Urine Volume Out 227489) in mL;
 -- GU Irrigant Volume In 227488 has sign -1 (subtracted, as mimic-code's urine_output).
 -- Range: each charted volume outside [lo, hi] mL -> NULL before summing (n_out_of_range).
--- Aggregation: sum of sign * volume in the hour (mL; may be negative, as in mimic-code).
+-- Aggregation (registry_features.agg = 'sum'): sum of sign * volume in the hour (mL; may
+-- be negative when more irrigant went in than came out, as in mimic-code).
 -- Columns: stay_id, hour, feature, value, n_non_numeric, n_out_of_range.
 CREATE TABLE urine_hourly AS
 WITH stays AS (
@@ -13,19 +14,18 @@ WITH stays AS (
     GROUP BY g.stay_id
 ),
 items AS (
-    SELECT itemid, feature, agg, mul, add, sign, lo, hi
-    FROM registry_items WHERE source = 'outputevents'
+    SELECT r.itemid, f.fid, r.mul, r.add, r.sign, r.lo, r.hi
+    FROM registry_items r JOIN registry_features f ON f.feature = r.feature
+    WHERE r.source = 'outputevents' AND f.agg = 'sum'
 ),
 events AS (
     SELECT
         oe.stay_id,
-        i.feature,
-        i.agg,
+        i.fid,
         i.sign,
         i.lo,
         i.hi,
-        oe.value AS num,
-        oe.value_raw AS num_raw,
+        oe.value_raw IS NOT NULL AS non_numeric,
         CAST(floor(date_diff('second', s.intime, oe.charttime) / 3600.0) AS INTEGER) AS hour,
         s.n_hours,
         oe.value * i.mul + i.add AS v
@@ -37,13 +37,17 @@ events AS (
 valid AS (
     SELECT *, CASE WHEN v BETWEEN lo AND hi THEN v END AS vv
     FROM events WHERE hour < n_hours
+),
+agg AS (
+    SELECT
+        stay_id,
+        hour,
+        fid,
+        fsum(sign * vv) AS value,
+        CAST(count(*) FILTER (WHERE non_numeric) AS INTEGER) AS n_non_numeric,
+        CAST(count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS INTEGER) AS n_out_of_range
+    FROM valid
+    GROUP BY stay_id, hour, fid
 )
-SELECT
-    stay_id,
-    hour,
-    feature,
-    round(CASE any_value(agg) WHEN 'sum' THEN fsum(sign * vv) END, 6) AS value,
-    count(*) FILTER (WHERE num IS NULL AND num_raw IS NOT NULL) AS n_non_numeric,
-    count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS n_out_of_range
-FROM valid
-GROUP BY stay_id, hour, feature;
+SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.n_non_numeric, a.n_out_of_range
+FROM agg a JOIN registry_features f ON f.fid = a.fid;

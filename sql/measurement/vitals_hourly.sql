@@ -5,7 +5,8 @@
 -- Conversion: value = valuenum * mul + add (F -> C); FiO2 values <= 1 are fractions (x100).
 -- Range: a converted value outside the registry's [lo, hi] becomes NULL BEFORE aggregation
 -- (counted in n_out_of_range); a non-numeric valuenum is NULL too (n_non_numeric).
--- Aggregation per registry `agg`: mean (vitals, FiO2; Kahan sum / count), min (GCS: worst).
+-- Aggregation per registry_features.agg: mean (vitals, FiO2; Kahan sum / count) or
+-- min (GCS: worst in the hour). Grouped on a SMALLINT feature id (less memory than text).
 -- Columns: stay_id, hour, feature, value (feature's unit, NULL = no valid value),
 --          n_non_numeric, n_out_of_range. Only hours inside the grid.
 CREATE TABLE vitals_hourly AS
@@ -15,18 +16,18 @@ WITH stays AS (
     GROUP BY g.stay_id
 ),
 items AS (
-    SELECT itemid, feature, agg, mul, add, frac_to_pct, lo, hi
-    FROM registry_items WHERE source = 'chartevents'
+    SELECT r.itemid, f.fid, f.agg = 'min' AS is_min, r.mul, r.add, r.frac_to_pct, r.lo, r.hi
+    FROM registry_items r JOIN registry_features f ON f.feature = r.feature
+    WHERE r.source = 'chartevents' AND f.agg IN ('mean', 'min')
 ),
 events AS (
     SELECT
         ce.stay_id,
-        i.feature,
-        i.agg,
+        i.fid,
+        i.is_min,
         i.lo,
         i.hi,
-        ce.valuenum,
-        ce.valuenum_raw,
+        ce.valuenum_raw IS NOT NULL AS non_numeric,
         CAST(floor(date_diff('second', s.intime, ce.charttime) / 3600.0) AS INTEGER) AS hour,
         s.n_hours,
         CASE WHEN i.frac_to_pct AND ce.valuenum <= 1 THEN ce.valuenum * 100
@@ -39,17 +40,17 @@ events AS (
 valid AS (
     SELECT *, CASE WHEN v BETWEEN lo AND hi THEN v END AS vv
     FROM events WHERE hour < n_hours
+),
+agg AS (
+    SELECT
+        stay_id,
+        hour,
+        fid,
+        CASE WHEN bool_or(is_min) THEN min(vv) ELSE fsum(vv) / nullif(count(vv), 0) END AS value,
+        CAST(count(*) FILTER (WHERE non_numeric) AS INTEGER) AS n_non_numeric,
+        CAST(count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS INTEGER) AS n_out_of_range
+    FROM valid
+    GROUP BY stay_id, hour, fid
 )
-SELECT
-    stay_id,
-    hour,
-    feature,
-    round(CASE any_value(agg)
-              WHEN 'mean' THEN fsum(vv) / nullif(count(vv), 0)
-              WHEN 'min' THEN min(vv)
-              WHEN 'max' THEN max(vv)
-          END, 6) AS value,
-    count(*) FILTER (WHERE valuenum IS NULL AND valuenum_raw IS NOT NULL) AS n_non_numeric,
-    count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS n_out_of_range
-FROM valid
-GROUP BY stay_id, hour, feature;
+SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.n_non_numeric, a.n_out_of_range
+FROM agg a JOIN registry_features f ON f.fid = a.fid;
