@@ -241,6 +241,33 @@ def test_pressor_starts_follow_low_map_and_raise_it(con):
     assert after > before + 3
 
 
+def test_ventilation_and_crrt_follow_observations_and_act(con):
+    """Intubation after charted hypoxaemia or a low GCS, SpO2 up afterwards; CRRT after a
+    high creatinine or potassium, creatinine down afterwards."""
+    n, hit, before, after = con.execute("""
+        WITH v AS (SELECT p.stay_id, min(p.starttime) AS t0 FROM procedureevents p JOIN icustays i USING (stay_id)
+                   WHERE p.itemid = 225792 AND p.starttime > i.intime + INTERVAL 1 HOUR GROUP BY 1),
+        c AS (SELECT c.*, v.t0 FROM chartevents c JOIN v USING (stay_id)
+              WHERE c.itemid IN (220277, 223901) AND c.valuenum BETWEEN 1 AND 100)
+        SELECT count(DISTINCT stay_id),
+               count(DISTINCT stay_id) FILTER (charttime BETWEEN t0 - INTERVAL 12 HOUR AND t0 AND
+                   ((itemid = 220277 AND valuenum < 90) OR (itemid = 223901 AND valuenum <= 4))),
+               median(valuenum) FILTER (itemid = 220277 AND charttime BETWEEN t0 - INTERVAL 3 HOUR AND t0),
+               median(valuenum) FILTER (itemid = 220277 AND charttime BETWEEN t0 + INTERVAL 2 HOUR AND t0 + INTERVAL 6 HOUR)
+        FROM c""").fetchone()
+    assert n > 30 and hit / n > 0.8 and after > before + 2
+    n, hit, before, after = con.execute("""
+        WITH r AS (SELECT hadm_id, min(starttime) AS t0 FROM procedureevents WHERE itemid = 225802 GROUP BY 1),
+        l AS (SELECT l.*, r.t0 FROM labevents l JOIN r USING (hadm_id) WHERE l.itemid IN (50912, 50971) AND l.valuenum > 0)
+        SELECT count(DISTINCT hadm_id),
+               count(DISTINCT hadm_id) FILTER (charttime BETWEEN t0 - INTERVAL 24 HOUR AND t0 AND
+                   ((itemid = 50912 AND valuenum > 3) OR (itemid = 50971 AND valuenum > 6.5))),
+               median(valuenum) FILTER (itemid = 50912 AND charttime BETWEEN t0 - INTERVAL 12 HOUR AND t0),
+               median(valuenum) FILTER (itemid = 50912 AND charttime BETWEEN t0 + INTERVAL 24 HOUR AND t0 + INTERVAL 48 HOUR)
+        FROM l""").fetchone()
+    assert n > 20 and hit / n > 0.8 and after < 0.8 * before
+
+
 def test_antibiotics_follow_cultures(con):
     """Non-prophylactic antibiotic courses start within hours after cultures were drawn."""
     n, hit = con.execute("""

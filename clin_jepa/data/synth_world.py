@@ -248,10 +248,12 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         e = np.clip(np.rint(4 - deficit * 0.25), 1, 4)
         v = np.where(vent, 1, np.clip(np.rint(5 - deficit * 0.4), 1, 5))
         m = np.clip(np.rint(6 - deficit * 0.35), 1, 6)
+        # clinicians act on the charted (rounded) values
+        mbp_c, spo2_c, temp_c = np.rint(mbp), np.rint(spo2), np.round(temp, 1)
         sbp_c = mbp + pulse_p * 2 / 3 + 2 * z[:, 6]
-        charted = dict(heart_rate=(act & (u[:, 0] < 0.93), hr), mbp=(m_bp, mbp), sbp=(m_bp, sbp_c),
+        charted = dict(heart_rate=(act & (u[:, 0] < 0.93), hr), mbp=(m_bp, mbp_c), sbp=(m_bp, sbp_c),
                        dbp=(m_bp, mbp - pulse_p / 3 + z[:, 4]), resp_rate=(act & (u[:, 6] < 0.9), rr),
-                       spo2=(m_spo2, spo2), temperature=(m_temp, temp),
+                       spo2=(m_spo2, spo2_c), temperature=(m_temp, temp_c),
                        fio2=(act & on_o2 & (u[:, 7] < np.where(vent, 0.5, 0.3)), fio2),
                        gcs_eye=(m_gcs, e), gcs_verbal=(m_gcs, v), gcs_motor=(m_gcs, m))
         for k, (mask, val) in charted.items():
@@ -272,7 +274,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         map_prev, spo2_prev = mbp, spo2
 
         # -- clinicians decide for the next hour ------------------------- #
-        low, ok = m_bp & (mbp < 65), m_bp & (mbp >= 65)
+        low, ok = m_bp & (mbp_c < 65), m_bp & (mbp_c >= 65)
         low_cnt = np.where(low, low_cnt + 1, np.where(ok, 0, low_cnt))
         bolus = act & low & (boluses < 3) & (t - last_bolus >= 3) & (u[:, 8] < 0.6)
         if t + 1 < H:
@@ -284,12 +286,12 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         on = (ne1 > 0) & ~start
         ne1 = np.where(start, 0.06, ne1)
         ne1 = np.where(on & low, np.minimum(ne1 * 1.3 + 0.02, 1.0), ne1)
-        ne1 = np.where(on & ok & (mbp > 75), ne1 * 0.7, ne1)
+        ne1 = np.where(on & ok & (mbp_c > 75), ne1 * 0.7, ne1)
         ne1 = np.where(on & ok & (ne1 < 0.03), 0.0, ne1)
         vaso = np.where(ne1 > 0.25, 2.4, np.where(ne1 < 0.1, 0.0, vaso))
         epi = np.where(ne1 > 0.5, 0.05, np.where(ne1 < 0.3, 0.0, epi))
 
-        hyp, okox = m_spo2 & (spo2 < 90), m_spo2 & (spo2 >= 93)
+        hyp, okox = m_spo2 & (spo2_c < 90), m_spo2 & (spo2_c >= 93)
         hyp_cnt = np.where(hyp, hyp_cnt + 1, np.where(okox, 0, hyp_cnt))
         low_gcs = m_gcs & (e + v + m <= 8) & ~vent
         intubate = act & ~vent & ((hyp_cnt >= vent_delay) | (low_gcs & (u[:, 10] < 0.5))
@@ -309,7 +311,7 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         renal_ok_cnt = np.where(rrt & (renal < 1.0), renal_ok_cnt + 1, 0)
         rrt = rrt & ~(renal_ok_cnt >= 24)
 
-        febrile = m_temp & ((temp > 38.3) | (temp < 35.8))
+        febrile = m_temp & ((temp_c > 38.3) | (temp_c < 35.8))
         leuko = draw & ((labs_t["wbc"] > 13) | (labs_t["wbc"] < 3))
         suspect = act & ~abx & (abx_pending < 0) & (febrile | leuko) & (t - last_abx_stop > 24)
         hourly["culture"][t, rows] = (suspect | ((t == 0) & (primary == SEPSIS))) & act
