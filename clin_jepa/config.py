@@ -53,7 +53,7 @@ class DataConfig:
     eep_horizon: int = 12  # early-event tasks: event within the next 12 h
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = 0  # 0 -> DuckDB default (all cores)
-    duckdb_temp_dir: str = ""  # empty -> <data_dir>/.duckdb_tmp
+    duckdb_temp_dir: str = ""  # spill + cached sources; empty -> next to the output data dir
     lab_lookback_hours: float = 0.0  # hours before intime whose labs count in hour 0 (0: grid only)
     antibiotic_default_hours: int = 24  # hours an antibiotic order without a valid stoptime lasts
     cache_sources: bool = True  # parse each csv(.gz) source once into parquet under the DuckDB temp dir

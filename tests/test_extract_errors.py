@@ -110,8 +110,9 @@ def test_non_numeric_values_become_counted_nulls(tmp_path):
 def test_absurd_non_numeric_id_names_the_file(mimic):
     write_table(mimic, "icustays", [dict(subject_id="abc", hadm_id=1, stay_id=1, intime="2150-01-01 00:00:00",
                                          outtime="2150-01-02 00:00:00", los=1)])
-    with pytest.raises(ValueError, match="icustays"):
+    with pytest.raises(ValueError, match="icustays") as e:
         build_database(mimic, CFG, until="cohort")
+    assert "2150-01-01" not in str(e.value), "the offending CSV line (dates, ids) must not be echoed"
 
 
 def test_bad_until_and_bad_config(mimic):

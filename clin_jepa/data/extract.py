@@ -27,6 +27,7 @@ from clin_jepa.data import features
 from clin_jepa.data.schema import TABLES
 from clin_jepa.data.sources import (
     FLUID_BOLUS_MAX_ML,
+    clean_error,
     corrupt_file_hint,
     create_source_views,
     register_registry,
@@ -116,14 +117,12 @@ def _sql_literal(v: object) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def connect(cfg: DataConfig, temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that spills to ``temp_dir`` beyond ``cfg.duckdb_memory_limit``."""
-    config = {"memory_limit": cfg.duckdb_memory_limit, "preserve_insertion_order": False}
+def connect(cfg: DataConfig, work_dir: str | Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that spills to ``work_dir/spill`` beyond ``cfg.duckdb_memory_limit``."""
+    config = {"memory_limit": cfg.duckdb_memory_limit, "preserve_insertion_order": False,
+              "temp_directory": str(Path(work_dir) / "spill")}
     if cfg.duckdb_threads > 0:
         config["threads"] = cfg.duckdb_threads
-    temp = cfg.duckdb_temp_dir or temp_dir
-    if temp:
-        config["temp_directory"] = str(Path(temp) / "spill")
     try:
         return duckdb.connect(":memory:", config=config)
     except duckdb.Error as e:
@@ -158,9 +157,9 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
                    temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     """Views + registry + variables, then the manifest's SQL up to and including ``until``.
 
-    DuckDB spills to ``temp_dir`` (or data.duckdb_temp_dir, else a fresh temp dir removed
-    at exit); csv sources are cached there as parquet (data.cache_sources) while the
-    connection lives.
+    DuckDB spills to ``temp_dir`` (default: a fresh directory under data.duckdb_temp_dir or
+    the system temp, removed at exit); csv sources are cached there as parquet
+    (data.cache_sources), so keep it while the connection lives.
     """
     cfg.validate()
     mimic_dir = Path(mimic_dir)
@@ -169,9 +168,10 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
                                 f"(the folder holding hosp/ and icu/)")
     steps = read_manifest()
     _check_until(until, steps)
-    work = Path(cfg.duckdb_temp_dir or temp_dir or tempfile.mkdtemp(prefix="clin_jepa_duckdb."))
-    if not (cfg.duckdb_temp_dir or temp_dir):
-        atexit.register(shutil.rmtree, work, True)  # our own scratch dir: removed at exit
+    if temp_dir is None:  # our own scratch dir (spill + cached sources), removed at exit
+        temp_dir = tempfile.mkdtemp(prefix="clin_jepa_duckdb.", dir=cfg.duckdb_temp_dir or None)
+        atexit.register(shutil.rmtree, temp_dir, True)
+    work = Path(temp_dir)
     con = connect(cfg, work)
     cache = work / f"sources.{os.getpid()}.{id(con):x}" if cfg.cache_sources else None
     if cache is not None:
@@ -194,7 +194,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
             n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         except duckdb.Error as e:
             hint = corrupt_file_hint(e, list(sources.values()))
-            raise ValueError(f"SQL step {rel} failed: {e}" + (f". Fix: {hint}." if hint else "")) from None
+            raise ValueError(f"SQL step {rel} failed: {clean_error(e)}" + (f". Fix: {hint}." if hint else "")) from None
         log.info("%-28s %12d rows", table, n)
         if table == "cohort" and n == 0 and until == "cohort":
             raise ValueError("the cohort is empty: no ICU stay passed the cohort rules (build until "
@@ -276,7 +276,7 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
     steps = read_manifest()
     with atomic_path(data_dir) as tmp:
         tmp.mkdir(parents=True)
-        spill = Path(tempfile.mkdtemp(prefix=".duckdb_tmp.", dir=data_dir.parent))
+        spill = Path(tempfile.mkdtemp(prefix=".duckdb_tmp.", dir=cfg.duckdb_temp_dir or data_dir.parent))
         try:
             con = build_database(mimic_dir, cfg, temp_dir=spill)
             rows: dict[str, int] = {}

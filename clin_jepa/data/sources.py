@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import zlib
 from pathlib import Path
 
@@ -117,6 +118,12 @@ def _reader(path: Path, table: SourceTable, header: list[str]) -> str:
             f"escape = '\"', nullstr = '', buffer_size = {CSV_BUFFER_BYTES}, columns = {{{cols}}})")
 
 
+def clean_error(err: Exception) -> str:
+    """DuckDB's message without the offending CSV line it quotes (that line may hold
+    identifiers and dates, which must not reach logs)."""
+    return re.sub(r"(?s)Original Line:.*?(\n\s*\n|$)", "Original Line: <withheld>\n", str(err)).strip()
+
+
 def corrupt_file_hint(err: Exception, paths: list[Path]) -> str:
     """A fix suggestion when a DuckDB error comes from a damaged source file."""
     msg = str(err)
@@ -192,7 +199,8 @@ def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path, cache_d
             con.execute(f"CREATE OR REPLACE VIEW {name} AS {query}")
         except duckdb.Error as e:
             hint = corrupt_file_hint(e, [path]) or f"check that {path} is a MIMIC-IV {name} table"
-            raise ValueError(f"cannot read MIMIC-IV table {name!r} from {path}: {e}. Fix: {hint}.") from None
+            raise ValueError(f"cannot read MIMIC-IV table {name!r} from {path}: {clean_error(e)}. "
+                             f"Fix: {hint}.") from None
         found[name] = path
     return found
 
