@@ -269,7 +269,8 @@ def test_ventilation_and_crrt_follow_observations_and_act(con):
 
 
 def test_antibiotics_follow_cultures(con):
-    """Non-prophylactic antibiotic courses start within hours after cultures were drawn."""
+    """Non-prophylactic antibiotic courses start within hours after cultures were drawn,
+    and the infection (seen through WBC) resolves."""
     n, hit = con.execute("""
         WITH abx AS (SELECT p.subject_id, p.hadm_id, p.starttime FROM prescriptions p
                      JOIN icustays i USING (hadm_id)
@@ -278,6 +279,15 @@ def test_antibiotics_follow_cultures(con):
         SELECT count(*), avg(CAST(EXISTS (SELECT 1 FROM microbiologyevents m WHERE m.subject_id = abx.subject_id
                AND m.charttime BETWEEN abx.starttime - INTERVAL 6 HOUR AND abx.starttime) AS DOUBLE)) FROM abx""").fetchone()
     assert n > 30 and hit > 0.9
+    # the infection resolves: WBC two to four days after the start is lower than at the start
+    before, after = con.execute("""
+        WITH abx AS (SELECT p.hadm_id, min(p.starttime) AS t0 FROM prescriptions p JOIN icustays i USING (hadm_id)
+                     WHERE p.drug IN ('Piperacillin-Tazobactam', 'CefePIME', 'CeftriaXONE', 'Meropenem', 'Levofloxacin')
+                       AND p.starttime BETWEEN i.intime AND i.outtime GROUP BY 1)
+        SELECT median(valuenum) FILTER (charttime BETWEEN t0 - INTERVAL 12 HOUR AND t0 + INTERVAL 6 HOUR),
+               median(valuenum) FILTER (charttime BETWEEN t0 + INTERVAL 48 HOUR AND t0 + INTERVAL 96 HOUR)
+        FROM labevents JOIN abx USING (hadm_id) WHERE itemid = 51301 AND valuenum > 0""").fetchone()
+    assert after < 0.85 * before
 
 
 # --------------------------------------------------------------------------- #
