@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -178,7 +179,10 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
         atexit.register(shutil.rmtree, cache, True)
     todo = steps[: [p.stem for p, _ in steps].index(until) + 1] if until else steps
     needed = set().union(*(tables_read((SQL_DIR / p).read_text()) for p, _ in todo if (SQL_DIR / p).exists()))
+    t0 = time.perf_counter()
     sources = create_source_views(con, mimic_dir, cache, cache_only=needed)
+    log.info("%d source tables ready in %.1f s (%s)", len(sources), time.perf_counter() - t0,
+             f"csv parsed once into {cache}" if cache else "read in place")
     register_registry(con)
     for name, value in sql_variables(cfg).items():
         con.execute(f"SET VARIABLE {name} = {_sql_literal(value)}")
