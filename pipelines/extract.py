@@ -1,4 +1,8 @@
-"""`clin-jepa extract`: MIMIC-IV (csv.gz or parquet) -> hourly parquet, labels, splits, texts."""
+"""`clin-jepa extract`: MIMIC-IV (csv.gz or parquet) -> hourly parquet, labels, splits, texts.
+
+    clin-jepa extract --mimic /data/mimic-iv --out runs/full/data [--config ...] [--set data.x=y]
+    clin-jepa extract --run runs/demo          # <run>/mimic -> <run>/data, saves <run>/config.yaml
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,18 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args)
     mimic = args.mimic or cfg.data.mimic_dir
+    if not mimic and args.run and (Path(args.run) / "mimic").is_dir():
+        mimic = str(Path(args.run) / "mimic")  # the run's synthetic MIMIC-IV (clin-jepa synth --run)
     if not mimic:
         raise ValueError("no MIMIC-IV directory: pass --mimic DIR or set data.mimic_dir "
                          "(or run `clin-jepa synth` to write a synthetic one)")
     out = Path(args.out) if args.out else cfg.data_path
     manifest = run_extraction(mimic, out, cfg.data)
+    if args.run:  # later stages find the data through the run's resolved config
+        cfg.data.mimic_dir = str(mimic)
+        if args.out:
+            cfg.data.data_dir = str(out)
+        cfg.save(Path(args.run) / "config.yaml")
     rows = manifest["rows"]
     print(f"wrote {out}: {rows.get('cohort.parquet', 0)} stays, {rows.get('hourly.parquet', 0)} stay-hours")
     return 0

@@ -128,3 +128,13 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     rc = cli_main(["extract", "--mimic", str(tmp_path / "missing"), "--out", str(tmp_path / "data")])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_run_dir_saves_config(mimic, tmp_path):
+    run = tmp_path / "run"
+    rc = cli_main(["extract", "--mimic", str(mimic), "--run", str(run), "--set", "data.duckdb_threads=2"])
+    assert rc == 0
+    assert (run / "data" / "manifest.json").exists() and (run / "data" / "hourly.parquet").exists()
+    from clin_jepa.config import load_run_config
+
+    assert load_run_config(run).data.mimic_dir == str(mimic)
