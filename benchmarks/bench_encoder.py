@@ -57,36 +57,46 @@ def _rss_now_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _hwm_mib() -> float:
+    """Peak RSS (VmHWM) since the last _reset_hwm()."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_hwm() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the peak-RSS counter
+
+
 def mem_child(adapters: int) -> dict:
-    """Build qwen3-0.6b (random weights) with 1 or 2 adapters, one forward; print the numbers."""
+    """Build qwen3-0.6b (random weights) with 1 or 2 adapters, run the same forward; return the numbers."""
     from peft import LoraConfig, get_peft_model
 
     from clin_jepa.models.encoder_flavors import FLAVORS
 
     cfg = EncoderConfig(flavor="qwen3-0.6b", dtype="float32")
-    texts = [t for w in make_windows(2, 4) for t in w]
-    if adapters == 2:
+    if adapters == 2:  # the real thing: TextEncoder with online + fp32 target on one base
         enc = build_encoder("qwen3-0.6b", cfg, random_weights=True)
-        model = enc.model
-        run = lambda: enc.encode(texts)  # noqa: E731
-    else:
+        model, tok = enc.model, enc.tokenizer
+    else:  # the same base with a single LoRA adapter
         torch.manual_seed(0)
         base, tok = FLAVORS["qwen3-0.6b"](cfg, None, None, True, torch.float32)
         model = get_peft_model(base, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                                 target_modules=list(cfg.lora_targets)), adapter_name="online").eval()
-        ids = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-
-        def run():
-            with torch.no_grad():
-                return model.get_base_model().model(**ids).last_hidden_state
+    texts = sorted({t for w in make_windows(2, 4) for t in w})
+    ids = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")  # identical in both children
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
     lora_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if ".lora_" in n)
     rss_build = _rss_now_mib()
-    run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+    build_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    _reset_hwm()
+    with torch.no_grad():
+        model.get_base_model().model(**ids)  # (U, L, D) last hidden state
     return {"adapters": adapters, "param_buffer_mib": (param_bytes + buffer_bytes) / 2**20,
-            "lora_mib": lora_bytes / 2**20, "rss_after_build_mib": rss_build, "peak_rss_mib": peak}
+            "lora_mib": lora_bytes / 2**20, "rss_after_build_mib": rss_build, "build_peak_rss_mib": build_peak,
+            "forward_peak_rss_mib": _hwm_mib(), "forward_tokens": int(ids["input_ids"].numel())}
 
 
 def bench_memory() -> dict:
@@ -97,7 +107,7 @@ def bench_memory() -> dict:
         if res.returncode != 0:
             raise RuntimeError(res.stderr[-2000:])
         out[n] = json.loads(res.stdout.strip().splitlines()[-1])
-    for k in ("param_buffer_mib", "rss_after_build_mib", "peak_rss_mib"):
+    for k in ("param_buffer_mib", "rss_after_build_mib", "build_peak_rss_mib", "forward_peak_rss_mib"):
         out[f"ratio_{k}"] = out[2][k] / out[1][k]
     return out
 
@@ -128,6 +138,7 @@ def main() -> None:
     p.add_argument("--hours-06b", type=int, default=12)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: robust on a shared CPU)")
     p.add_argument("--skip-0.6b", dest="skip_06b", action="store_true")
+    p.add_argument("--only-memory", action="store_true")
     p.add_argument("--mem-child", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,6 +146,9 @@ def main() -> None:
         print(json.dumps(mem_child(args.mem_child)))
         return
     results: dict = {"threads": args.threads}
+    if args.only_memory:
+        print(json.dumps({"memory_qwen3_0.6b": bench_memory()}, indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         windows = make_windows(args.windows, args.hours)
         train_tokenizer([t for w in windows for t in w] + sample_clinical_texts(2000), 2048, Path(tmp) / "tok")

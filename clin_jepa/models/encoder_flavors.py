@@ -71,7 +71,10 @@ def check_model_dir(path: str | os.PathLike | None, flavor: str, need_tokenizer:
     elif (path / "model.safetensors.index.json").exists():
         import json
 
-        shards = set(json.loads((path / "model.safetensors.index.json").read_text())["weight_map"].values())
+        try:
+            shards = set(json.loads((path / "model.safetensors.index.json").read_text())["weight_map"].values())
+        except (json.JSONDecodeError, KeyError) as e:
+            raise ValueError(f"{path / 'model.safetensors.index.json'} is corrupt ({e!r}); {hint}") from None
         missing += sorted(s for s in shards if not (path / s).exists())
     if need_tokenizer and not ((path / "tokenizer.json").exists()
                                or ((path / "vocab.json").exists() and (path / "merges.txt").exists())):
