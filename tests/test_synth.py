@@ -9,7 +9,6 @@ import hashlib
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 import pytest
 
@@ -223,7 +222,7 @@ def test_pressor_starts_follow_low_map_and_raise_it(con):
     """Clinicians start pressors after charted hypotension (far more often than chance),
     and MAP rises after the start."""
     first = f"""SELECT stay_id, min(starttime) AS t0 FROM inputevents WHERE itemid IN {PRESSOR_ITEMS} GROUP BY 1"""
-    low_before = lambda t0: f"""EXISTS (SELECT 1 FROM chartevents c WHERE c.stay_id = s.stay_id  
+    low_before = lambda t0: f"""EXISTS (SELECT 1 FROM chartevents c WHERE c.stay_id = s.stay_id
         AND c.itemid IN {MAP_ITEMS} AND c.valuenum BETWEEN 20 AND 64.9
         AND c.charttime BETWEEN {t0} - INTERVAL 6 HOUR AND {t0})"""  # noqa: E731
     n, hit = con.execute(f"SELECT count(*), avg(CAST({low_before('t0')} AS DOUBLE)) FROM ({first}) s").fetchone()

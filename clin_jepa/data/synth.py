@@ -244,7 +244,6 @@ def _hosp_tables(rng, st, los_s, intime, admit, age, patient, hadm_of, pred, sam
     """patients, admissions, icustays from the simulated stays."""
     N = len(intime)
     outtime = intime + los_s
-    primary = np.asarray(PRIMARY, dtype=object)[st["primary"]]
     # icustays
     first_cu = np.array([CAREUNITS[p][0] for p in PRIMARY], dtype=object)[st["primary"]]
     alt_cu = np.array([CAREUNITS[p][1] for p in PRIMARY], dtype=object)[st["primary"]]

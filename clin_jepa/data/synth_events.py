@@ -12,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from clin_jepa.data.features import OBS_BY_NAME, VASOPRESSORS
+from clin_jepa.data.features import OBS_BY_NAME
 from clin_jepa.data.schema import TABLES
-from clin_jepa.data.synth_world import FIRST_LINE, World
+from clin_jepa.data.synth_world import World
 
 ABSURD_RATE = 0.004  # fraction of HR, SpO2, BP, RR, temperature rows charted with an impossible value
+ABSURD = {220045: 9999.0, 220277: 150.0, 220181: -5.0, 220052: -40.0, 220179: 1200.0,
+          220210: -1.0, 223762: 373.0}  # itemid -> impossible value (HR 9999, SpO2 150, ...)
 NON_NUMERIC_RATE = 0.004  # fraction of lab rows with a text value and empty valuenum
 NON_NUMERIC = np.array(["UNABLE TO REPORT", "___", "ERROR"])
 GCS_TEXT = {
@@ -36,28 +38,6 @@ PANELS = (("sodium", "potassium", "chloride", "bicarbonate", "bun", "creatinine"
           ("hemoglobin", "platelets", "wbc"), ("bilirubin", "inr"))
 PANEL_P = (1.0, 0.9, 0.4)  # probability a lab draw includes each panel
 GAS = ("ph", "po2", "pco2", "lactate")
-VASO = {v.name: v for v in VASOPRESSORS}
-# (drug, formulary code, strength, dose, dose unit, form, doses/24 h, route)
-ABX_REGIMENS = (
-    (("Vancomycin", "VANC1F", "1g Frozen Bag", "1000", "mg", "BAG", 2, "IV"),
-     ("Piperacillin-Tazobactam", "ZOSY4FPB", "4.5 g Frozen Bag", "4.5", "g", "BAG", 3, "IV")),
-    (("Vancomycin", "VANC1F", "1g Frozen Bag", "1000", "mg", "BAG", 2, "IV"),
-     ("CefePIME", "CEFE2I", "2g Vial", "2", "g", "VIAL", 2, "IV")),
-    (("CeftriaXONE", "CEFR1MB", "1g Vial (For Mini Bag plus)", "1", "gm", "VIAL", 1, "IV"),),
-    (("Meropenem", "MERO1I", "1000mg Vial", "1000", "mg", "VIAL", 3, "IV"),),
-    (("Levofloxacin", "LEVO750PM", "750 mg Premix Bag", "750", "mg", "BAG", 1, "IV"),),
-)
-ABX_REGIMEN_P = (0.4, 0.25, 0.15, 0.1, 0.1)
-CEFAZOLIN = ("CeFAZolin", "CEFA2F", "2 g Frozen Bag", "2", "g", "BAG", 3, "IV")
-OTHER_DRUGS = (  # not antibiotics, or an antibiotic by an excluded (ophthalmic) route
-    ("Acetaminophen", "ACET325", "325mg Tablet", "650", "mg", "TAB", 4, "PO/NG"),
-    ("Heparin", "HEPA5I", "5000 Units / mL- 1mL Vial", "5000", "UNIT", "mL", 3, "SC"),
-    ("Pantoprazole", "PANT40I", "40mg Vial", "40", "mg", "VIAL", 1, "IV"),
-    ("Insulin", "GLAR100I", "100 Units / mL - 10 mL Vial", "10", "UNIT", "mL", 1, "SC"),
-    ("Docusate Sodium", "DOCU100", "100mg Capsule", "100", "mg", "CAP", 2, "PO"),
-    ("Gentamicin 0.3% Ophth Soln", "GENT3O", "5 mL Bottle", "1", "DROP", "BTL", 4, "OU"),
-)
-OTHER_DRUG_P = (0.3, 0.3, 0.2, 0.1, 0.07, 0.03)
 
 
 # --------------------------------------------------------------------------- #
@@ -65,14 +45,15 @@ OTHER_DRUG_P = (0.3, 0.3, 0.2, 0.1, 0.07, 0.03)
 # --------------------------------------------------------------------------- #
 
 
-def _ceil60(x):
+def ceil_minute(x):
+    """Epoch seconds rounded up to a whole minute."""
     return np.ceil(x / 60.0) * 60.0
 
 
 def event_times(si, rel_h, intime, los_s):
     """Epoch seconds (whole minutes) of events ``rel_h`` hours after intime, kept inside
     [intime, outtime]."""
-    t = _ceil60(intime[si] + rel_h * 3600.0)
+    t = ceil_minute(intime[si] + rel_h * 3600.0)
     out = intime[si] + los_s[si]
     t = np.where(t > out, np.floor(out / 60.0) * 60.0, t)
     return np.maximum(t, intime[si]).astype(np.int64)
@@ -160,10 +141,6 @@ def _chart_items(w: World, rng: np.random.Generator):
     return rows
 
 
-ABSURD = {220045: 9999.0, 220277: 150.0, 220181: -5.0, 220052: -40.0, 220179: 1200.0,
-          220210: -1.0, 223762: 373.0}
-
-
 def chartevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
     rows = _chart_items(w, rng)
     si = np.concatenate([r[0] for r in rows])
@@ -225,7 +202,7 @@ def labevents(w: World, ids, intime, los_s, admit, rng, first_id: int = 1) -> pl
     t_draw, t_gas = event_times(draw_si, rel, intime, los_s), event_times(gas_si, grel, intime, los_s)
     # pre-ICU (ED / ward) panel with the hour-0 values, between admission and intime
     pre = np.nonzero(rng.random(w.n) < 0.6)[0]
-    t_pre = _ceil60(admit[pre] + (intime[pre] - admit[pre]) * rng.uniform(0.3, 0.9, len(pre))).astype(np.int64)
+    t_pre = ceil_minute(admit[pre] + (intime[pre] - admit[pre]) * rng.uniform(0.3, 0.9, len(pre))).astype(np.int64)
     spec_si = np.concatenate([draw_si, pre, gas_si])
     spec_h = np.concatenate([draw_h, np.zeros(len(pre), np.int64), gas_h])
     spec_t = np.concatenate([t_draw, t_pre, t_gas])

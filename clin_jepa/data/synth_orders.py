@@ -8,10 +8,32 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from clin_jepa.data.synth_events import (ABX_REGIMEN_P, ABX_REGIMENS, CEFAZOLIN, OTHER_DRUG_P,
-                                         OTHER_DRUGS, VASO, _ceil60, event_times, frame, hour_runs,
-                                         in_hour)
+from clin_jepa.data.features import VASOPRESSORS
+from clin_jepa.data.synth_events import ceil_minute, event_times, frame, hour_runs, in_hour
 from clin_jepa.data.synth_world import FIRST_LINE, World
+
+VASO = {v.name: v for v in VASOPRESSORS}
+# (drug, formulary code, strength, dose, dose unit, form, doses/24 h, route)
+ABX_REGIMENS = (
+    (("Vancomycin", "VANC1F", "1g Frozen Bag", "1000", "mg", "BAG", 2, "IV"),
+     ("Piperacillin-Tazobactam", "ZOSY4FPB", "4.5 g Frozen Bag", "4.5", "g", "BAG", 3, "IV")),
+    (("Vancomycin", "VANC1F", "1g Frozen Bag", "1000", "mg", "BAG", 2, "IV"),
+     ("CefePIME", "CEFE2I", "2g Vial", "2", "g", "VIAL", 2, "IV")),
+    (("CeftriaXONE", "CEFR1MB", "1g Vial (For Mini Bag plus)", "1", "gm", "VIAL", 1, "IV"),),
+    (("Meropenem", "MERO1I", "1000mg Vial", "1000", "mg", "VIAL", 3, "IV"),),
+    (("Levofloxacin", "LEVO750PM", "750 mg Premix Bag", "750", "mg", "BAG", 1, "IV"),),
+)
+ABX_REGIMEN_P = (0.4, 0.25, 0.15, 0.1, 0.1)
+CEFAZOLIN = ("CeFAZolin", "CEFA2F", "2 g Frozen Bag", "2", "g", "BAG", 3, "IV")
+OTHER_DRUGS = (  # not antibiotics, or an antibiotic by an excluded (ophthalmic) route
+    ("Acetaminophen", "ACET325", "325mg Tablet", "650", "mg", "TAB", 4, "PO/NG"),
+    ("Heparin", "HEPA5I", "5000 Units / mL- 1mL Vial", "5000", "UNIT", "mL", 3, "SC"),
+    ("Pantoprazole", "PANT40I", "40mg Vial", "40", "mg", "VIAL", 1, "IV"),
+    ("Insulin", "GLAR100I", "100 Units / mL - 10 mL Vial", "10", "UNIT", "mL", 1, "SC"),
+    ("Docusate Sodium", "DOCU100", "100mg Capsule", "100", "mg", "CAP", 2, "PO"),
+    ("Gentamicin 0.3% Ophth Soln", "GENT3O", "5 mL Bottle", "1", "DROP", "BTL", 4, "OU"),
+)
+OTHER_DRUG_P = (0.3, 0.3, 0.2, 0.1, 0.07, 0.03)
 
 
 def _s(values, n=None) -> pl.Series:
@@ -81,7 +103,7 @@ def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
     bstart = event_times(bsi, in_hour(rng, bsi, bh, los_s), intime, los_s)
     dur = 60 * rng.integers(15, 61, len(bsi))  # seconds
     last = (intime + los_s)[bsi] // 60 * 60
-    bstart = np.maximum(np.minimum(bstart, last - dur), _ceil60(intime[bsi]).astype(np.int64))  # ends in the stay
+    bstart = np.maximum(np.minimum(bstart, last - dur), ceil_minute(intime[bsi]).astype(np.int64))  # ends in the stay
     bend = np.minimum(bstart + dur, last)
     k = bend > bstart
     bsi, bh, bstart, bend = bsi[k], bh[k], bstart[k], bend[k]
@@ -179,7 +201,7 @@ def prescriptions(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
     ends_stay = b >= np.ceil(los_s[si] / 3600.0)
     stop = np.where(ends_stay, intime[si] + los_s[si] + 3600 * rng.uniform(0, 72, len(si)),
                     intime[si] + b * 3600.0)
-    stop = np.maximum(_ceil60(stop).astype(np.int64), start + 3600)
+    stop = np.maximum(ceil_minute(stop).astype(np.int64), start + 3600)
     proph = w.stay["prophylaxis"][si] & (a == 0)
     regimen = rng.choice(len(ABX_REGIMENS), len(si), p=ABX_REGIMEN_P)
     parts = [_drug_rows(si[proph], start[proph], stop[proph], CEFAZOLIN)]
