@@ -198,7 +198,7 @@ def test_same_seed_identical_bytes_other_seed_differs(tmp_path):
 # --------------------------------------------------------------------------- #
 
 
-def test_deteriorating_stays_die_more_and_get_more_pressors(con):
+def test_deteriorating_stays_die_more_get_more_treatment_and_labs(con):
     rows = con.execute(f"""
         WITH s AS (
           SELECT t.regime0, i.stay_id, a.hospital_expire_flag AS dead,
@@ -216,6 +216,12 @@ def test_deteriorating_stays_die_more_and_get_more_pressors(con):
     assert dead_d > 2 * dead_s
     assert pressor_d > 1.5 * pressor_s and vent_d > 1.5 * vent_s
     assert low_d > 1.2 * low_s  # more time with MAP < 65
+    # labs are drawn more often when sick: creatinine results per ICU day (stays > 1 day)
+    per_day = dict(con.execute("""
+        SELECT t.regime0, avg((SELECT count(*) FROM labevents l WHERE l.hadm_id = i.hadm_id AND l.itemid = 50912
+                               AND l.charttime BETWEEN i.intime AND i.outtime) / i.los)
+        FROM icustays i JOIN truth t USING (stay_id) WHERE i.los > 1 GROUP BY 1""").fetchall())
+    assert per_day["deteriorating"] > 1.2 * per_day["stable"]
 
 
 def test_pressor_starts_follow_low_map_and_raise_it(con):
