@@ -1,11 +1,12 @@
 """The synthetic ICU world: hidden severity, organ latents, physiology and clinicians.
 
 ``simulate(rng, n)`` advances ``n`` ICU stays hour by hour: one Python loop over hours,
-numpy vectors over the stays still in the ICU (finished stays are dropped from the
-state at a few fixed hours, so the loop costs O(active stays)). Each stay has a hidden severity process with regimes
-stable / deteriorating / recovering; organ latents follow it; vitals and labs are read
-off the organs with noise; clinicians act on what they *chart* (with delays) and their
-actions move the physiology; death and discharge follow severity. All values are in
+numpy vectors over the stays still in the ICU (finished stays are dropped from the state
+at a few fixed hours, so the loop costs O(active stays)). Each stay has a hidden
+severity process with regimes stable / deteriorating / recovering; organ latents follow
+it; vitals and labs are read off the organs with noise; clinicians act on what they
+*chart* (with delays) and their actions move the physiology; death and discharge follow
+severity. All values are in
 canonical units (mmHg, mcg/kg/min, mL, mg/dL); ``synth_events`` turns them into
 MIMIC-IV rows. docs/synthetic.md describes the model and its limits.
 """
