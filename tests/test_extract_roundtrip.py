@@ -213,3 +213,11 @@ def test_splits_by_patient(tmp_path):
     moved = other.sql("SELECT subject_id, split FROM splits").pl().sort("subject_id")
     assert not moved.equals(splits.sort("subject_id"))
     assert math.isclose(sum(CFG.split_fractions), 1.0)
+
+
+def test_uncached_sources_give_the_same_hourly_table(extracted):
+    mimic, data, _ = extracted
+    con = build_database(mimic, DataConfig(duckdb_threads=2, cache_sources=False), until="hourly_base")
+    base = con.sql("SELECT * FROM hourly_base ORDER BY stay_id, hour").pl()
+    exported = pl.read_parquet(data / "hourly.parquet").select(base.columns)
+    assert base.equals(exported)
