@@ -220,7 +220,8 @@ _EXPORT_ORDER = {"attrition": "step", "splits": "subject_id"}
 
 def _export(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> int:
     order = _EXPORT_ORDER.get(table, "ALL")
-    con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+    target = "'" + str(path).replace("'", "''") + "'"
+    con.execute(f"COPY (SELECT * FROM {table} ORDER BY {order}) TO {target} (FORMAT parquet, COMPRESSION zstd)")
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
