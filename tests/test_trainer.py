@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from test_windows import write_tiny_data
 
 from clin_jepa.config import load_config
 from clin_jepa.data.tokenizer import train_tokenizer
@@ -26,7 +27,6 @@ from clin_jepa.training.latent_cache import LatentCache
 from clin_jepa.training.trainer import CollapseError, Trainer
 from clin_jepa.training.trainer_setup import pretrain
 from clin_jepa.utils import REPO_ROOT
-from test_windows import write_tiny_data
 
 WINDOW = 6
 # warmup 2, joint 2, align 2 (gap bound never reached), sync, finalize 2 = 8 optimizer steps

@@ -13,6 +13,7 @@ Randomness of micro-batch m is seeded from (seed, m, rank): resume needs no repl
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from dataclasses import replace
@@ -22,8 +23,13 @@ import torch
 
 from clin_jepa.config import RunConfig
 from clin_jepa.data.windows import Corpus, WindowBatch
-from clin_jepa.training.checkpoint import (TrainState, boundary_name, latest_checkpoint, load_checkpoint,
-                                           save_checkpoint)
+from clin_jepa.training.checkpoint import (
+    TrainState,
+    boundary_name,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from clin_jepa.training.curriculum import Behaviour, Curriculum, behaviour
 from clin_jepa.training.latent_cache import LatentCache
 from clin_jepa.training.losses import effective_rank, jepa_loss, z_std
@@ -45,6 +51,8 @@ class Trainer:
         self.cfg, self.run_dir, self.cur = cfg, Path(run_dir), curriculum
         self.acc = accelerator or make_accelerator(cfg, self.run_dir)
         self.device = self.acc.device
+        if not self.acc.is_main_process:  # one copy of the INFO log, from rank 0
+            logging.getLogger("clin_jepa").setLevel("WARNING")
         self.texts = corpus.texts
         self.train_set = corpus.subset("train")
         val = corpus.subset("val")
