@@ -130,6 +130,11 @@ def train_sft(enc: TextEncoder, texts: list[str], cfg: SFTConfig, train_base: bo
     return losses
 
 
+def default_device() -> torch.device:
+    """The current CUDA device when there is one, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
 def _sample(texts: list[str], n: int, seed: int) -> list[str]:
     return texts if len(texts) <= n else sorted(random.Random(seed).sample(texts, n))
 
@@ -147,7 +152,7 @@ def run_sft(run_dir: str | os.PathLike, cfg: RunConfig) -> dict:
         if not (tok_dir / "tokenizer.json").exists():
             train_tokenizer(_sample(train, cfg.tokenizer.max_texts, cfg.tokenizer.seed), cfg.tokenizer.vocab_size,
                             tok_dir)
-    enc = build_encoder(flavor, cfg.encoder, tokenizer_dir=tok_dir)
+    enc = build_encoder(flavor, cfg.encoder, tokenizer_dir=tok_dir, device=default_device())
     before = next_token_loss(enc, held) if held else float("nan")
     losses = train_sft(enc, train, cfg.sft, train_base=(flavor == "debug" and cfg.sft.train_base))
     after = next_token_loss(enc, held) if held else float("nan")
@@ -161,18 +166,24 @@ def run_sft(run_dir: str | os.PathLike, cfg: RunConfig) -> dict:
     return metrics
 
 
-def load_sft_encoder(run_dir: str | os.PathLike, cfg: RunConfig) -> TextEncoder:
-    """The encoder after SFT (online = target = the SFT adapter), built from RUN's files."""
+def load_sft_encoder(run_dir: str | os.PathLike, cfg: RunConfig, device: str | torch.device | None = None
+                     ) -> TextEncoder:
+    """The encoder after SFT (online = target = the SFT adapter), built from RUN's files.
+
+    ``device`` defaults to the current CUDA device when there is one (so encoder.dtype=auto
+    picks bf16 there), else the CPU.
+    """
     run_dir = Path(run_dir)
+    device = device if device is not None else default_device()
     adapter = run_dir / "sft" / "adapter"
     if not (adapter / "adapter_model.safetensors").exists():
         raise FileNotFoundError(f"{adapter}/adapter_model.safetensors not found; run `clin-jepa sft --run {run_dir}` "
                                 "first")
     if cfg.encoder.flavor == "debug":
         enc = build_encoder("debug", cfg.encoder, model_dir=run_dir / "sft" / "base",
-                            tokenizer_dir=run_dir / "tokenizer")
+                            tokenizer_dir=run_dir / "tokenizer", device=device)
     else:
-        enc = build_encoder(cfg.encoder.flavor, cfg.encoder)
+        enc = build_encoder(cfg.encoder.flavor, cfg.encoder, device=device)
     enc.load_adapter(adapter, "online")
     enc.hard_sync()
     return enc
