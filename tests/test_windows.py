@@ -119,6 +119,25 @@ def test_missing_and_bad_files(tiny, tmp_path):
         load_corpus(tiny, window_hours=1)
 
 
+def test_narrow_key_dtypes_and_bad_rows(tiny):
+    """Int32/Int16 keys join like Int64; duplicate or null text rows are refused."""
+    c64 = load_corpus(tiny, 6)
+    pl.read_parquet(tiny / "splits.parquet").with_columns(pl.col("subject_id").cast(pl.Int32)).write_parquet(
+        tiny / "splits.parquet")
+    texts = pl.read_parquet(tiny / "texts.parquet")
+    texts.with_columns(pl.col("stay_id").cast(pl.Int32), pl.col("hour").cast(pl.Int16)).write_parquet(
+        tiny / "texts.parquet")
+    c = load_corpus(tiny, 6)
+    assert np.array_equal(c.state_ids, c64.state_ids) and list(c.split) == list(c64.split)
+    pl.concat([texts, texts.head(1)]).write_parquet(tiny / "texts.parquet")
+    with pytest.raises(ValueError, match="several rows for one"):
+        load_corpus(tiny, 6)
+    texts.with_columns(pl.when(pl.col("hour") == 0).then(None).otherwise(pl.col("state_text")).alias("state_text")
+                       ).write_parquet(tiny / "texts.parquet")
+    with pytest.raises(ValueError, match="null state_text"):
+        load_corpus(tiny, 6)
+
+
 def test_extracted_fixture_corpus(request):
     """The real extraction output loads; every window hour has a text."""
     pytest.importorskip("clin_jepa.data.extract", reason="data layer (extract) not landed yet")

@@ -156,7 +156,9 @@ def load_corpus(data_dir, window_hours: int = 72) -> Corpus:
     T = window_hours
 
     # stays: cohort x split, keeping those with texts and demographics
-    stays = cohort.join(splits, on="subject_id", how="left")
+    key = pl.col("subject_id").cast(pl.Int64)
+    stays = cohort.with_columns(key).join(splits.with_columns(key).unique("subject_id", keep="first"),
+                                          on="subject_id", how="left")
     if stays["split"].null_count():
         raise ValueError(f"{stays['split'].null_count()} cohort patients have no row in splits.parquet; "
                          f"rerun `clin-jepa extract` so cohort and splits agree")
