@@ -159,6 +159,7 @@ def test_deterministic_under_seed(tok_dir):
     assert not torch.allclose(a.encode(TEXTS[:10]), c.encode(TEXTS[:10]))
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 def test_adapter_roundtrip_and_peft_alone(enc, tok_dir, tmp_path):
     _perturb(enc.target_parameters(), seed=5)
     enc.save_base(tmp_path / "base")
@@ -230,6 +231,17 @@ def test_real_flavor_loads_local_dir(tmp_path, tok_dir):
     next((tmp_path / "qwen").glob("*.safetensors")).unlink()
     with pytest.raises(FileNotFoundError, match=r"\*\.safetensors"):
         build_encoder("qwen3-0.6b", model_dir=tmp_path / "qwen")
+
+
+def test_bf16_base_keeps_fp32_target(tok_dir):
+    e = build_encoder("debug", EncoderConfig(dtype="bfloat16"), tokenizer_dir=tok_dir)
+    assert all(p.dtype == torch.bfloat16 for p in e.base_parameters())
+    assert all(p.dtype == torch.float32 for p in e.target_parameters())
+    _perturb(e.online_parameters(), seed=3)
+    e.ema_update(0.5)
+    assert 0 < e.online_target_gap() < 1.0
+    z = e.encode(TEXTS[:4], adapter="target")
+    assert z.dtype == torch.float32 and torch.isfinite(z).all()
 
 
 def test_bad_inputs(enc):
