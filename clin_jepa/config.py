@@ -224,7 +224,7 @@ class TrainConfig:
     phase_steps: tuple[str, ...] = ()  # per-phase budgets, e.g. [joint=2000, align=500] (optimizer steps)
     stop_after_steps: int = 0  # >0: save state and stop at this global optimizer step (resume later)
     latent_cache: bool = True  # reuse frozen-online-encoder latents across steps (False: re-encode every step)
-    cache_block: int = 256  # texts encoded together on a latent-cache miss (fixed blocks of ids)
+    cache_block: int = 64  # texts encoded together on a latent-cache miss (fixed blocks of ids)
     mask_ratio: float = 0.5  # masked_jepa: fraction of a window's state latents masked
     masked_layers: int = 2  # masked_jepa: throw-away predictor depth
     masked_width: int = 64  # masked_jepa: throw-away predictor width

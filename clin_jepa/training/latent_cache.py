@@ -17,7 +17,7 @@ log = get_logger(__name__)
 
 
 class LatentCache:
-    def __init__(self, encoder, texts: list[str], block: int = 256, adapter: str = "online"):
+    def __init__(self, encoder, texts: list[str], block: int = 64, adapter: str = "online"):
         if block < 1:
             raise ValueError(f"latent cache block={block}: must be >= 1 (train.cache_block)")
         self.encoder, self.texts, self.block, self.adapter = encoder, texts, block, adapter
