@@ -265,7 +265,7 @@ def test_latent_cache_hits_and_invalidation(base):
     assert cache.misses == 6 and not torch.allclose(changed_lat, first)
 
 
-def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path):
+def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path, capsys):
     from clin_jepa.training.sft import run_sft
 
     run = tmp_path / "run"
@@ -286,3 +286,8 @@ def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path):
 
     assert cli_main(["pretrain", "--run", str(run)]) == 2  # refuses to silently restart over checkpoints
     assert cli_main(["pretrain", "--run", str(run), "--resume"]) == 0  # nothing left: finishes at once
+    capsys.readouterr()
+    assert cli_main(["pretrain", "--run", str(run), "--drop-phases", "algin"]) == 2
+    assert "unknown phase 'algin'" in capsys.readouterr().err
+    assert cli_main(["pretrain", "--run", str(run), "--phases", "finalise"]) == 2
+    assert "--phases: unknown phase 'finalise'" in capsys.readouterr().err

@@ -80,11 +80,15 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
 
     run_dir = Path(run_dir)
     t = cfg.train
+    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
+    names = [p.name for p in cur.phases]
+    bad = [n for n in phases or () if n not in names]
+    if bad:
+        raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {names}")
     ckpt_dir = run_dir / "checkpoints"
     if not (resume or phases) and latest_checkpoint(ckpt_dir) is not None:
         raise ValueError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
                          f"or delete {ckpt_dir} (or use a new --run) to start over")
-    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
     corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
     if encoder is None:
         if not (run_dir / "sft").exists():
