@@ -136,7 +136,16 @@ def test_each_phase_trains_exactly_what_it_should(base, tmp_path):
     ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert ckpts == ["01_warmup", "02_joint", "03_align", "04_sync", "05_finalize"]
     assert (tmp_path / "run" / "final" / "predictor.json").exists()
-    assert (tmp_path / "run" / "logs").exists()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in (tmp_path / "run" / "logs" / "pretrain").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/tf", "train/rollout", "train/z_std", "train/texts_per_s", "train/online_target_gap",
+            "lr/encoder", "lr/predictor", "grad_norm/predictor", "grad_norm/encoder", "val/loss", "val/z_std",
+            "val/effective_rank", "sync/gap"} <= tags
 
 
 def test_gap_bound_ends_alignment_early(base, tmp_path):

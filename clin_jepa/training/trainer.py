@@ -328,7 +328,7 @@ class Trainer:
 
     def _end_phase(self, spec, beh: Behaviour) -> None:
         val = self.validate(beh)
-        self.acc.log({f"{k}_phase_end": v for k, v in val.items()}, step=self.state.global_step)
+        self.acc.log(val, step=self.state.global_step)
         if spec.val_loss_must_fall:
             start, end = self.state.phase_start_val, val["val/loss"]
             fell = start is not None and end < start
