@@ -18,15 +18,11 @@ import numpy as np
 import polars as pl
 import torch
 
+from clin_jepa.data.texts import NO_ACTION, NO_OBSERVATION
 from clin_jepa.utils import get_logger
 
 log = get_logger(__name__)
 
-try:  # the fixed sentences are owned by clin_jepa.data.texts (docs/design.md)
-    from clin_jepa.data.texts import NO_ACTION, NO_OBSERVATION
-except ImportError:  # pragma: no cover - texts module not landed yet; same contract values
-    NO_OBSERVATION = "No new observations."
-    NO_ACTION = "No intervention."
 
 SPLITS = ("train", "val", "test")
 
