@@ -22,7 +22,7 @@ from clin_jepa.data.tokenizer import train_tokenizer
 from clin_jepa.data.windows import load_corpus
 from clin_jepa.models import build_encoder
 from clin_jepa.training.checkpoint import load_checkpoint, verify_checkpoint
-from clin_jepa.training.curriculum import load_curriculum
+from clin_jepa.training.curriculum import behaviour, load_curriculum
 from clin_jepa.training.latent_cache import LatentCache
 from clin_jepa.training.trainer import CollapseError, Trainer
 from clin_jepa.training.trainer_setup import pretrain
@@ -300,3 +300,27 @@ def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path, capsys):
     assert "unknown phase 'algin'" in capsys.readouterr().err
     assert cli_main(["pretrain", "--run", str(run), "--phases", "finalise"]) == 2
     assert "--phases: unknown phase 'finalise'" in capsys.readouterr().err
+
+
+def test_batch_latents_are_deduplicated_encodes_of_the_right_texts(base, tmp_path):
+    tr = trainer(base, tmp_path / "run")
+    with torch.no_grad():  # make online, target and the base output differ
+        for p in tr.encoder.online_parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        tr.encoder.ema_update(0.5)
+        for p in tr.encoder.online_parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    tr.encoder.mark_updated()
+    batch = tr.train_set.batch([0, 1, 2])
+    texts = tr.texts
+    joint = next(p for p in tr.cur.phases if p.name == "joint")
+    for spec in (tr.cur.phases[0], joint):  # cached online + online targets; encoded online + EMA targets
+        d, s, a, target = tr._latents(batch, behaviour(spec))
+        m = batch.mask
+        enc = lambda ids, side="online": tr.encoder.encode([texts[i] for i in ids.tolist()], adapter=side)  # noqa: E731
+        torch.testing.assert_close(d, enc(batch.demo_ids), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(s[m], enc(batch.state_ids[m]), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a[m], enc(batch.action_ids[m]), rtol=1e-5, atol=1e-5)
+        side = "target" if spec.targets == "ema" else "online"
+        torch.testing.assert_close(target[m], enc(batch.state_ids[m], side), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(enc(batch.state_ids[m], "target"), enc(batch.state_ids[m]), atol=1e-4)

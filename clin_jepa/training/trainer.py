@@ -108,21 +108,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ latents
     def _latents(self, batch: WindowBatch, beh: Behaviour):
-        uniq, inv = batch.unique_ids()
-        texts = [self.texts[i] for i in uniq.tolist()]
+        """Online d, s, a and the loss targets of a batch, each distinct text encoded once."""
+        uniq, inv = batch.unique_ids()  # (U,), rows of every position
         if beh.cache_online and self.cfg.train.latent_cache:
             online = self.cache.get(uniq)  # (U, D) no grad
         else:
+            texts = [self.texts[i] for i in uniq.tolist()]
             online = self.encoder.encode(texts, adapter="online", grad=beh.train_encoder)  # (U, D)
         d, s, a = WindowBatch.gather(online, inv)  # (B, D), (B, T, D), (B, T, D)
         if beh.targets_from_ema:
             rows = inv.state[batch.mask].unique()  # only state texts are targets
             tgt = online.new_zeros(online.shape)  # (U, D)
-            tgt[rows] = self.encoder.encode([texts[i] for i in rows.tolist()], adapter="target", grad=False)
+            tgt[rows] = self.encoder.encode([self.texts[i] for i in uniq[rows].tolist()], adapter="target")
             target = tgt.detach()[inv.state]  # (B, T, D)
         else:
             target = s.detach()
-        self._texts_seen += len(texts)
+        self._texts_seen += int(uniq.numel())
         return d, s, a, target
 
     def _loss(self, batch: WindowBatch, beh: Behaviour, gen: torch.Generator, keep: list | None = None) -> dict:
