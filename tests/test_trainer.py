@@ -324,3 +324,15 @@ def test_batch_latents_are_deduplicated_encodes_of_the_right_texts(base, tmp_pat
         side = "target" if spec.targets == "ema" else "online"
         torch.testing.assert_close(target[m], enc(batch.state_ids[m], side), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(enc(batch.state_ids[m], "target"), enc(batch.state_ids[m]), atol=1e-4)
+
+
+def test_full_curriculum_on_the_extracted_synthetic_data(extracted_data_dir, tmp_path):
+    """The real extraction output (texts/demographics/cohort/splits) trains end to end."""
+    corpus = load_corpus(extracted_data_dir, 12)
+    train_tokenizer(corpus.texts[:2000], 300, tmp_path / "tokenizer")
+    cfg = load_config(None, [f"data.data_dir={extracted_data_dir}", "data.window_hours=12", "optim.batch_size=4",
+                             "train.steps_scale=0.05", "train.val_stays=4"], run_dir=str(tmp_path / "run"))
+    enc = build_encoder("debug", cfg.encoder, tokenizer_dir=tmp_path / "tokenizer")
+    summary = pretrain(cfg, tmp_path / "run", encoder=enc)
+    assert summary["finished"] and summary["sync_gaps"]["sync"] == 0.0
+    assert (tmp_path / "run" / "final" / "encoder" / "online" / "adapter_model.safetensors").exists()
