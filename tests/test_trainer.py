@@ -242,6 +242,7 @@ def test_collapse_watchdog_stops_with_saved_state(base, tmp_path):
     with pytest.raises(CollapseError, match="z_std=.*train.z_std_floor.*state saved"):
         tr.run()
     verify_checkpoint(tmp_path / "run" / "checkpoints" / "last")
+    assert yaml.safe_load((tmp_path / "run" / "pretrain_summary.json").read_text())["stopped"] == "collapse"
 
 
 def test_pretrain_without_sft_says_run_sft_first(base, tmp_path):

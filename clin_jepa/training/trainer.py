@@ -252,6 +252,9 @@ class Trainer:
                         continue
                     break
                 self._run_phase(spec, bar)
+        except CollapseError:
+            self._summary()  # the stop reason is on record before the error propagates
+            raise
         finally:
             signal.signal(signal.SIGTERM, old)
             bar.close()
@@ -259,6 +262,10 @@ class Trainer:
             self.state.finished = True
             if self.acc.is_main_process:
                 write_final(self.run_dir / "final", self.encoder, self.predictor)
+        return self._summary()
+
+    def _summary(self) -> dict:
+        """TrainState + run facts, written to RUN/pretrain_summary.json; ends the trackers."""
         summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded,
                    "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
