@@ -277,7 +277,7 @@ class EvalConfig:
     seq_dropout: float = 0.1
     seq_epochs: int = 15  # max epochs (early stopping on validation loss)
     seq_lr: float = 1e-3
-    threads: int = 2  # CPU threads for LightGBM / torch during evaluation
+    threads: int = 1  # CPU threads for LightGBM / torch in evaluation (tiny models: 1 is fastest on a shared CPU)
 
     def validate(self) -> None:
         if not self.contexts or min(self.contexts) < 2:

@@ -1,6 +1,6 @@
 """Supervised baselines on the hourly inputs (YAIB-style, sized for CPU).
 
-- ``logreg``: L2 logistic regression (C = eval.logreg_c, lbfgs) on the summaries up to
+- ``logreg``: L2 logistic regression (C = eval.logreg_c, lbfgs, 200 iterations, tol 1e-3) on the summaries up to
   the row's hour (evaluation.tasks.summary_features).
 - ``lightgbm``: gradient-boosted trees on the same summaries, eval.lgbm_estimators
   rounds at most, early stopping (20 rounds) on validation log-loss.
@@ -32,8 +32,14 @@ def fit_predict_flat(kind: str, x: np.ndarray, y: np.ndarray, train_idx, val_idx
     if kind == "logreg":
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=cfg.logreg_c, max_iter=500, random_state=seed)
-        model.fit(x[train_idx], y[train_idx])
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        model = LogisticRegression(C=cfg.logreg_c, max_iter=200, tol=1e-3, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x[train_idx], y[train_idx])
         return model.predict_proba(x[test_idx])[:, 1]
     if kind == "lightgbm":
         import lightgbm as lgb

@@ -75,9 +75,11 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg) -
     x_probe = probes.probe_inputs(feats, stay_row, last_hour)  # (R, 4D)
     x_roll = None
     if predictor is not None:
-        use = ~is_eep | e.probe_rollout_eep
-        x_roll = np.zeros_like(x_probe)
-        x_roll[use] = probes.rollout_inputs(feats, predictor, stay_row[use], last_hour[use], e.probe_rollout_hours)
+        use = np.flatnonzero(~is_eep | e.probe_rollout_eep)
+        pairs, inv = np.unique(np.stack([stay_row[use], last_hour[use]], axis=1), axis=0, return_inverse=True)
+        x_roll = np.zeros_like(x_probe)  # rows of tasks without a rollout probe stay zero (never used)
+        x_roll[use] = probes.rollout_inputs(feats, predictor, pairs[:, 0], pairs[:, 1],
+                                            e.probe_rollout_hours)[inv.reshape(-1)]  # one rollout per (stay, hour)
 
     def flat(kind):
         return lambda r, y, tr, va, te, seed: baselines.fit_predict_flat(kind, summaries[r], y, tr, va, te, e, seed)

@@ -18,12 +18,16 @@ and weight.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from clin_jepa.data.features import ACTION_COLUMNS, DERIVED_COLUMNS, OBSERVATION_COLUMNS
+from clin_jepa.utils import get_logger
+
+log = get_logger(__name__)
 
 BINARY_TASKS = ("mort_hosp", "mort_icu", "mort_7d", "mort_14d", "mort_30d", "mort_90d", "los_7d", "sepsis")
 EEP_TASKS = ("eep_circ_failure", "eep_resp_failure", "eep_aki", "eep_vaso_start", "eep_vent_start",
@@ -219,7 +223,9 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
         groups = tr["stay_id"].to_numpy()[tei]
         entry["methods"], entry["roc"], scores[task] = {}, {}, {}
         for name, fn in methods.items():
+            t0 = time.perf_counter()
             per_seed = [fn(ridx, y, tri, vai, tei, seed) for seed in cfg.seeds]
+            fit_s = time.perf_counter() - t0
             if per_seed[0] is None:  # method not applicable to this task (e.g. rollout probe on EEP)
                 continue
             per_seed = [np.asarray(p, dtype=np.float64) for p in per_seed]
@@ -230,7 +236,9 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             m["auroc_seeds"] = {"mean": float(np.mean(aurocs)), "sd": float(np.std(aurocs)), "n": len(aurocs)}
             if entry["family"] == "eep":
                 m["event_recall"] = event_recall_at_precision(y[tei], per_seed[0], groups, cfg.recall_precision)
+            m["fit_seconds"] = round(fit_s, 2)
             entry["methods"][name] = m
+            log.info("%s %s: AUROC %.3f (fit %.1f s)", task, name, m["auroc"]["value"], fit_s)
             entry["roc"][name] = _roc_points(y[tei], per_seed[0])
             scores[task][name] = per_seed[0]
         entry["_y"], entry["_groups"] = y[tei], groups
