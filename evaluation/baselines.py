@@ -30,11 +30,10 @@ def fit_predict_flat(kind: str, x: np.ndarray, y: np.ndarray, train_idx, val_idx
                      seed: int) -> np.ndarray:
     """Fit ``logreg`` or ``lightgbm`` on summary rows x (R, P); return test probabilities."""
     if kind == "logreg":
-        from sklearn.linear_model import LogisticRegression
-
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=cfg.logreg_c, max_iter=200, tol=1e-3, random_state=seed)
         with warnings.catch_warnings():
