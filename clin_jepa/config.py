@@ -177,12 +177,15 @@ class SFTConfig:
     seed: int = 0
     val_fraction: float = 0.05  # unique texts held out to report next-token loss before/after
     log_every: int = 25  # steps
+    cpu_threads: int = 0  # torch threads for SFT on CPU; 0 -> 1 for debug (tiny matmuls), torch default otherwise
 
     def validate(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("sft.steps must be >= 0, sft.batch_size >= 1 and sft.lr > 0 (e.g. 300, 64, 1e-3)")
         if not 0.0 <= self.val_fraction < 0.5:
             raise ValueError("sft.val_fraction must be in [0, 0.5), e.g. 0.05")
+        if self.cpu_threads < 0:
+            raise ValueError("sft.cpu_threads must be >= 0 (0 = automatic)")
 
 
 @dataclass

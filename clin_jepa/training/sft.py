@@ -153,9 +153,15 @@ def run_sft(run_dir: str | os.PathLike, cfg: RunConfig) -> dict:
             train_tokenizer(_sample(train, cfg.tokenizer.max_texts, cfg.tokenizer.seed), cfg.tokenizer.vocab_size,
                             tok_dir)
     enc = build_encoder(flavor, cfg.encoder, tokenizer_dir=tok_dir, device=default_device())
-    before = next_token_loss(enc, held) if held else float("nan")
-    losses = train_sft(enc, train, cfg.sft, train_base=(flavor == "debug" and cfg.sft.train_base))
-    after = next_token_loss(enc, held) if held else float("nan")
+    threads = torch.get_num_threads()
+    if enc.device.type == "cpu":  # a 64-wide model runs fastest (and robustly on a busy CPU) on one thread
+        torch.set_num_threads(cfg.sft.cpu_threads or (1 if flavor == "debug" else threads))
+    try:
+        before = next_token_loss(enc, held) if held else float("nan")
+        losses = train_sft(enc, train, cfg.sft, train_base=(flavor == "debug" and cfg.sft.train_base))
+        after = next_token_loss(enc, held) if held else float("nan")
+    finally:
+        torch.set_num_threads(threads)
     log.info("held-out next-token loss %.4f -> %.4f", before, after)
     if flavor == "debug":
         enc.save_base(run_dir / "sft" / "base")
