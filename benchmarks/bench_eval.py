@@ -5,7 +5,9 @@ A. Stay-clustered bootstrap of AUROC + AUPRC + recall@precision: evaluation.metr
    scikit-learn per replicate). Same data, same number of replicates; reports both times
    and the ratio, and checks the two CIs agree in width.
 B. With --run RUN: wall time of each `clin-jepa evaluate` part on that run (reads the
-   ``seconds`` field of RUN/eval/*.json written by the last evaluate).
+   ``seconds`` field of RUN/eval/*.json written by the last evaluate), and
+C. the rollout-drift evaluation of RUN timed with 1 and with 2 torch threads, side by side
+   (why eval.threads defaults to 1).
 
     python benchmarks/bench_eval.py [--rows 20000] [--stays 400] [--boot 500] [--run RUN]
 """
@@ -68,6 +70,24 @@ def main() -> None:
                 total += sec
                 print(f"   {name:13s} {sec:7.1f} s")
         print(f"   {'total':13s} {total:7.1f} s")
+        import torch
+
+        from clin_jepa.config import load_run_config
+        from clin_jepa.data.windows import load_corpus
+        from evaluation import embeddings, suite
+
+        cfg = load_run_config(a.run)
+        corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+        lat, pred = embeddings.load(a.run, corpus.texts), embeddings.load_final_predictor(a.run)
+        times = {}
+        for n in (1, 2, 1, 2):
+            torch.set_num_threads(n)
+            t0 = time.perf_counter()
+            suite.run_drift(corpus, lat, pred, cfg)
+            times.setdefault(n, []).append(time.perf_counter() - t0)
+        best = {n: min(v) for n, v in times.items()}
+        print(f"C. drift evaluation, best of 2: 1 thread {best[1]:.2f} s, 2 threads {best[2]:.2f} s, "
+              f"ratio {best[2] / best[1]:.1f}x")
 
 
 if __name__ == "__main__":
