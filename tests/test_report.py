@@ -170,3 +170,40 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
     for col in ("stay_id", "subject_id", "hadm_id"):
         for v in cohort[col].to_list():
             assert str(v).encode() not in blob, f"{col} value in the report"
+
+
+def test_embeddings_and_predictor_errors_name_the_fix(tmp_path):
+    import dataclasses
+
+    import torch
+    from safetensors.torch import save_file
+
+    from clin_jepa.models import build_predictor
+    from evaluation import embeddings
+
+    run = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="clin-jepa embed"):
+        embeddings.load(run, ["a"])
+    (run / "embeddings").mkdir(parents=True)
+    pl.DataFrame({"text_id": [0, 1], "text": ["a", "b"]}).write_parquet(run / "embeddings" / "texts.parquet")
+    np.save(run / "embeddings" / "latents.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(embeddings.load(run, ["b", "a"])[0], [3, 4, 5])  # looked up by text
+    with pytest.raises(ValueError, match="data changed"):
+        embeddings.load(run, ["a", "c"])
+    (run / "embeddings" / "latents.npy").write_bytes(b"\x93NUMPY trunc")
+    with pytest.raises(ValueError, match="--force"):
+        embeddings.load(run, ["a", "b"])
+
+    with pytest.raises(FileNotFoundError, match="clin-jepa pretrain"):
+        embeddings.load_final_predictor(run)
+    pred = build_predictor("debug", latent_dim=8)
+    (run / "final").mkdir()
+    (run / "final" / "predictor.json").write_text(json.dumps(dataclasses.asdict(pred.config)))
+    save_file({k: v.contiguous() for k, v in pred.state_dict().items()}, str(run / "final" / "predictor.safetensors"))
+    loaded = embeddings.load_final_predictor(run)
+    for k, v in pred.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    blob = (run / "final" / "predictor.safetensors").read_bytes()
+    (run / "final" / "predictor.safetensors").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        embeddings.load_final_predictor(run)
