@@ -201,7 +201,7 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     where the index points into ``rows`` (so each method gathers its own inputs).
     """
     from clin_jepa.utils import progress
-    from evaluation.metrics import bootstrap_metrics, event_recall_at_precision
+    from evaluation.metrics import auroc, bootstrap_metrics, event_recall_at_precision
 
     rows = rows.with_row_index("ridx")
     out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
@@ -231,8 +231,7 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             per_seed = [np.asarray(p, dtype=np.float64) for p in per_seed]
             m = bootstrap_metrics(y[tei], per_seed[0], groups, cfg.bootstrap, seed=0,
                                   precision=cfg.recall_precision)
-            aurocs = [bootstrap_metrics(y[tei], p, groups, 10)["auroc"]["value"] for p in per_seed[1:]]
-            aurocs = [m["auroc"]["value"], *aurocs]
+            aurocs = [m["auroc"]["value"], *[auroc(y[tei], p) for p in per_seed[1:]]]
             m["auroc_seeds"] = {"mean": float(np.mean(aurocs)), "sd": float(np.std(aurocs)), "n": len(aurocs)}
             if entry["family"] == "eep":
                 m["event_recall"] = event_recall_at_precision(y[tei], per_seed[0], groups, cfg.recall_precision)

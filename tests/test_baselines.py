@@ -128,3 +128,20 @@ def test_bad_labels_and_hourly_columns_raise():
         tasks.task_rows(labels.with_columns(pl.lit(2).alias("label")), stay_ids, np.full(N, T), split, 48)
     with pytest.raises(ValueError, match="heart_rate"):
         tasks.hourly_array(hourly.drop("heart_rate"), stay_ids, T)
+
+
+def test_several_seeds_give_mean_and_sd_and_a_paired_test(prepared):
+    rows, seq, xs, st = prepared
+    r = rows.filter(pl.col("task") == "mort_hosp")
+    x = tasks.summary_features(xs, r["row"].to_numpy(), r["last_hour"].to_numpy(), st)
+    cfg = EvalConfig(seeds=(0, 1, 2), bootstrap=50, lgbm_estimators=50)
+
+    def method(kind):
+        return lambda ri, y, tr, va, te, seed: baselines.fit_predict_flat(kind, x[ri], y, tr, va, te, cfg, seed)
+
+    out = tasks.evaluate_tasks(r, {"probe": method("lightgbm"), "logreg": method("logreg")}, cfg)
+    m = out["tasks"]["mort_hosp"]["methods"]["probe"]
+    assert m["auroc_seeds"]["n"] == 3 and m["auroc_seeds"]["sd"] > 0  # row/column subsampling varies by seed
+    assert out["tasks"]["mort_hosp"]["methods"]["logreg"]["auroc_seeds"]["sd"] == pytest.approx(0, abs=1e-6)
+    test = out["tasks"]["mort_hosp"]["vs_best_baseline"]["probe"]
+    assert test["baseline"] == "logreg" and 0 <= test["p_value"] <= 1 and test["lo"] <= test["delta"] <= test["hi"]
