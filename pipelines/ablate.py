@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
 
     shared = []
-    if not base.data.mimic_dir:
+    if not base.data.mimic_dir and not (base.data_path / "manifest.json").exists():
         shared.append(Step("synthetic MIMIC-IV", mimic / "icu" / "icustays.csv.gz",
                            ["synth", "--run", out, "--out", mimic]))
     shared.append(Step("DuckDB extraction", base.data_path / "manifest.json",

@@ -34,7 +34,7 @@ def pipeline_steps(run_dir: Path, cfg, mimic: Path) -> list[Step]:
     """The demo's stages, in order, with the file each one writes last."""
     run, data = str(run_dir), cfg.data_path
     steps = []
-    if not cfg.data.mimic_dir:
+    if not cfg.data.mimic_dir and not (data / "manifest.json").exists():  # no source needed once extracted
         steps.append(Step("synthetic MIMIC-IV", mimic / "icu" / "icustays.csv.gz",
                           ["synth", "--run", run, "--out", mimic]))
     steps += [
