@@ -71,6 +71,11 @@ class DataConfig:
             raise ValueError("data.lab_lookback_hours must be >= 0 and data.antibiotic_default_hours >= 1")
         if self.window_hours < 2:
             raise ValueError("data.window_hours must be >= 2 (the predictor needs a next hour)")
+        if not 1 <= self.prediction_hour <= self.max_stay_hours:
+            raise ValueError(f"data.prediction_hour must be between 1 and data.max_stay_hours "
+                             f"({self.max_stay_hours}), e.g. 24")
+        if self.eep_horizon < 1:
+            raise ValueError("data.eep_horizon must be >= 1 hour, e.g. 12")
 
 
 @dataclass
