@@ -84,12 +84,12 @@ def test_ema_arithmetic_exact(enc):
     _perturb(enc.target_parameters(), seed=1)
     t0 = [p.detach().double().clone() for p in enc.target_parameters()]
     o = [p.detach().double().clone() for p in enc.online_parameters()]
-    v0 = enc.weights_version
+    v0, t0_version = enc.weights_version, enc.target_version
     enc.ema_update(0.9)
     for t, t_old, o_ in zip(enc.target_parameters(), t0, o):
         expect = 0.9 * t_old + 0.1 * o_
         torch.testing.assert_close(t.double(), expect, rtol=0, atol=1e-7)
-    assert enc.weights_version == v0 + 1
+    assert enc.target_version == t0_version + 1 and enc.weights_version == v0  # online weights untouched
     # tau=1 leaves the target alone; tau=0 copies online
     snap = [p.detach().clone() for p in enc.target_parameters()]
     enc.ema_update(1.0)

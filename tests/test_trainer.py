@@ -264,10 +264,11 @@ def test_latent_cache_hits_and_invalidation(base):
     assert torch.equal(first, again) and cache.hits == 3 and cache.misses == 3
     assert enc.forward_rows == rows + 4  # only the direct encode above ran the network
     before = enc.weights_version
-    enc.ema_update(0.5)  # only the target adapter changes
-    cache.carry_over(before, enc.weights_version)
-    cache.get(ids)
-    assert cache.misses == 3
+    enc.ema_update(0.5)  # only the target adapter changes: the online cache stays valid
+    enc.hard_sync()
+    assert enc.weights_version == before and enc.target_version > 0
+    assert torch.equal(cache.get(ids), first)
+    assert cache.misses == 3 and len(cache) == 3 * 8  # three blocks of 8 texts held
     with torch.no_grad():
         enc.online_parameters()[1].add_(0.1)  # a LoRA B matrix: the online output changes
     enc.mark_updated()

@@ -5,6 +5,8 @@ A text's embedding is the final-layer hidden state of its last real token (right
 most ``encoder.encode_batch_tokens`` tokens, runs one forward per bucket and scatters the
 results back in input order. The target adapter is kept in fp32 and only ever changes by
 ``ema_update`` / ``hard_sync`` / ``load_adapters`` (its parameters never require grad).
+``online_version`` / ``target_version`` count changes of each adapter (cache keys);
+``weights_version`` is the online one.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class TextEncoder(nn.Module):
         self.cfg = cfg
         self.flavor = flavor
         self.hidden_size: int = model.get_base_model().config.hidden_size
-        self.weights_version: int = 0
+        self.online_version: int = 0  # bumps when the online adapter changes (mark_updated, load)
+        self.target_version: int = 0  # bumps when the target adapter changes (ema, sync, load)
         self.forward_rows: int = 0  # texts run through the network so far (diagnostics)
         self._online_trainable = False
         self._active = "online"
@@ -63,7 +66,12 @@ class TextEncoder(nn.Module):
             p.data = p.data.float()
         self._apply_grad_flags()
         self.hard_sync()
-        self.weights_version = 0
+        self.online_version = self.target_version = 0
+
+    @property
+    def weights_version(self) -> int:
+        """Version of the ONLINE weights (= online_version); target-only changes leave it alone."""
+        return self.online_version
 
     # ------------------------------------------------------------------ adapters
     @property
@@ -85,8 +93,8 @@ class TextEncoder(nn.Module):
         self._apply_grad_flags()
 
     def mark_updated(self) -> None:
-        """Call after an optimizer step on the online adapter: invalidates cached latents."""
-        self.weights_version += 1
+        """Call after an optimizer step on the online adapter: invalidates cached online latents."""
+        self.online_version += 1
 
     def _apply_grad_flags(self) -> None:
         for p in self._online_params:
@@ -111,13 +119,13 @@ class TextEncoder(nn.Module):
         online = [p.float() for p in self._online_params]  # no copy when already fp32
         torch._foreach_mul_(self._target_params, tau)
         torch._foreach_add_(self._target_params, online, alpha=1.0 - tau)
-        self.weights_version += 1
+        self.target_version += 1
 
     @torch.no_grad()
     def hard_sync(self) -> float:
         """Copy online -> target; returns the max gap, raises RuntimeError if it exceeds 1e-5."""
         torch._foreach_copy_(self._target_params, self._online_params)
-        self.weights_version += 1
+        self.target_version += 1
         gap = self.online_target_gap()
         if gap > SYNC_TOLERANCE:
             raise RuntimeError(f"hard sync failed: max |online - target| = {gap:.3g} > {SYNC_TOLERANCE}")
@@ -279,7 +287,10 @@ class TextEncoder(nn.Module):
                              "checkpoint or re-run the stage that wrote it") from None
         self._load_state(name, state, weight_file)
         self._apply_grad_flags()
-        self.weights_version += 1
+        if name == "online":
+            self.online_version += 1
+        else:
+            self.target_version += 1
 
     def _load_state(self, name: str, state: dict[str, Tensor], source: Path) -> None:
         expected = {n.replace(".online.", f".{name}.") for n in self._lora_names}
