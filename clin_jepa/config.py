@@ -264,11 +264,15 @@ class EvalConfig:
     min_positives: int = 5  # tasks with fewer positives (or no negatives) in a split are reported as such
     max_eep_hours: int = 48  # EEP evaluation hours per stay (the first ones)
     recall_precision: float = 0.5  # EEP event recall is read at this time-point precision
-    # MLP probes on frozen latents
-    probe_epochs: int = 30  # max epochs (early stopping on validation loss)
-    probe_hidden: int = 128  # hidden units of the 2-layer MLP probe
+    # probes on frozen latents (candidates fitted on train, the lowest validation loss is used)
+    probe_kinds: tuple[str, ...] = ("linear", "mlp")  # candidates: linear = no hidden layer, mlp = 1 hidden layer
+    probe_epochs: int = 50  # max epochs (early stopping on validation loss)
+    probe_hidden: int = 32  # hidden units of the mlp probe
     probe_lr: float = 1e-3
-    probe_dropout: float = 0.2
+    probe_dropout: float = 0.5  # dropout after the mlp probe's hidden layer
+    probe_weight_decay: float = 1e-2  # mlp probe: AdamW decoupled weight decay (per step, x lr)
+    probe_l2: tuple[float, ...] = (10.0, 1.0, 0.1, 0.01, 0.001)  # linear probe: L2 penalties tried (per row, on standardised inputs)
+    probe_batch_size: int = 64  # rows per probe step (small tasks have ~200 train rows)
     probe_rollout_hours: int = 12  # hours rolled out for the rolled-out-latent probe
     probe_rollout_eep: bool = False  # also roll out at every EEP hour (slow on CPU)
     patience: int = 5  # epochs without validation improvement before stopping
@@ -303,6 +307,17 @@ class EvalConfig:
             raise ValueError("eval.recall_precision must be in (0, 1), e.g. 0.5")
         if not self.seeds:
             raise ValueError("eval.seeds needs at least one seed, e.g. [0]")
+        kinds = set(self.probe_kinds)
+        if not kinds or kinds - {"linear", "mlp"}:
+            raise ValueError(f"eval.probe_kinds={list(self.probe_kinds)}: use a non-empty subset of linear, mlp")
+        if "mlp" in kinds and self.probe_hidden < 1:
+            raise ValueError("eval.probe_hidden must be >= 1 unit for the mlp probe, e.g. 32")
+        if not 0.0 <= self.probe_dropout < 1.0 or self.probe_weight_decay < 0:
+            raise ValueError("eval.probe_dropout must be in [0, 1) and eval.probe_weight_decay >= 0, e.g. 0.5 and 1e-2")
+        if "linear" in kinds and (not self.probe_l2 or min(self.probe_l2) < 0):
+            raise ValueError("eval.probe_l2 needs at least one penalty >= 0 for the linear probe, e.g. [1, 0.1, 0.01]")
+        if self.probe_batch_size < 1 or self.probe_epochs < 1:
+            raise ValueError("eval.probe_batch_size and eval.probe_epochs must be >= 1, e.g. 64 and 50")
 
 
 @dataclass

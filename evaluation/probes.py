@@ -1,4 +1,5 @@
-"""MLP probes on frozen latents, and the shared early-stopped training loop.
+"""Probes on frozen latents (a linear probe and a small MLP, chosen on validation), and the
+shared early-stopped training loop.
 
 Representation of a stay at hour k (its ``last_hour``), from the run's online encoder
 latents and the trained predictor (both frozen):
@@ -12,8 +13,15 @@ hours <= k), r_1..r_R = the latents rolled out R = eval.probe_rollout_hours hour
 context 0..k with the LAST OBSERVED action repeated (real future actions would leak the
 outcome). Without a predictor, f_k / r are left out.
 
-The probe: Linear(4D, hidden) - GELU - Dropout - Linear(hidden, 1), AdamW, binary
-cross-entropy, early stopping on validation loss (best weights restored).
+The probe (docs/evaluation.md): inputs standardised with train-row statistics; candidates
+``linear`` (an MLP with no hidden layer: Linear(4D, 1); L2-penalised logistic regression
+fitted to convergence by full-batch L-BFGS, once per penalty in eval.probe_l2) and ``mlp``
+(Linear(4D, hidden) - GELU - Dropout - Linear(hidden, 1); AdamW with weight decay, early
+stopping on validation loss, best weights restored, the untrained start included). Output
+layers start at zero weights and the train log-odds bias (= predicting the prevalence).
+The candidate with the lowest validation BCE is used; the test split is never looked at.
+d is nearly unique per stay, so a wide MLP memorises stays at once: the validation loss
+(other stays) is what keeps it honest.
 """
 
 from __future__ import annotations
@@ -31,15 +39,17 @@ log = get_logger(__name__)
 
 def fit_binary(model: nn.Module, forward: Callable[[nn.Module, np.ndarray], tuple[torch.Tensor, torch.Tensor]],
                train_units: np.ndarray, val_units: np.ndarray, epochs: int, lr: float, patience: int,
-               batch_size: int, seed: int) -> nn.Module:
+               batch_size: int, seed: int, weight_decay: float = 1e-4) -> float:
     """Train ``model``; forward(model, units) -> (logits (R,), targets (R,)) for a batch of
     units (rows, or stays for sequence models). Early stopping on validation BCE, best
-    weights restored."""
+    weights (the untrained start included) restored. Returns the best validation BCE."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
-    best, best_state, bad = float("inf"), None, 0
+    logits, target = predict_logits(model, forward, val_units, batch_size)
+    best, bad = float(loss_fn(logits, target)), 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for _ in range(epochs):
         model.train()
         perm = rng.permutation(train_units)
@@ -59,10 +69,9 @@ def fit_binary(model: nn.Module, forward: Callable[[nn.Module, np.ndarray], tupl
             bad += 1
             if bad >= patience:
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    model.load_state_dict(best_state)
     model.eval()
-    return model
+    return best
 
 
 @torch.no_grad()
@@ -75,30 +84,93 @@ def predict_logits(model: nn.Module, forward, units: np.ndarray, batch_size: int
     return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
 
-class MLPProbe(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float):
+PROBE_KINDS = ("linear", "mlp")
+
+
+class Probe(nn.Module):
+    """``linear``: Linear(P, 1); ``mlp``: Linear(P, hidden) - GELU - Dropout - Linear(hidden, 1).
+    The output layer starts at zero weights and bias ``prior_logit`` (the train log-odds)."""
+
+    def __init__(self, kind: str, dim: int, hidden: int, dropout: float, prior_logit: float):
         super().__init__()
-        self.net = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, 1))
+        if kind not in PROBE_KINDS:
+            raise ValueError(f"unknown probe kind {kind!r}; set eval.probe_kinds to a subset of {PROBE_KINDS}")
+        head = nn.Linear(dim if kind == "linear" else hidden, 1)
+        nn.init.zeros_(head.weight)
+        nn.init.constant_(head.bias, prior_logit)
+        body = [] if kind == "linear" else [nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout)]
+        self.net = nn.Sequential(*body, head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)  # (B,)
 
 
-def fit_predict_mlp(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx, cfg, seed: int) -> np.ndarray:
-    """Fit an MLP probe on rows ``train_idx`` of x (R, P); return test probabilities."""
-    torch.manual_seed(seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    model = MLPProbe(x.shape[1], cfg.probe_hidden, cfg.probe_dropout)
+def standardize(x: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
+    """x (R, P) -> (R, P) float32 standardised with the mean / sd of rows ``train_idx``."""
+    mean = x[train_idx].mean(axis=0, dtype=np.float64)
+    sd = x[train_idx].std(axis=0, dtype=np.float64)
+    sd = np.where(sd > 1e-6, sd, 1.0)  # constant features stay 0
+    return ((x - mean) / sd).astype(np.float32)
 
+
+def fit_predict_probe(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx, cfg,
+                      seed: int) -> tuple[np.ndarray, dict]:
+    """Fit each of eval.probe_kinds on rows ``train_idx`` of x (R, P); keep the one with the
+    lowest validation BCE (the linear probe once per penalty in eval.probe_l2). Returns
+    (test probabilities, {"kind": chosen candidate, "val_loss": {candidate: BCE}})."""
+    xt = torch.from_numpy(standardize(x, train_idx))  # (R, P)
     yt = torch.from_numpy(y.astype(np.float32))
+    prev = float(np.clip(y[train_idx].mean(), 1e-4, 1 - 1e-4)) if len(train_idx) else 0.5
+    prior = float(np.log(prev / (1 - prev)))
 
     def forward(m, idx):
         return m(xt[idx]), yt[idx]
 
-    fit_binary(model, forward, train_idx, val_idx, cfg.probe_epochs, cfg.probe_lr, cfg.patience,
-               cfg.batch_size, seed)
-    return torch.sigmoid(predict_logits(model, forward, test_idx, cfg.batch_size)[0]).numpy()
+    candidates = []  # (name, model, validation BCE)
+    for kind in cfg.probe_kinds:
+        torch.manual_seed(seed)
+        if kind == "linear":
+            for l2 in sorted(cfg.probe_l2, reverse=True):  # strongest penalty first (ties keep it)
+                model = Probe(kind, x.shape[1], cfg.probe_hidden, cfg.probe_dropout, prior)
+                candidates.append((f"linear(l2={l2:g})", model, fit_linear(model, xt, yt, train_idx, val_idx, l2)))
+        else:
+            model = Probe(kind, x.shape[1], cfg.probe_hidden, cfg.probe_dropout, prior)
+            loss = fit_binary(model, forward, train_idx, val_idx, cfg.probe_epochs, cfg.probe_lr, cfg.patience,
+                              cfg.probe_batch_size, seed, weight_decay=cfg.probe_weight_decay)
+            candidates.append((kind, model, loss))
+    losses = {name: round(loss, 6) for name, _, loss in candidates}
+    best_kind, best_model, _ = min(candidates, key=lambda c: c[2])  # first of equals: simpler / stronger penalty
+    probs = torch.sigmoid(predict_logits(best_model, forward, test_idx, cfg.probe_batch_size)[0]).numpy()
+    return probs, {"kind": best_kind, "val_loss": losses}
+
+
+def fit_linear(model: "Probe", xt: torch.Tensor, yt: torch.Tensor, train_idx, val_idx, l2: float) -> float:
+    """Full-batch L-BFGS on mean train BCE + l2/2 * ||w||^2 (bias free); returns the validation BCE.
+    Convex, so the optimum does not depend on the seed."""
+    head = model.net[-1]
+    ti = torch.from_numpy(np.asarray(train_idx, dtype=np.int64))
+    x, y = xt[ti], yt[ti]  # (n, P), (n,)
+    opt = torch.optim.LBFGS(head.parameters(), lr=1.0, max_iter=200, tolerance_grad=1e-6,
+                            line_search_fn="strong_wolfe")
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y) + 0.5 * l2 * head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    model.train()
+    opt.step(closure)
+    model.eval()
+    with torch.no_grad():
+        vi = torch.from_numpy(np.asarray(val_idx, dtype=np.int64))
+        return float(loss_fn(model(xt[vi]), yt[vi]))
+
+
+def fit_predict_mlp(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx, cfg, seed: int) -> np.ndarray:
+    """Test probabilities of :func:`fit_predict_probe` (the selected probe)."""
+    return fit_predict_probe(x, y, train_idx, val_idx, test_idx, cfg, seed)[0]
 
 
 # ---------------------------------------------------------------------- #

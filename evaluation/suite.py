@@ -92,7 +92,7 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg) -
         def fn(r, y, tr, va, te, seed):
             if not eep_ok and is_eep[r[0]]:
                 return None
-            return probes.fit_predict_mlp(x[r], y, tr, va, te, e, seed)
+            return probes.fit_predict_probe(x[r], y, tr, va, te, e, seed)
         return fn
 
     methods = {"probe": probe(x_probe)}

@@ -197,8 +197,9 @@ def _roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> dict:
 def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None) -> dict:
     """Fit and score every method on every task; metrics with stay-clustered bootstrap CIs.
 
-    methods: name -> fn(task_rows_index (R,), y (R,), train_idx, val_idx, test_idx, seed) -> test probs,
-    where the index points into ``rows`` (so each method gathers its own inputs).
+    methods: name -> fn(task_rows_index (R,), y (R,), train_idx, val_idx, test_idx, seed) -> test probs
+    (or (test probs, {"kind", "val_loss"}) for probes that select a model on validation; stored as
+    ``selected``), where the index points into ``rows`` (so each method gathers its own inputs).
     """
     from clin_jepa.utils import progress
     from evaluation.metrics import auroc, bootstrap_metrics, event_recall_at_precision
@@ -228,6 +229,8 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             fit_s = time.perf_counter() - t0
             if per_seed[0] is None:  # method not applicable to this task (e.g. rollout probe on EEP)
                 continue
+            selected = [p[1] for p in per_seed if isinstance(p, tuple)]  # probes: (probs, selection info)
+            per_seed = [p[0] if isinstance(p, tuple) else p for p in per_seed]
             per_seed = [np.asarray(p, dtype=np.float64) for p in per_seed]
             m = bootstrap_metrics(y[tei], per_seed[0], groups, cfg.bootstrap, seed=0,
                                   precision=cfg.recall_precision)
@@ -236,6 +239,9 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             if entry["family"] == "eep":
                 m["event_recall"] = event_recall_at_precision(y[tei], per_seed[0], groups, cfg.recall_precision)
             m["fit_seconds"] = round(fit_s, 2)
+            if selected:  # chosen on validation loss only, per seed
+                m["selected"] = {"kind": selected[0]["kind"], "val_loss": selected[0]["val_loss"],
+                                 "kind_per_seed": [s["kind"] for s in selected]}
             entry["methods"][name] = m
             log.info("%s %s: AUROC %.3f (fit %.1f s)", task, name, m["auroc"]["value"], fit_s)
             entry["roc"][name] = _roc_points(y[tei], per_seed[0])

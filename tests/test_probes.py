@@ -88,3 +88,55 @@ def test_without_predictor_the_forecast_is_left_out():
     feats = probes.state_features(latents, demo_ids, state_ids, action_ids, lengths, None)
     assert feats["forecast"] is None
     assert probes.probe_inputs(feats, np.arange(3), np.array([1, 2, 3])).shape == (3, 3 * D)
+
+
+def _memorisation_trap(seed=0, n_stays=240, rows_per_stay=10, unique_dims=48):
+    """Rows of stays: a weak planted signal in 2 dims plus per-stay unique random features (constant
+    within a stay, like the demographics latent d) and a per-stay label propensity, so memorising
+    stays fits the train rows perfectly and transfers to no other stay."""
+    rng = np.random.default_rng(seed)
+    stay = np.repeat(np.arange(n_stays), rows_per_stay)
+    propensity = rng.uniform(-1.5, 1.5, n_stays)[stay]  # stay-specific, not in the features
+    signal = rng.normal(size=(len(stay), 2))
+    logit = 1.5 * signal[:, 0] - 1.0 * signal[:, 1] + propensity
+    y = (rng.random(len(stay)) < 1 / (1 + np.exp(-logit))).astype(np.int64)
+    unique = rng.normal(scale=5.0, size=(n_stays, unique_dims))[stay]  # large-scale stay fingerprints
+    x = np.concatenate([signal + rng.normal(scale=0.3, size=signal.shape), unique], axis=1).astype(np.float32)
+    split = np.select([stay < 0.6 * n_stays, stay < 0.8 * n_stays], [0, 1], 2)
+    return x, y, stay, *(np.flatnonzero(split == k) for k in range(3))
+
+
+def test_probe_generalises_through_a_memorisation_trap():
+    x, y, stay, tr, va, te = _memorisation_trap()
+    cfg = EvalConfig()
+    p, info = probes.fit_predict_probe(x, y, tr, va, te, cfg, seed=0)
+    assert auroc(y[te], p) > 0.75  # the planted signal, found in other stays
+    assert info["kind"] in info["val_loss"] and set(info["val_loss"]) >= {"mlp", "linear(l2=1)"}
+    # the chosen candidate is the one with the lowest validation loss (never the test split)
+    assert info["val_loss"][info["kind"]] == min(info["val_loss"].values())
+    # shuffled labels (by stay, so stays keep their row structure): nothing to find
+    perm = np.random.default_rng(3).permutation(stay.max() + 1)
+    ys = y.reshape(-1, 10)[perm].reshape(-1)
+    ps, _ = probes.fit_predict_probe(x, ys, tr, va, te, cfg, seed=0)
+    assert abs(auroc(ys[te], ps) - 0.5) < 0.1
+    p2, info2 = probes.fit_predict_probe(x, y, tr, va, te, cfg, seed=0)
+    np.testing.assert_array_equal(p, p2)  # deterministic
+    assert info2 == info
+
+
+def test_probe_inputs_are_standardised_with_train_rows_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=3.0, scale=2.0, size=(100, 4)).astype(np.float32)
+    x[:, 3] = 7.0  # constant feature stays finite (0)
+    x[80:, :3] += 100.0  # test rows far off: their statistics must not enter
+    xs = probes.standardize(x, np.arange(60))
+    np.testing.assert_allclose(xs[:60, :3].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(xs[:60, :3].std(axis=0), 1, atol=1e-4)
+    assert (xs[80:, :3] > 20).all() and (xs[:, 3] == 0).all()
+
+
+def test_bad_probe_config_names_the_fix():
+    with pytest.raises(ValueError, match="probe_kinds"):
+        EvalConfig(probe_kinds=("linear", "svm")).validate()
+    with pytest.raises(ValueError, match="probe_l2"):
+        EvalConfig(probe_l2=()).validate()
