@@ -258,6 +258,7 @@ class EvalConfig:
     horizon: int = 48  # hours rolled out (capped per context by data.window_hours - context)
     displacement_window: int = 24  # hours: latents of hour 0 vs the last hour <= this
     displacement_min_hours: int = 6  # stays with fewer hours of data are not eligible
+    displacement_baseline_hours: int = 6  # hours 0..B: admission period (SOFA baseline = its max; support starting in it is not new)
     bootstrap: int = 500  # bootstrap replicates (clustered by stay)
     seeds: tuple[int, ...] = (0,)  # probe/baseline training seeds (mean +- sd over them)
     baselines: tuple[str, ...] = ("logreg", "lightgbm", "lstm", "tcn")
@@ -298,6 +299,8 @@ class EvalConfig:
             raise ValueError("eval.horizon must be >= 1 hour, e.g. 48")
         if self.displacement_window < 1:
             raise ValueError("eval.displacement_window must be >= 1 hour, e.g. 24")
+        if not 0 <= self.displacement_baseline_hours < self.displacement_window:
+            raise ValueError("eval.displacement_baseline_hours must be in [0, eval.displacement_window), e.g. 6")
         if self.bootstrap < 10:
             raise ValueError("eval.bootstrap must be >= 10 replicates (500 is the paper's setting)")
         bad = sorted(set(self.baselines) - {"logreg", "lightgbm", "lstm", "tcn"})

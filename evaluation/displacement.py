@@ -1,15 +1,19 @@
 """Cohort latent displacement (METHOD 7).
 
 Window: hours 0..W (W = eval.displacement_window) of each stay; its end is the last hour
-of data <= W. Eligible stays have >= eval.displacement_min_hours hours of data.
+of data <= W. Eligible stays have >= eval.displacement_min_hours hours of data. Hours
+0..B (B = eval.displacement_baseline_hours) are the admission period: the 24 h-rolling
+SOFA only sees data already charted, and admission labs arrive over the first hours, so
+SOFA(0) is not a baseline (missing components score 0).
 
-Cohorts (from events.parquet and hourly.parquet; docs/evaluation.md):
+Cohorts (from events.parquet and hourly.parquet; docs/labels.md, docs/evaluation.md):
 - deteriorating: ICU death (death onset <= ICU length of stay) within the window, or a
-  NEW vasopressor / ventilation start (onset hour in 1..W; present at hour 0 is not new),
-  or a SOFA rise >= 2 (max over hours 1..W minus the hour-0 SOFA);
+  NEW vasopressor / ventilation start after the admission period (first onset in hours
+  B+1..W), or a SOFA rise: max(SOFA over hours B+1..W) - max(SOFA over hours 0..B) >= 2
+  (admission SOFA vs the worst later SOFA: Delta-SOFA, Ferreira et al., JAMA 2001);
 - stable: no death in hospital or ICU at all, no vasopressor / ventilation at any hour
   0..W, and no SOFA rise >= 2;
-- other stays (e.g. on vasopressors from hour 0 but otherwise calm) are in neither.
+- other stays (e.g. on vasopressors from admission but otherwise calm) are in neither.
 
 Per stay, with x_t the state latent of hour t (online encoder, state text of that hour)
 or the standardised raw feature vector:
@@ -41,9 +45,24 @@ def displacement(x: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return endpoint, (steps * inside).sum(axis=1)
 
 
+def sofa_rise(hourly: pl.DataFrame, window: int, baseline_hours: int) -> pl.DataFrame:
+    """(stay_id, baseline, later, rise): baseline = max SOFA over hours 0..B, later = max over
+    hours B+1..W, rise = later - baseline (null without SOFA in both periods)."""
+    sofa = (hourly.select(pl.col("stay_id").cast(pl.Int64), pl.col("hour").cast(pl.Int64),
+                          pl.col("sofa").cast(pl.Float64))
+            .filter((pl.col("hour") >= 0) & (pl.col("hour") <= window)).drop_nulls("sofa"))
+    out = sofa.group_by("stay_id").agg(
+        pl.col("sofa").filter(pl.col("hour") <= baseline_hours).max().alias("baseline"),
+        pl.col("sofa").filter(pl.col("hour") > baseline_hours).max().alias("later"))
+    return out.with_columns((pl.col("later") - pl.col("baseline")).alias("rise")).sort("stay_id")
+
+
 def cohorts(stay_ids: np.ndarray, events: pl.DataFrame, hourly: pl.DataFrame, cohort: pl.DataFrame,
-            window: int) -> np.ndarray:
+            window: int, baseline_hours: int = 6) -> np.ndarray:
     """(N,) DETERIORATING / STABLE / OTHER for ``stay_ids`` (definitions in the module doc)."""
+    if not 0 <= baseline_hours < window:
+        raise ValueError(f"displacement baseline hours {baseline_hours} must lie in [0, window={window}); "
+                         "set eval.displacement_baseline_hours below eval.displacement_window, e.g. 6")
     ev = events.select(pl.col("stay_id").cast(pl.Int64), "event", pl.col("onset_hour").cast(pl.Float64))
     los = cohort.select(pl.col("stay_id").cast(pl.Int64), pl.col("los_hours").cast(pl.Float64))
     ev = ev.join(los, on="stay_id", how="left")
@@ -54,19 +73,15 @@ def cohorts(stay_ids: np.ndarray, events: pl.DataFrame, hourly: pl.DataFrame, co
     death_any = stays(pl.col("event") == "death")
     icu_death_win = stays((pl.col("event") == "death") & (pl.col("onset_hour") <= pl.col("los_hours"))
                           & (pl.col("onset_hour") <= window))
-    support = pl.col("event").is_in(["vasopressor", "ventilation"])
-    new_support = stays(support & (pl.col("onset_hour") >= 1) & (pl.col("onset_hour") <= window))
+    support = pl.col("event").is_in(["vasopressor", "ventilation"])  # onset = FIRST onset (events.parquet)
+    new_support = stays(support & (pl.col("onset_hour") > baseline_hours) & (pl.col("onset_hour") <= window))
     any_support = stays(support & (pl.col("onset_hour") <= window))
-
-    sofa = (hourly.select(pl.col("stay_id").cast(pl.Int64), "hour", pl.col("sofa").cast(pl.Float64))
-            .filter(pl.col("hour") <= window).drop_nulls("sofa").sort("stay_id", "hour"))
-    rise = sofa.group_by("stay_id").agg(
-        (pl.col("sofa").filter(pl.col("hour") >= 1).max() - pl.col("sofa").first()).alias("rise"))
-    sofa_rise = set(rise.filter(pl.col("rise") >= 2)["stay_id"].to_list())
+    rise = sofa_rise(hourly, window, baseline_hours)
+    sofa_up = set(rise.filter(pl.col("rise") >= 2)["stay_id"].to_list())
 
     out = np.full(len(stay_ids), OTHER, dtype=object)
     for i, s in enumerate(stay_ids.tolist()):
-        if s in icu_death_win or s in new_support or s in sofa_rise:
+        if s in icu_death_win or s in new_support or s in sofa_up:
             out[i] = DETERIORATING
         elif s not in death_any and s not in any_support:
             out[i] = STABLE

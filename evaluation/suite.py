@@ -46,7 +46,7 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
     hourly = tasks.read_table(data_dir, "hourly.parquet", ("stay_id", "hour", "sofa"))
     cohort = tasks.read_table(data_dir, "cohort.parquet", ("stay_id", "los_hours"))
     groups = displacement.cohorts(corpus.stay_ids[idx], events, hourly.select("stay_id", "hour", "sofa"), cohort,
-                                  e.displacement_window)
+                                  e.displacement_window, e.displacement_baseline_hours)
     ids = np.where(corpus.state_ids[idx] >= 0, corpus.state_ids[idx], 0)  # padding never reaches the window end
     spaces = {
         "latent": latents[ids].astype(np.float64),  # (N, T, D) state latent of each hour
@@ -55,6 +55,9 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
     out = displacement.evaluate_displacement(spaces, corpus.lengths[idx], groups, e.displacement_window,
                                              e.displacement_min_hours, e.bootstrap, seed=e.seeds[0])
     out["split"] = "test"
+    out["cohort_rule"] = {"baseline_hours": e.displacement_baseline_hours,
+                          "sofa_rise": "max SOFA hours B+1..W - max SOFA hours 0..B >= 2",
+                          "new_support": "first vasopressor/ventilation onset in hours B+1..W"}
     return out
 
 

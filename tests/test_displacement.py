@@ -50,19 +50,56 @@ def test_short_stays_are_not_eligible_and_empty_cohort_is_reported():
     assert "empty" in out["spaces"]["raw"]["endpoint"]["status"]
 
 
+def _hourly_sofa(series: dict[int, dict[int, int]], hours: int = 31) -> pl.DataFrame:
+    """Hand-built hourly SOFA: stay -> {hour: sofa} breakpoints, each value held until the next."""
+    rows = []
+    for stay, points in series.items():
+        value = None
+        for h in range(hours):
+            value = points.get(h, value)
+            rows.append({"stay_id": stay, "hour": h, "sofa": value})
+    return pl.DataFrame(rows, schema={"stay_id": pl.Int64, "hour": pl.Int64, "sofa": pl.Int64})
+
+
 def test_cohort_definitions():
-    stays = np.array([1, 2, 3, 4, 5, 6, 7])
+    stays = np.arange(1, 12)
     events = pl.DataFrame({
-        "stay_id": [1, 2, 3, 4, 6],
+        "stay_id": [1, 2, 3, 4, 8],
         "event": ["death", "vasopressor", "vasopressor", "death", "ventilation"],
-        "onset_hour": [10.0, 5.0, 0.0, 500.0, 30.0],
+        "onset_hour": [10.0, 3.0, 12.0, 500.0, 30.0],
     })
-    cohort = pl.DataFrame({"stay_id": stays, "los_hours": [12.0, 50, 50, 100, 50, 50, 50]})
-    sofa = {5: [2, 3, 5], 7: [2, 3, 3]}  # stay 5: +3 -> deteriorating; stay 7: +1
-    hourly = pl.DataFrame([{"stay_id": s, "hour": h, "sofa": v} for s, vs in sofa.items()
-                           for h, v in enumerate(vs)])
-    g = disp.cohorts(stays, events, hourly, cohort, window=24)
-    # 1 ICU death in window; 2 new vasopressor; 3 vasopressor from hour 0 (not new, not stable);
-    # 4 died after discharge (not stable); 5 SOFA rise 3; 6 ventilation after the window -> stable
-    assert g.tolist() == ["deteriorating", "deteriorating", "other", "other", "deteriorating",
-                          "stable", "stable"]
+    cohort = pl.DataFrame({"stay_id": stays, "los_hours": [12.0, 50, 50, 100, 50, 50, 50, 50, 50, 50, 50]})
+    hourly = _hourly_sofa({
+        5: {0: 0, 2: 5},           # admission labs arrive at hour 2: 0 -> 5 is not a rise (old rule: +5)
+        6: {0: 3, 15: 6},          # +3 after the admission period
+        7: {0: 3, 15: 4},          # +1
+        9: {0: 2, 30: 9},          # the rise comes after the window
+        10: {0: 1, 7: 3},          # +2 at the first hour after the admission period
+        11: {0: 0, 6: 5, 7: 3},    # peak inside the admission period, lower later
+    })
+    g = disp.cohorts(stays, events, hourly, cohort, window=24, baseline_hours=6)
+    # 1 ICU death in window; 2 vasopressor started in the admission period (not new, not stable);
+    # 3 new vasopressor at hour 12; 4 died after discharge (not stable); 8 ventilation after the window
+    assert g.tolist() == ["deteriorating", "other", "deteriorating", "other", "stable", "deteriorating",
+                          "stable", "stable", "stable", "deteriorating", "stable"]
+    rise = disp.sofa_rise(hourly, window=24, baseline_hours=6)
+    assert dict(zip(rise["stay_id"].to_list(), rise["rise"].to_list())) == {
+        5: 0.0, 6: 3.0, 7: 1.0, 9: 0.0, 10: 2.0, 11: -2.0}
+    # with no admission period (B = 0) stay 5 would count as deteriorating: the artefact this rule avoids
+    g0 = disp.cohorts(stays, events, hourly, cohort, window=24, baseline_hours=0)
+    assert g0[4] == "deteriorating"
+
+
+def test_stays_without_sofa_and_bad_baseline():
+    stays = np.array([1, 2])
+    events = pl.DataFrame(schema={"stay_id": pl.Int64, "event": pl.Utf8, "onset_hour": pl.Float64})
+    cohort = pl.DataFrame({"stay_id": stays, "los_hours": [40.0, 40.0]})
+    hourly = pl.DataFrame({"stay_id": [1, 1], "hour": [0, 10], "sofa": [None, None]},
+                          schema={"stay_id": pl.Int64, "hour": pl.Int64, "sofa": pl.Int64})
+    assert disp.cohorts(stays, events, hourly, cohort, window=24).tolist() == ["stable", "stable"]
+    with pytest.raises(ValueError, match="displacement_baseline_hours"):
+        disp.cohorts(stays, events, hourly, cohort, window=24, baseline_hours=24)
+    from clin_jepa.config import EvalConfig
+
+    with pytest.raises(ValueError, match="displacement_baseline_hours"):
+        EvalConfig(displacement_baseline_hours=30).validate()
