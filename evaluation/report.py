@@ -109,14 +109,15 @@ def task_rows(tasks: dict) -> list[list]:
     rows = []
     for task, e in tasks["tasks"].items():
         if e["status"] != "ok":
-            rows.append([task, e["family"], e["status"], e["n"]["test"], "-", "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([task, e["family"], e["status"], e["n"]["test"], "-", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         for m, r in e["methods"].items():
             test = e.get("vs_best_baseline", {}).get(m)
             p = f"{test['delta']:+.3f} vs {test['baseline']} (p={fmt(test['p_value'])})" if test else "-"
             seeds = r["auroc_seeds"]
             sd = f"{fmt(seeds['mean'])} +- {fmt(seeds['sd'])} (n={seeds['n']})"
-            rows.append([task, e["family"], "ok", r["n"], fmt(r["prevalence"]), m, fmt_ci(r["auroc"]), sd,
+            chosen = r.get("selected", {}).get("kind", "-")  # probes: candidate chosen on validation loss
+            rows.append([task, e["family"], "ok", r["n"], fmt(r["prevalence"]), m, chosen, fmt_ci(r["auroc"]), sd,
                          fmt_ci(r["auprc"]), fmt(r.get("event_recall")), p, reference.task_reference(task, m)])
     return rows
 
@@ -264,9 +265,11 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
                                                "median deteriorating", "median stable", "ratio [95% CI]",
                                                "reference"],
                          displacement_rows(disp),
-                         f"Cohort displacement over hours 0-{disp['window_hours']} (test split)")
+                         f"Cohort displacement over hours 0-{disp['window_hours']} (test split"
+                         + (f"; SOFA baseline and admission period: hours 0-{disp['cohort_rule']['baseline_hours']})"
+                            if "cohort_rule" in disp else ")"))
     files += write_table(out, "tasks", ["task", "family", "status", "n test", "prevalence", "method",
-                                        "AUROC [95% CI]", "AUROC over seeds", "AUPRC [95% CI]",
+                                        "probe chosen on val", "AUROC [95% CI]", "AUROC over seeds", "AUPRC [95% CI]",
                                         "event recall @ precision", "vs best baseline", "reference"],
                          task_rows(tasks), "Risk prediction on the test split (stay-clustered bootstrap CIs)")
     files += write_table(out, "families", ["family", "method", "mean AUROC", "mean AUPRC", "tasks", "reference"],
