@@ -140,3 +140,19 @@ def test_bad_probe_config_names_the_fix():
         EvalConfig(probe_kinds=("linear", "svm")).validate()
     with pytest.raises(ValueError, match="probe_l2"):
         EvalConfig(probe_l2=()).validate()
+
+
+def test_rollout_and_probe_inputs_see_no_hour_after_the_prediction_hour(predictor):
+    y, latents, demo_ids, state_ids, action_ids, lengths = _corpus()
+    action_ids = state_ids.copy()  # informative actions (random latents), -1 on padding
+    rows, hours = np.arange(30, 40), np.full(10, 5)
+    feats = probes.state_features(latents, demo_ids, state_ids, action_ids, lengths, predictor)
+    changed_s, changed_a = state_ids.copy(), action_ids.copy()
+    rng = np.random.default_rng(1)
+    changed_s[:, 6:] = rng.permutation(state_ids[:, 6:].reshape(-1)).reshape(N, -1)  # future hours scrambled
+    changed_a[:, 6:] = rng.permutation(action_ids[:, 6:].reshape(-1)).reshape(N, -1)
+    f2 = probes.state_features(latents, demo_ids, changed_s, changed_a, lengths, predictor)
+    np.testing.assert_allclose(probes.probe_inputs(f2, rows, hours), probes.probe_inputs(feats, rows, hours),
+                               atol=1e-5)
+    np.testing.assert_allclose(probes.rollout_inputs(f2, predictor, rows, hours, hours=4),
+                               probes.rollout_inputs(feats, predictor, rows, hours, hours=4), atol=1e-5)
