@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import set_peft_model_state_dict
 from torch import Tensor, nn
 
@@ -60,6 +61,7 @@ class TextEncoder(nn.Module):
         if not self._lora_names:
             raise ValueError(f"no LoRA parameters found for targets {cfg.lora_targets}; check encoder.lora_targets "
                              "names modules of the Qwen3 attention (q_proj, k_proj, v_proj, o_proj)")
+        self._lora_layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
         self._online_params = [named[n] for n in self._lora_names]
         self._target_params = [named[n.replace(".online.", ".target.")] for n in self._lora_names]
         for p in self._target_params:  # target kept in fp32
@@ -106,8 +108,11 @@ class TextEncoder(nn.Module):
         if adapter not in ADAPTERS:
             raise ValueError(f"adapter={adapter!r}: use 'online' or 'target'")
         if adapter != self._active:
-            # peft's set_adapter flips requires_grad of both adapters: restore ours right after
-            self.model.set_adapter(adapter, inference_mode=True)
+            # what PeftModel.set_adapter does, on the LoRA layers found once (it walks every module
+            # of the model per call); it flips requires_grad of both adapters: restore ours after
+            for layer in self._lora_layers:
+                layer.set_adapter(adapter, inference_mode=True)
+            self.model.active_adapter = self.model.base_model.active_adapter = adapter
             self._active = adapter
             self._apply_grad_flags()
 
@@ -172,10 +177,8 @@ class TextEncoder(nn.Module):
         """Last-token final hidden state of each token row (right padded)."""
         lengths = torch.tensor([len(r) for r in rows], device=self.device)
         L = int(lengths.max())
-        ids = torch.full((len(rows), L), self._pad_id, dtype=torch.long)  # (B, L)
-        for j, r in enumerate(rows):
-            ids[j, : len(r)] = torch.tensor(r, dtype=torch.long)
-        ids = ids.to(self.device)
+        pad = [self._pad_id]
+        ids = torch.tensor([r + pad * (L - len(r)) for r in rows], dtype=torch.long).to(self.device)  # (B, L)
         mask = torch.arange(L, device=self.device)[None, :] < lengths[:, None]  # (B, L) bool
         backbone = self.model.get_base_model().model  # Qwen3Model: no lm_head logits
         h = backbone(input_ids=ids, attention_mask=mask.long(), use_cache=False).last_hidden_state  # (B, L, D)

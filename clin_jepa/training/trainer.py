@@ -307,8 +307,9 @@ class Trainer:
         flags = torch.tensor([float(bool(self._stop)), metrics["z_std"]], device=self.device)
         if self.acc.num_processes > 1:
             flags = self.acc.reduce(flags, reduction="mean")
-        gap = self.encoder.online_target_gap() if (beh.ema_update or spec.gap_below) else None
-        if step % t.log_every == 0 or step == 1:
+        log_now = step % t.log_every == 0 or step == 1
+        gap = self.encoder.online_target_gap() if (beh.ema_update and log_now) or spec.gap_below else None
+        if log_now:
             rate = self._texts_seen / max(1e-9, time.perf_counter() - self._t0)
             logs = {f"train/{k}": v for k, v in metrics.items()} | {"train/texts_per_s": rate}
             logs |= {f"lr/{g['name']}": g["lr"] for g in self.optimizer.param_groups}
