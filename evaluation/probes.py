@@ -19,7 +19,8 @@ fitted to convergence by full-batch L-BFGS, once per penalty in eval.probe_l2) a
 (Linear(4D, hidden) - GELU - Dropout - Linear(hidden, 1); AdamW with weight decay, early
 stopping on validation loss, best weights restored, the untrained start included). Output
 layers start at zero weights and the train log-odds bias (= predicting the prevalence).
-The candidate with the lowest validation BCE is used; the test split is never looked at.
+The candidate with the lowest validation BCE is used (``prior``, a constant at the train
+prevalence, when none beats it); the test split is never looked at.
 d is nearly unique per stay, so a wide MLP memorises stays at once: the validation loss
 (other stays) is what keeps it honest.
 """
@@ -116,7 +117,8 @@ def standardize(x: np.ndarray, train_idx: np.ndarray) -> np.ndarray:
 def fit_predict_probe(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx, cfg,
                       seed: int) -> tuple[np.ndarray, dict]:
     """Fit each of eval.probe_kinds on rows ``train_idx`` of x (R, P); keep the one with the
-    lowest validation BCE (the linear probe once per penalty in eval.probe_l2). Returns
+    lowest validation BCE (the linear probe once per penalty in eval.probe_l2; ``prior``, the
+    train prevalence as a constant, when nothing beats it). Returns
     (test probabilities, {"kind": chosen candidate, "val_loss": {candidate: BCE}})."""
     xt = torch.from_numpy(standardize(x, train_idx))  # (R, P)
     yt = torch.from_numpy(y.astype(np.float32))
@@ -126,7 +128,9 @@ def fit_predict_probe(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx
     def forward(m, idx):
         return m(xt[idx]), yt[idx]
 
-    candidates = []  # (name, model, validation BCE)
+    yv = yt[torch.from_numpy(np.asarray(val_idx, dtype=np.int64))]
+    prior_loss = float(nn.functional.binary_cross_entropy_with_logits(torch.full_like(yv, prior), yv))
+    candidates = [("prior", None, prior_loss)]  # (name, model, validation BCE); prior = predict the prevalence
     for kind in cfg.probe_kinds:
         torch.manual_seed(seed)
         if kind == "linear":
@@ -139,7 +143,10 @@ def fit_predict_probe(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx
                               cfg.probe_batch_size, seed, weight_decay=cfg.probe_weight_decay)
             candidates.append((kind, model, loss))
     losses = {name: round(loss, 6) for name, _, loss in candidates}
-    best_kind, best_model, _ = min(candidates, key=lambda c: c[2])  # first of equals: simpler / stronger penalty
+    lowest = min(loss for _, _, loss in candidates)
+    best_kind, best_model, _ = next(c for c in candidates if c[2] <= lowest + 1e-7)  # ties: prior / stronger L2
+    if best_model is None:  # nothing beats the prevalence on validation: a constant (test AUROC 0.5)
+        return np.full(len(test_idx), prev, dtype=np.float32), {"kind": best_kind, "val_loss": losses}
     probs = torch.sigmoid(predict_logits(best_model, forward, test_idx, cfg.probe_batch_size)[0]).numpy()
     return probs, {"kind": best_kind, "val_loss": losses}
 

@@ -117,11 +117,23 @@ def test_probe_generalises_through_a_memorisation_trap():
     # shuffled labels (by stay, so stays keep their row structure): nothing to find
     perm = np.random.default_rng(3).permutation(stay.max() + 1)
     ys = y.reshape(-1, 10)[perm].reshape(-1)
-    ps, _ = probes.fit_predict_probe(x, ys, tr, va, te, cfg, seed=0)
+    ps, info_s = probes.fit_predict_probe(x, ys, tr, va, te, cfg, seed=0)
     assert abs(auroc(ys[te], ps) - 0.5) < 0.1
     p2, info2 = probes.fit_predict_probe(x, y, tr, va, te, cfg, seed=0)
     np.testing.assert_array_equal(p, p2)  # deterministic
     assert info2 == info
+
+
+def test_prior_is_used_when_no_candidate_beats_it_on_validation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    y[200:300] = 1 - y[200:300]  # validation rows: the train relation reversed
+    tr, va, te = np.arange(200), np.arange(200, 300), np.arange(300, 400)
+    p, info = probes.fit_predict_probe(x, y, tr, va, te, EvalConfig(probe_epochs=5), seed=0)
+    assert info["kind"] == "prior"
+    assert info["val_loss"]["prior"] <= min(info["val_loss"].values())  # the mlp may tie (its untrained start)
+    np.testing.assert_allclose(p, y[tr].mean(), rtol=1e-6)  # the train prevalence for every test row
 
 
 def test_probe_inputs_are_standardised_with_train_rows_only():
