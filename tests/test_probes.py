@@ -168,3 +168,25 @@ def test_rollout_and_probe_inputs_see_no_hour_after_the_prediction_hour(predicto
                                atol=1e-5)
     np.testing.assert_allclose(probes.rollout_inputs(f2, predictor, rows, hours, hours=4),
                                probes.rollout_inputs(feats, predictor, rows, hours, hours=4), atol=1e-5)
+
+
+def test_evaluate_tasks_stores_the_probe_chosen_on_validation():
+    import polars as pl
+
+    from evaluation.tasks import evaluate_tasks
+
+    x, y, stay, tr, va, te = _memorisation_trap(n_stays=120)
+    split = np.empty(len(y), dtype=object)
+    split[tr], split[va], split[te] = "train", "val", "test"
+    rows = pl.DataFrame({"stay_id": stay, "task": ["eep_aki"] * len(y), "hour": np.tile(np.arange(10), 120),
+                         "label": y.astype(np.int8), "row": stay, "last_hour": np.tile(np.arange(10), 120),
+                         "split": split.astype(str)})
+    cfg = EvalConfig(bootstrap=20, probe_epochs=5)
+
+    def probe(r, yy, a, b, c, seed):
+        return probes.fit_predict_probe(x[r], yy, a, b, c, cfg, seed)
+
+    out = evaluate_tasks(rows, {"probe": probe}, cfg)
+    m = out["tasks"]["eep_aki"]["methods"]["probe"]
+    assert m["selected"]["kind"] in m["selected"]["val_loss"] and m["selected"]["kind_per_seed"] == [m["selected"]["kind"]]
+    assert m["auroc"]["value"] > 0.7 and out["tasks"]["mort_hosp"]["status"] == "no label rows"
