@@ -151,7 +151,7 @@ def fit_predict_probe(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx
     return probs, {"kind": best_kind, "val_loss": losses}
 
 
-def fit_linear(model: "Probe", xt: torch.Tensor, yt: torch.Tensor, train_idx, val_idx, l2: float) -> float:
+def fit_linear(model: Probe, xt: torch.Tensor, yt: torch.Tensor, train_idx, val_idx, l2: float) -> float:
     """Full-batch L-BFGS on mean train BCE + l2/2 * ||w||^2 (bias free); returns the validation BCE.
     Convex, so the optimum does not depend on the seed."""
     head = model.net[-1]
