@@ -236,8 +236,11 @@ class TrainConfig:
     mask_ratio: float = 0.5  # masked_jepa: fraction of a window's state latents masked
     masked_layers: int = 2  # masked_jepa: throw-away predictor depth
     masked_width: int = 64  # masked_jepa: throw-away predictor width
+    cpu_threads: int = 0  # torch threads for pretraining on CPU; 0 -> 1 when encoder and predictor are debug, else torch default
 
     def validate(self) -> None:
+        if self.cpu_threads < 0:
+            raise ValueError("train.cpu_threads must be >= 0 (0 = automatic)")
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"train.mixed_precision={self.mixed_precision!r}: use auto, no or bf16")
         if min(self.log_every, self.checkpoint_every, self.val_every, self.val_stays, self.cache_block) < 1:

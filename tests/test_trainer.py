@@ -338,3 +338,21 @@ def test_full_curriculum_on_the_extracted_synthetic_data(extracted_data_dir, tmp
     summary = pretrain(cfg, tmp_path / "run", encoder=enc)
     assert summary["finished"] and summary["sync_gaps"]["sync"] == 0.0
     assert (tmp_path / "run" / "final" / "encoder" / "online" / "adapter_model.safetensors").exists()
+
+
+def test_cpu_threads_one_for_debug_models_and_restored(base, tmp_path):
+    seen = []
+    for sub, overrides, expect in (("auto", (), 1), ("two", ("train.cpu_threads=2",), 2)):
+        tr = trainer(base, tmp_path / sub, *overrides)
+        step = tr._train_step
+        tr._train_step = lambda beh, step=step: seen.append(torch.get_num_threads()) or step(beh)
+        torch.set_num_threads(3)
+        try:
+            tr.run(only=["warmup"])
+            assert torch.get_num_threads() == 3  # the caller's setting comes back
+        finally:
+            torch.set_num_threads(1)
+        assert seen and set(seen) == {expect}
+        seen.clear()
+    with pytest.raises(ValueError, match="train.cpu_threads"):
+        make_cfg(base, tmp_path / "bad", "train.cpu_threads=-1")

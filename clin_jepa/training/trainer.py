@@ -248,6 +248,9 @@ class Trainer:
         old = signal.signal(signal.SIGTERM, self._on_sigterm)
         quiet = {} if self.acc.is_local_main_process else {"disable": True}
         bar = progress(total=self.cur.total_steps, initial=self.state.global_step, desc="pretrain", **quiet)
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(self._cpu_threads(threads))
         try:
             while self.state.phase_index < len(phases) and not self.state.stopped:
                 spec = phases[self.state.phase_index]
@@ -262,6 +265,7 @@ class Trainer:
             self._summary()  # the stop reason is on record before the error propagates
             raise
         finally:
+            torch.set_num_threads(threads)
             signal.signal(signal.SIGTERM, old)
             bar.close()
         if self.state.phase_index >= len(phases) and not self.state.stopped:
@@ -269,6 +273,12 @@ class Trainer:
             if self.acc.is_main_process:
                 write_final(self.run_dir / "final", self.encoder, self.predictor)
         return self._summary()
+
+    def _cpu_threads(self, default: int) -> int:
+        """train.cpu_threads, or 1 for the debug models: their tiny matmuls gain nothing from a
+        second thread and stall on a busy CPU (BENCHMARKS.md, Training)."""
+        debug = self.encoder.flavor == "debug" and self.predictor.config.flavor == "debug"
+        return self.cfg.train.cpu_threads or (1 if debug else default)
 
     def _summary(self) -> dict:
         """TrainState + run facts, written to RUN/pretrain_summary.json; ends the trackers."""
