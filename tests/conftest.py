@@ -45,3 +45,16 @@ def extracted_data_dir(synth_mimic_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "data"
     run_extraction(synth_mimic_dir, out, DataConfig(duckdb_memory_limit="2GB", duckdb_threads=2))
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Every test model is tiny: one intra-op torch thread is faster on this 2-core machine and
+    robust to a busy CPU (the library does the same for debug flavors: train.cpu_threads,
+    sft.cpu_threads, eval.threads). The setting is restored after the session."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

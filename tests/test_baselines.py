@@ -14,16 +14,6 @@ from evaluation.metrics import auroc
 N, T = 400, 30
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one torch thread is much faster (as eval.threads)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _world(seed=0):
     rng = np.random.default_rng(seed)

@@ -16,14 +16,6 @@ from clin_jepa.models import build_encoder
 TEXTS = sample_clinical_texts(120, seed=1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and robust to a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def tok_dir(tmp_path_factory):

@@ -15,16 +15,6 @@ from evaluation.metrics import auroc
 N, T, D = 300, 12, 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one torch thread is much faster (as eval.threads)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _corpus(seed=0):
     """Text ids: 0 = no observation, 1 = no action, 2.. states/demos with random latents;

@@ -20,16 +20,6 @@ from evaluation.report import build_report, headline
 N, T, D = 160, 30, 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one torch thread is much faster (as eval.threads)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _make_run(root, name="run_a", seed=0, curriculum="full"):
     """A run directory with real eval JSONs computed by the evaluation functions on constructed

@@ -18,14 +18,6 @@ from pipelines.cli import main as cli
 STAYS = 40
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and robust to a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _own_data_dir(out: Path) -> Path:
     """Hourly texts in the extraction's layout (used until the data layer's fixture is importable)."""
