@@ -49,20 +49,26 @@ def write_mimic(out_dir: str | Path, tables: dict[str, list[dict]]) -> Path:
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"unknown MIMIC-IV table(s) {unknown}; use names of clin_jepa.data.schema.TABLES")
-    for name, table in TABLES.items():
-        rows = tables.get(name, [])
-        for row in rows:
-            extra = sorted(set(row) - set(table.columns))
-            if extra:
-                raise ValueError(f"{name} has no column(s) {extra}; columns are {', '.join(table.columns)}")
-        path = out_dir / table.relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(path, "wt", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(table.columns)
-            for row in rows:
-                w.writerow([_fmt(row.get(c)) for c in table.columns])
+    for name in TABLES:
+        write_table(out_dir, name, tables.get(name, []))
     return out_dir
+
+
+def write_table(out_dir: str | Path, name: str, rows: list[dict]) -> Path:
+    """``<out>/<module>/<name>.csv.gz`` with the full v2.2 header (missing fields empty)."""
+    table = TABLES[name]
+    for row in rows:
+        extra = sorted(set(row) - set(table.columns))
+        if extra:
+            raise ValueError(f"{name} has no column(s) {extra}; columns are {', '.join(table.columns)}")
+    path = Path(out_dir) / table.relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(table.columns)
+        for row in rows:
+            w.writerow([_fmt(row.get(c)) for c in table.columns])
+    return path
 
 
 def demo_with_heart_rate(demo_dir: str | Path, out_dir: str | Path) -> Path:
@@ -84,12 +90,7 @@ def demo_with_heart_rate(demo_dir: str | Path, out_dir: str | Path) -> Path:
             rows.append(dict(subject_id=s["subject_id"], hadm_id=s["hadm_id"], stay_id=s["stay_id"], charttime=t,
                              storetime=t, itemid=HEART_RATE, value=80, valuenum=80, valueuom="bpm", warning=0))
             t += timedelta(hours=1)
-    path = out_dir / TABLES["chartevents"].relpath
-    with gzip.open(path, "wt", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(TABLES["chartevents"].columns)
-        for row in rows:
-            w.writerow([_fmt(row.get(c)) for c in TABLES["chartevents"].columns])
+    write_table(out_dir, "chartevents", rows)
     return out_dir
 
 

@@ -8,36 +8,15 @@ states "HR 100 at hour 3.25 of stay 2" and looks for it in hour 3 of the output.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from minimimic import write_table  # noqa: F401  (re-exported for the extraction tests)
+
 from clin_jepa.data.schema import TABLES
 
 T0 = datetime(2150, 1, 1, 8, 0, 0)
-
-
-def fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M:%S")
-    return str(v)
-
-
-def write_table(out_dir: Path, name: str, rows: list[dict]) -> Path:
-    """``<out>/<module>/<name>.csv.gz`` with the full v2.2 header (missing fields empty)."""
-    t = TABLES[name]
-    path = Path(out_dir) / t.module / f"{name}.csv.gz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(t.columns)
-        for r in rows:
-            w.writerow([fmt(r.get(c)) for c in t.columns])
-    return path
 
 
 class Mini:
