@@ -45,6 +45,21 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     return load_config(getattr(args, "config", None), args.overrides, run_dir=run)
 
 
+def existing_run_config(args: argparse.Namespace, how_to_create: str) -> RunConfig:
+    """Config of an existing run directory (--run), resolved with --config/--set and saved back.
+
+    ``how_to_create`` completes the error when --run is not a run directory yet.
+    """
+    run_dir = Path(args.run)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir}/config.yaml not found: {run_dir} is not a run directory "
+                                f"({how_to_create})")
+    cfg = resolve_config(args)
+    cfg.run_dir = str(run_dir)
+    cfg.save(run_dir / "config.yaml")
+    return cfg
+
+
 def main_for(add_arguments: Callable, run: Callable, argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog)
     add_arguments(parser)

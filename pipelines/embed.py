@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, existing_run_config, main_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.embeddings import compute
 
     run_dir = Path(args.run)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir}/config.yaml not found: {run_dir} is not a run directory "
-                                f"(create it with `clin-jepa sft --run {run_dir}` and `clin-jepa pretrain`)")
-    cfg = resolve_config(args)
-    cfg.run_dir = str(run_dir)
-    cfg.save(run_dir / "config.yaml")
+    cfg = existing_run_config(args, f"create it with `clin-jepa sft --run {run_dir}` and `clin-jepa pretrain`")
     compute(run_dir, cfg, force=args.force)
     return 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, existing_run_config, main_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.suite import EVALUATIONS, evaluate_run
 
     run_dir = Path(args.run)
-    if not (run_dir / "config.yaml").exists():
-        raise FileNotFoundError(f"{run_dir}/config.yaml not found: {run_dir} is not a run directory "
-                                f"(train one with `clin-jepa pretrain --run {run_dir}`)")
-    cfg = resolve_config(args)
-    cfg.run_dir = str(run_dir)
-    cfg.save(run_dir / "config.yaml")
+    cfg = existing_run_config(args, f"train one with `clin-jepa pretrain --run {run_dir}`")
     evaluate_run(run_dir, cfg, tuple(args.only or EVALUATIONS))
     return 0
 
