@@ -206,13 +206,17 @@ class MiniMimic:
             ordercategoryname="01-Drips", ordercategorydescription="Continuous Med",
             patientweight=weight_kg, statusdescription="FinishedRunning"))
 
-    def infusion(self, stay_id: int, start_hour: float, end_hour: float, itemid: int, amount_ml: float) -> None:
-        """icu/inputevents fluid given over [start_hour, end_hour] (mL), e.g. NaCl 225158."""
+    def infusion(self, stay_id: int, start_hour: float, end_hour: float, itemid: int, amount_ml: float,
+                 carrier: bool = False) -> None:
+        """icu/inputevents fluid given over [start_hour, end_hour] (mL), e.g. NaCl 225158;
+        ``carrier``: the fluid a drug is pushed in ('Mixed solution', 'Drug Push')."""
         self.tables["inputevents"].append(dict(
             **self._ids(stay_id), stay_id=stay_id, caregiver_id=1, starttime=self._t(stay_id, start_hour),
             endtime=self._t(stay_id, end_hour), storetime=self._t(stay_id, start_hour), itemid=itemid,
             amount=amount_ml, amountuom="ml", orderid=len(self.tables["inputevents"]) + 1,
-            ordercategoryname="02-Fluids (Crystalloids)", ordercategorydescription="Bolus",
+            ordercategoryname="08-Antibiotics (IV)" if carrier else "02-Fluids (Crystalloids)",
+            ordercomponenttypedescription="Mixed solution" if carrier else "Main order parameter",
+            ordercategorydescription="Drug Push" if carrier else "Bolus",
             patientweight=80.0, statusdescription="FinishedRunning"))
 
     def procedure(self, stay_id: int, start_hour: float, end_hour: float, itemid: int) -> None:
@@ -222,13 +226,13 @@ class MiniMimic:
             endtime=self._t(stay_id, end_hour), storetime=self._t(stay_id, start_hour), itemid=itemid,
             value=round((end_hour - start_hour) * 60.0, 3), valueuom="min", statusdescription="FinishedRunning"))
 
-    def prescription(self, stay_id: int, hour: float, drug: str, route: str = "IV",
-                     stop_hour: float | None = None) -> None:
+    def prescription(self, stay_id: int, hour: float, drug: str, route: str | None = "IV",
+                     stop_hour: float | None = None, drug_type: str = "MAIN") -> None:
         """hosp/prescriptions order starting at ``hour`` (e.g. drug="Vancomycin")."""
         stop = self._t(stay_id, stop_hour if stop_hour is not None else hour + 24)
         self.tables["prescriptions"].append(dict(
             **self._ids(stay_id), pharmacy_id=len(self.tables["prescriptions"]) + 1, starttime=self._t(stay_id, hour),
-            stoptime=stop, drug_type="MAIN", drug=drug, route=route))
+            stoptime=stop, drug_type=drug_type, drug=drug, route=route))
 
     def culture(self, stay_id: int, hour: float, spec_type_desc: str = "BLOOD CULTURE",
                 date_only: bool = False) -> None:
