@@ -12,15 +12,18 @@
 --                   of the last 4 h; mimic-code bg.sql). Scores 3-4 need invasive
 --                   ventilation in that hour; without it the score is capped at 2.
 --                   No arterial gas with an FiO2 -> no score (room air is not assumed).
---   coagulation     platelets (K/uL)
---   liver           bilirubin (mg/dL)
---   cardiovascular  mean arterial pressure (mmHg) and vasopressor rates (mcg/kg/min):
---                   norepinephrine, epinephrine, dopamine, dobutamine (SOFA does not
---                   score vasopressin or phenylephrine; neither does mimic-code).
+--   coagulation     the hour's lowest platelets (K/uL; labs_hourly value_min, as mimic-code)
+--   liver           the hour's highest bilirubin (mg/dL; value_max)
+--   cardiovascular  the hour's lowest mean arterial pressure (mmHg; vitals_hourly
+--                   value_min, mimic-code meanbp_min) and the rates (mcg/kg/min) of
+--                   norepinephrine, epinephrine, dopamine, dobutamine running at the END
+--                   of the hour (vasopressor_hourly.rate_at_end, as mimic-code sofa.sql;
+--                   an infusion that stopped mid-hour does not score that hour). SOFA
+--                   does not score vasopressin or phenylephrine (nor does mimic-code).
 --   cns             gcs_hourly.gcs: the lowest GCS of the hour by mimic-code gcs.sql (an
 --                   intubated patient's 'No Response-ETT' verbal -> GCS 15, components
 --                   from the previous charting < 6 h earlier, missing ones normal).
---   renal           creatinine (mg/dL) and urine output per 24 h (mL) from uo_rate (the
+--   renal           the hour's highest creatinine (mg/dL) and urine output per 24 h (mL) from uo_rate (the
 --                   hour's chartings): vol_sofa / tm_sofa x 24, used only when tm_sofa is
 --                   22-30 h (mimic-code urine_output_rate uo_tm_24hr); the largest of the
 --                   hour's chartings (mimic-code MAX).
@@ -38,10 +41,31 @@ WITH uo_24h AS (
     FROM uo_rate
     GROUP BY stay_id, hour
 ),
+pressors AS (  -- mcg/kg/min running at the end of the hour
+    SELECT stay_id, hour,
+           max(rate_at_end) FILTER (WHERE drug = 'norepinephrine') AS norepinephrine,
+           max(rate_at_end) FILTER (WHERE drug = 'epinephrine') AS epinephrine,
+           max(rate_at_end) FILTER (WHERE drug = 'dopamine') AS dopamine,
+           max(rate_at_end) FILTER (WHERE drug = 'dobutamine') AS dobutamine
+    FROM vasopressor_hourly
+    GROUP BY stay_id, hour
+),
+map_min AS (
+    SELECT stay_id, hour, value_min AS mbp FROM vitals_hourly WHERE feature = 'mbp'
+),
+labs AS (
+    SELECT stay_id, hour,
+           max(value_min) FILTER (WHERE feature = 'platelets') AS platelets,
+           max(value_max) FILTER (WHERE feature = 'bilirubin') AS bilirubin,
+           max(value_max) FILTER (WHERE feature = 'creatinine') AS creatinine
+    FROM labs_hourly
+    WHERE feature IN ('platelets', 'bilirubin', 'creatinine')
+    GROUP BY stay_id, hour
+),
 derived AS (
     SELECT
-        b.stay_id, b.hour, b.ventilation, b.platelets, b.bilirubin, b.mbp,
-        b.norepinephrine, b.epinephrine, b.dopamine, b.dobutamine, b.creatinine,
+        b.stay_id, b.hour, b.ventilation, l.platelets, l.bilirubin, m.mbp,
+        v.norepinephrine, v.epinephrine, v.dopamine, v.dobutamine, l.creatinine,
         p.pf_ratio,                                                   -- mmHg, arterial
         g.gcs,                                                        -- 3-15
         u.uo_24h_valid                                                -- mL per 24 h
@@ -49,6 +73,9 @@ derived AS (
     LEFT JOIN bg_hourly p ON p.stay_id = b.stay_id AND p.hour = b.hour
     LEFT JOIN gcs_hourly g ON g.stay_id = b.stay_id AND g.hour = b.hour
     LEFT JOIN uo_24h u ON u.stay_id = b.stay_id AND u.hour = b.hour
+    LEFT JOIN pressors v ON v.stay_id = b.stay_id AND v.hour = b.hour
+    LEFT JOIN map_min m ON m.stay_id = b.stay_id AND m.hour = b.hour
+    LEFT JOIN labs l ON l.stay_id = b.stay_id AND l.hour = b.hour
 ),
 hourly_scores AS (
     SELECT

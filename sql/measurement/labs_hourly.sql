@@ -10,7 +10,9 @@
 -- Range: outside the registry's [lo, hi] -> NULL before aggregation (n_out_of_range).
 -- Aggregation per registry_features.agg: last (latest valid value in the hour; equal
 -- charttimes -> the larger value, so the result never depends on row order).
--- Columns: stay_id, hour, feature, value, n_non_numeric, n_out_of_range.
+-- value_min / value_max: the lowest / highest valid value of the hour (SOFA reads the
+-- hour's lowest platelets and highest bilirubin and creatinine, as mimic-code).
+-- Columns: stay_id, hour, feature, value, value_min, value_max, n_non_numeric, n_out_of_range.
 CREATE TABLE labs_hourly AS
 WITH stays AS (
     SELECT g.stay_id, any_value(c.hadm_id) AS hadm_id, any_value(d.intime) AS intime,
@@ -51,10 +53,13 @@ agg AS (
         hour,
         fid,
         arg_max(vv, (charttime, vv)) FILTER (WHERE vv IS NOT NULL) AS value,
+        min(vv) AS value_min,
+        max(vv) AS value_max,
         CAST(count(*) FILTER (WHERE non_numeric) AS INTEGER) AS n_non_numeric,
         CAST(count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS INTEGER) AS n_out_of_range
     FROM valid
     GROUP BY stay_id, hour, fid
 )
-SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.n_non_numeric, a.n_out_of_range
+SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.value_min, a.value_max,
+       a.n_non_numeric, a.n_out_of_range
 FROM agg a JOIN registry_features f ON f.fid = a.fid;

@@ -10,8 +10,10 @@
 -- by SOFA handles it, gcs_hourly.sql; the ventilation column shows the tube).
 -- Aggregation per registry_features.agg: mean (vitals, FiO2) or min (GCS: worst in the
 -- hour); is_min is constant per feature (any_value). Grouped on a SMALLINT feature id.
+-- value_min: the lowest valid value of the hour (SOFA reads the hour's lowest MAP, as
+-- mimic-code's meanbp_min).
 -- Columns: stay_id, hour, feature, value (feature's unit, NULL = no valid value),
---          n_non_numeric, n_out_of_range. Only hours inside the grid.
+--          value_min, n_non_numeric, n_out_of_range. Only hours inside the grid.
 CREATE TABLE vitals_hourly AS
 WITH stays AS (
     SELECT g.stay_id, any_value(d.intime) AS intime, max(g.hour) + 1 AS n_hours
@@ -51,10 +53,11 @@ agg AS (
         hour,
         fid,
         CASE WHEN any_value(is_min) THEN min(vv) ELSE avg(vv) END AS value,
+        min(vv) AS value_min,
         CAST(count(*) FILTER (WHERE non_numeric) AS INTEGER) AS n_non_numeric,
         CAST(count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS INTEGER) AS n_out_of_range
     FROM valid
     GROUP BY stay_id, hour, fid
 )
-SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.n_non_numeric, a.n_out_of_range
+SELECT a.stay_id, a.hour, f.feature, round(a.value, 6) AS value, a.value_min, a.n_non_numeric, a.n_out_of_range
 FROM agg a JOIN registry_features f ON f.fid = a.fid;

@@ -9,7 +9,12 @@
 -- Hourly value: an infusion [starttime, endtime) counts in every grid hour it overlaps;
 -- the hour's rate is the MAX valid rate of the overlapping infusions (as mimic-code's
 -- SOFA cardiovascular score), NULL when every overlapping row was absurd.
--- Columns: stay_id, hour, drug, rate, n_rows, n_absurd (only hours with an infusion).
+-- rate_at_end: the MAX valid rate of the infusions running at the END of the hour
+-- (starttime < hour end <= endtime), what mimic-code's SOFA cardiovascular score reads
+-- (sofa.sql joins each drug on `endtime > starttime AND endtime <= endtime`); NULL when
+-- none runs then.
+-- Columns: stay_id, hour, drug, rate, rate_at_end, n_rows, n_absurd (only hours with an
+-- infusion).
 CREATE TABLE vasopressor_hourly AS
 WITH stays AS (
     SELECT g.stay_id, any_value(d.intime) AS intime, max(g.hour) + 1 AS n_hours
@@ -29,7 +34,9 @@ infusions AS (
         END AS r,
         v.hi,
         CAST(floor(date_diff('second', s.intime, ie.starttime) / 3600.0) AS BIGINT) AS h0,
-        CAST(ceil(date_diff('second', s.intime, ie.endtime) / 3600.0) AS BIGINT) AS h1
+        CAST(ceil(date_diff('second', s.intime, ie.endtime) / 3600.0) AS BIGINT) AS h1,
+        date_diff('second', s.intime, ie.starttime) AS s0,                 -- seconds since intime
+        date_diff('second', s.intime, ie.endtime) AS s1
     FROM inputevents ie
     JOIN registry_vasopressors v ON v.itemid = ie.itemid
     JOIN stays s ON s.stay_id = ie.stay_id
@@ -38,7 +45,7 @@ infusions AS (
       AND ie.starttime IS NOT NULL
 ),
 hours AS (
-    SELECT stay_id, drug,
+    SELECT stay_id, drug, s0, s1,
            CASE WHEN r >= 0 AND r <= hi THEN r END AS rate,
            unnest(range(greatest(h0, 0), least(greatest(h1, h0 + 1), n_hours))) AS hour
     FROM infusions
@@ -48,6 +55,7 @@ SELECT
     CAST(hour AS INTEGER) AS hour,
     drug,
     round(max(rate), 6) AS rate,
+    round(max(rate) FILTER (WHERE s0 < (hour + 1) * 3600 AND (hour + 1) * 3600 <= s1), 6) AS rate_at_end,
     count(*) AS n_rows,
     count(*) FILTER (WHERE rate IS NULL) AS n_absurd
 FROM hours
