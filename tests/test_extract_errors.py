@@ -100,7 +100,9 @@ def test_non_numeric_values_become_counted_nulls(tmp_path):
     con = build_database(mimic, CFG, until="hourly_base")
     got = dict(con.execute("""
         SELECT feature, sum(n_non_numeric) FROM (
-            SELECT * FROM vitals_hourly UNION ALL SELECT * FROM labs_hourly UNION ALL SELECT * FROM urine_hourly)
+            SELECT feature, n_non_numeric FROM vitals_hourly UNION ALL
+            SELECT feature, n_non_numeric FROM labs_hourly UNION ALL
+            SELECT feature, n_non_numeric FROM urine_hourly)
         GROUP BY feature HAVING sum(n_non_numeric) > 0""").fetchall())
     assert got == {"heart_rate": 1, "creatinine": 1, "urine_output": 1}
     hr = con.execute("SELECT heart_rate FROM hourly_base WHERE stay_id = 107 AND hour = 2").fetchall()
