@@ -349,6 +349,7 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
         build.mkdir()
         spill.mkdir(parents=True)
         con = build_database(mimic_dir, cfg, temp_dir=spill, cache_dir=cache_dir, report=sources)
+        outdir._checkpoint("building")  # spill files and a partial build exist now
         nulls = _null_counts(con)
         empty = _empty_features(con, nulls)
         rows = _write_outputs(con, build, steps)
