@@ -96,10 +96,10 @@ def _csv_header(path: Path) -> list[str]:
                     "re-saved by an editor): ignored", path)
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
-            line = f.readline()
+        with opener(path, "rb") as f:
+            line = f.readline().decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: the header line is not UTF-8 (MIMIC-IV files are UTF-8). Fix: re-download "
+        raise ValueError(f"{path}: the header line is not valid UTF-8 (MIMIC-IV files are UTF-8). Fix: re-download "
                          f"it from PhysioNet, or convert it with `iconv -f latin1 -t utf-8`.") from None
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"{path} is not a readable CSV file ({e}). Fix: re-download it from PhysioNet and "
