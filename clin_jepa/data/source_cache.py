@@ -75,6 +75,14 @@ def prune(keep: Path) -> None:
             p.unlink(missing_ok=True)
 
 
+def clean_partials(directory: Path) -> None:
+    """Remove copies a killed run left half written (``*.part.<pid>`` of dead processes)."""
+    if directory.is_dir():
+        for p in directory.glob("*.part.*"):
+            if not _in_progress(p):
+                p.unlink(missing_ok=True)
+
+
 def partial(final: Path) -> Path:
     return final.with_name(f"{final.name}.part.{os.getpid()}")
 

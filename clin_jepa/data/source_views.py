@@ -120,6 +120,8 @@ def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path, scratch
     ``cache_only`` limits the copies to the tables the SQL about to run reads."""
     found: dict[str, Path] = {}
     report = {} if report is None else report
+    if cache_dir is not None:
+        source_cache.clean_partials(cache_dir)
     for name, table in progress(TABLES.items(), desc="read MIMIC-IV", unit="table", total=len(TABLES)):
         path = find_source(mimic_dir, table)
         header, types = _describe(con, path)
