@@ -56,7 +56,9 @@ class DataConfig:
     duckdb_temp_dir: str = ""  # spill + cached sources; empty -> next to the output data dir
     lab_lookback_hours: float = 6.0  # hours before intime whose labs count in hour 0 (mimic-code first day: 6)
     antibiotic_default_hours: int = 24  # hours an antibiotic order without a valid stoptime lasts
-    cache_sources: bool = True  # parse each csv(.gz) source once into parquet under the DuckDB temp dir
+    cache_sources: bool = True  # parse each csv(.gz) source once into a typed parquet copy
+    source_cache_dir: str = ""  # typed copies kept between runs; empty -> $XDG_CACHE_HOME/clin-jepa/sources
+    max_malformed_fraction: float = 0.01  # per table column: more malformed ids/times than this stops the run
 
     def validate(self) -> None:
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1.0) > 1e-6:
@@ -76,6 +78,8 @@ class DataConfig:
                              f"({self.max_stay_hours}), e.g. 24")
         if self.eep_horizon < 1:
             raise ValueError("data.eep_horizon must be >= 1 hour, e.g. 12")
+        if not 0.0 <= self.max_malformed_fraction <= 1.0:
+            raise ValueError("data.max_malformed_fraction must be in [0, 1], e.g. 0.01 (1 % of a table's rows)")
 
 
 @dataclass

@@ -48,6 +48,19 @@ def extracted_data_dir(synth_mimic_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def private_source_cache(tmp_path_factory):
+    """Typed source copies (data.source_cache_dir default: $XDG_CACHE_HOME/clin-jepa/sources)
+    go to a session temp directory, never into the user's ~/.cache."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Every test model is tiny: one intra-op torch thread is faster on this 2-core machine and
     robust to a busy CPU (the library does the same for debug flavors: train.cpu_threads,

@@ -5,7 +5,8 @@ one typed view per MIMIC-IV source table, registers the feature registry as
 ``registry_*`` tables, sets the cohort/label parameters as DuckDB variables and runs the
 SQL files of ``sql/manifest.txt`` in order. ``run_extraction`` runs all of it, exports the
 ``-> name.parquet`` tables, writes texts.parquet / demographics.parquet and, last,
-manifest.json -- all into a temporary directory renamed into place at the end.
+manifest.json -- all into a hidden sibling directory swapped into place at the end
+(:mod:`clin_jepa.data.outdir`: checks before the run, atomic replace, recovery).
 """
 
 from __future__ import annotations
@@ -24,16 +25,12 @@ from pathlib import Path
 import duckdb
 
 from clin_jepa.config import DataConfig
-from clin_jepa.data import features
+from clin_jepa.data import features, outdir, source_cache
 from clin_jepa.data.schema import TABLES
-from clin_jepa.data.sources import (
-    FLUID_BOLUS_MAX_ML,
-    clean_error,
-    corrupt_file_hint,
-    create_source_views,
-    register_registry,
-)
-from clin_jepa.utils import SQL_DIR, atomic_path, get_logger, progress, write_json
+from clin_jepa.data.source_checks import clean_error, disk_full, disk_full_message, gzip_damage
+from clin_jepa.data.source_views import create_source_views
+from clin_jepa.data.sources import FLUID_BOLUS_MAX_ML, register_registry
+from clin_jepa.utils import SQL_DIR, get_logger, progress, write_json
 
 log = get_logger(__name__)
 
@@ -154,13 +151,28 @@ def _empty_cohort_message(con: duckdb.DuckDBPyConnection) -> str:
     return "no stay passed the cohort rules"
 
 
+def _step_error(err: Exception, sources: dict[str, Path]) -> str:
+    """The fix for a failed SQL step: disk full, a damaged gzip (checked, not guessed), or none."""
+    if disk_full(err):
+        return disk_full_message("DuckDB's spill files (data.duckdb_temp_dir)")
+    for path in sources.values():
+        damage = gzip_damage(path)
+        if damage:
+            return (f"{path} is a damaged gzip file ({damage}): re-download it from PhysioNet and check it "
+                    f"against SHA256SUMS.txt")
+    return ""
+
+
 def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = None,
-                   temp_dir: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+                   temp_dir: str | Path | None = None, cache_dir: Path | None = None,
+                   report: dict | None = None) -> duckdb.DuckDBPyConnection:
     """Views + registry + variables, then the manifest's SQL up to and including ``until``.
 
     DuckDB spills to ``temp_dir`` (default: a fresh directory under data.duckdb_temp_dir or
-    the system temp, removed at exit); csv sources are cached there as parquet
-    (data.cache_sources), so keep it while the connection lives.
+    the system temp, removed at exit). With data.cache_sources, csv sources are copied as
+    typed parquet into ``cache_dir`` (kept between runs, see source_cache) or, without
+    one, into ``temp_dir`` (keep it while the connection lives). ``report`` receives the
+    per-table source report (rows, malformed values, duplicates, cache use).
     """
     cfg.validate()
     mimic_dir = Path(mimic_dir)
@@ -174,15 +186,20 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
         atexit.register(shutil.rmtree, temp_dir, True)
     work = Path(temp_dir)
     con = connect(cfg, work)
-    cache = work / f"sources.{os.getpid()}.{id(con):x}" if cfg.cache_sources else None
-    if cache is not None:
-        atexit.register(shutil.rmtree, cache, True)
+    scratch = work / f"sources.{os.getpid()}.{id(con):x}" if cfg.cache_sources else None
+    if scratch is not None:
+        atexit.register(shutil.rmtree, scratch, True)
     todo = steps[: [p.stem for p, _ in steps].index(until) + 1] if until else steps
     needed = set().union(*(tables_read((SQL_DIR / p).read_text()) for p, _ in todo if (SQL_DIR / p).exists()))
     t0 = time.perf_counter()
-    sources = create_source_views(con, mimic_dir, cache, cache_only=needed)
+    report = {} if report is None else report
+    sources = create_source_views(con, mimic_dir, scratch, cache_only=needed,
+                                  cache_dir=cache_dir if cfg.cache_sources else None,
+                                  max_malformed=cfg.max_malformed_fraction, report=report)
+    hits = sorted(t for t, r in report.items() if r.get("cache") == "hit")
     log.info("%d source tables ready in %.1f s (%s)", len(sources), time.perf_counter() - t0,
-             f"csv parsed once into {cache}" if cache else "read in place")
+             f"typed copies in {cache_dir}, reused: {', '.join(hits) or 'none'}" if cache_dir and cfg.cache_sources
+             else "csv parsed once into scratch" if scratch else "read in place")
     register_registry(con)
     for name, value in sql_variables(cfg).items():
         con.execute(f"SET VARIABLE {name} = {_sql_literal(value)}")
@@ -197,7 +214,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
             con.execute(path.read_text())
             n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         except duckdb.Error as e:
-            hint = corrupt_file_hint(e, list(sources.values()))
+            hint = _step_error(e, sources)
             raise ValueError(f"SQL step {rel} failed: {clean_error(e)}" + (f". Fix: {hint}." if hint else "")) from None
         log.info("%-28s %12d rows", table, n)
         if table == "cohort" and n == 0 and until == "cohort":
@@ -268,41 +285,85 @@ def _sql_fingerprint() -> str:
     return h.hexdigest()
 
 
-def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig) -> dict:
-    """Full extraction into ``data_dir`` (atomic: built in a temp dir, renamed at the end).
+def _empty_features(con: duckdb.DuckDBPyConnection, nulls: dict[str, dict[str, int]]) -> list[str]:
+    """Observation columns with no value in the hourly table although values were charted
+    (all out of range or non-numeric): warned on the terminal, listed in the manifest."""
+    cols = features.OBSERVATION_COLUMNS
+    counts = con.execute(f"SELECT {', '.join(f'count({c})' for c in cols)} FROM hourly").fetchall()[0]
+    empty = []
+    for col, n in zip(cols, counts):
+        dropped = nulls.get(col, {})
+        if n == 0 and (dropped.get("out_of_range", 0) or dropped.get("non_numeric", 0)):
+            o = features.OBS_BY_NAME[col]
+            log.warning("feature %s is empty: all %d charted value(s) were outside its range or not numbers "
+                        "(%d out of range, %d non-numeric). Check the unit of its itemids in the source, or "
+                        "the range in clin_jepa/data/features.py (unit %s)", col,
+                        dropped.get("out_of_range", 0) + dropped.get("non_numeric", 0),
+                        dropped.get("out_of_range", 0), dropped.get("non_numeric", 0), o.unit or "none")
+            empty.append(col)
+    return empty
 
-    Returns the manifest dict also written to ``data_dir/manifest.json``.
-    """
+
+def _write_outputs(con: duckdb.DuckDBPyConnection, build: Path, steps) -> dict[str, int]:
+    """Exports (DuckDB COPY, streamed), then texts and demographics (polars, streamed)."""
     import polars as pl
 
     from clin_jepa.data.texts import demographics_texts, hourly_texts
 
+    rows: dict[str, int] = {}
+    for rel, export in progress(steps, desc="export", unit="file"):
+        if export:
+            rows[export] = _export(con, rel.stem, build / export)
+    t0 = time.perf_counter()
+    hourly_texts(pl.scan_parquet(build / "hourly.parquet")).sink_parquet(build / "texts.parquet")
+    rows["texts.parquet"] = pl.scan_parquet(build / "texts.parquet").select(pl.len()).collect().item()
+    demographics_texts(pl.scan_parquet(build / "static.parquet")).sink_parquet(build / "demographics.parquet")
+    rows["demographics.parquet"] = pl.scan_parquet(build / "demographics.parquet").select(pl.len()).collect().item()
+    log.info("texts written in %.1f s", time.perf_counter() - t0)
+    return rows
+
+
+def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig) -> dict:
+    """Full extraction into ``data_dir``; returns the manifest also written to
+    ``data_dir/manifest.json``.
+
+    Before any work: the output is checked (outdir.check_output) and leftovers of a killed
+    run are recovered or removed. Everything is built in ``.<name>.new.<pid>`` next to the
+    output (DuckDB spill in ``.<name>.scratch.<pid>``) and swapped in atomically at the end.
+    """
     mimic_dir, data_dir = Path(mimic_dir), Path(data_dir)
+    cfg.validate()
+    if not mimic_dir.is_dir():
+        raise FileNotFoundError(f"MIMIC-IV directory {mimic_dir} does not exist: pass --mimic DIR "
+                                f"(the folder holding hosp/ and icu/)")
+    outdir.check_output(data_dir, mimic_dir)
+    cache_dir = source_cache.cache_dir(cfg.source_cache_dir, mimic_dir) if cfg.cache_sources else None
+    scratch_root = Path(cfg.duckdb_temp_dir) if cfg.duckdb_temp_dir else data_dir.parent
+    for done in outdir.recover(data_dir, scratch_root):
+        log.info("previous run was interrupted: %s", done)
     steps = read_manifest()
-    with atomic_path(data_dir) as tmp:
-        tmp.mkdir(parents=True)
-        spill = Path(tempfile.mkdtemp(prefix=".duckdb_tmp.", dir=cfg.duckdb_temp_dir or data_dir.parent))
-        try:
-            con = build_database(mimic_dir, cfg, temp_dir=spill)
-            rows: dict[str, int] = {}
-            for rel, export in progress(steps, desc="export", unit="file"):
-                if export:
-                    rows[export] = _export(con, rel.stem, tmp / export)
-            nulls = _null_counts(con)
-            con.close()
-        finally:
-            shutil.rmtree(spill, ignore_errors=True)
-        hourly_texts(pl.scan_parquet(tmp / "hourly.parquet")).sink_parquet(tmp / "texts.parquet")
-        rows["texts.parquet"] = pl.scan_parquet(tmp / "texts.parquet").select(pl.len()).collect().item()
-        demo = demographics_texts(pl.read_parquet(tmp / "static.parquet"))
-        demo.write_parquet(tmp / "demographics.parquet")
-        rows["demographics.parquet"] = demo.height
-        outputs = {p.name: _sha256(p) for p in sorted(tmp.glob("*.parquet"))}
+    build = outdir.sibling(data_dir, "new")
+    spill = scratch_root / outdir.sibling(data_dir, "scratch").name
+    sources: dict = {}
+    try:
+        build.mkdir()
+        spill.mkdir(parents=True)
+        con = build_database(mimic_dir, cfg, temp_dir=spill, cache_dir=cache_dir, report=sources)
+        outdir._checkpoint("building")  # spill files and a partial build exist now
+        nulls = _null_counts(con)
+        empty = _empty_features(con, nulls)
+        rows = _write_outputs(con, build, steps)
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+        outputs = {p.name: _sha256(p) for p in sorted(build.glob("*.parquet"))}
         manifest = {
             "format_version": FORMAT_VERSION,
             "rows": rows,
             "nulls": nulls,
-            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": ""},  # paths are machine-specific
+            "empty_features": empty,
+            "sources": sources,
+            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": "", "source_cache_dir": "",
+                                     "duckdb_temp_dir": ""},  # paths are machine-specific
             "fingerprint": {
                 "inputs": input_fingerprint(mimic_dir),
                 "sql": _sql_fingerprint(),
@@ -310,7 +371,16 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
                 "data": hashlib.sha256("".join(outputs.values()).encode()).hexdigest(),
             },
         }
-        write_json(tmp / "manifest.json", manifest)  # last: its presence marks a complete extraction
+        write_json(build / "manifest.json", manifest)  # last: its presence marks a complete extraction
+        outdir.publish(build, data_dir)
+    except (OSError, duckdb.Error) as e:
+        if disk_full(e):
+            raise ValueError(disk_full_message(f"the extraction into {data_dir.parent}")) from None
+        raise
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+        if build.exists():
+            shutil.rmtree(build, ignore_errors=True)
     log.info("extraction complete: %s (%d stays, %d stay-hours)", data_dir,
              rows.get("cohort.parquet", 0), rows.get("hourly.parquet", 0))
     return manifest

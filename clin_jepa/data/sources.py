@@ -1,25 +1,29 @@
-"""MIMIC-IV source tables as DuckDB views, and the registry tables the SQL joins on.
+"""MIMIC-IV source files: where they are, how they are read and typed, and the registry
+tables the SQL joins on.
 
-Every source table of :mod:`clin_jepa.data.schema` becomes one view named after it,
-reading ``<mimic>/<module>/<name>.csv.gz`` (or ``.csv`` / ``.parquet``) in place.
-Required columns get explicit types; numeric measurement columns are read as text and
-exposed through ``TRY_CAST`` so a non-numeric value becomes NULL (counted later, see
-``<col>_raw``) instead of aborting a 300M-row scan.
+Every source table of :mod:`clin_jepa.data.schema` is ``<mimic>/<module>/<name>.csv.gz``
+(or ``.csv`` / ``.parquet``). CSV columns are read as text and typed in one select: ids
+and times with ``TRY_CAST`` (a malformed value sets a bit of ``_bad``, counted and acted
+on by :mod:`clin_jepa.data.source_views`), numeric measurements with ``TRY_CAST`` too (a
+non-numeric value becomes NULL, its text kept as ``<col>_raw`` for the NULL counts), so
+one bad value never aborts a 300M-row scan.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import re
 import zlib
 from pathlib import Path
 
 import duckdb
 
 from clin_jepa.data import features
-from clin_jepa.data.schema import TABLES, SourceTable
-from clin_jepa.utils import progress
+from clin_jepa.data.schema import SourceTable
+from clin_jepa.data.source_checks import check_file_start, clean_error  # noqa: F401  (clean_error re-exported)
+from clin_jepa.utils import get_logger
+
+log = get_logger(__name__)
 
 EXTENSIONS = (".csv.gz", ".csv", ".parquet")
 # DuckDB's CSV read buffer (bytes, per thread). Its default (~32 MiB with several in
@@ -32,6 +36,9 @@ ID_COLUMNS = {"subject_id", "hadm_id", "stay_id", "itemid", "specimen_id"}
 TIMESTAMP_COLUMNS = {"intime", "outtime", "charttime", "starttime", "endtime", "stoptime",
                      "admittime", "dischtime", "deathtime", "chartdate"}
 DATE_COLUMNS = {"dod"}
+# A malformed value in these drops its row (it cannot be placed on a stay's timeline);
+# in any other strict column it becomes NULL.
+DROP_COLUMNS = ID_COLUMNS | {"intime", "outtime", "admittime", "charttime", "starttime"}
 SOFT_NUMERIC = {"valuenum", "value", "amount", "rate", "patientweight", "los", "anchor_age",
                 "anchor_year", "hospital_expire_flag"}
 # Columns that are text in one table and numeric in another: only these tables' copies
@@ -81,68 +88,57 @@ def _is_numeric(table: str, col: str) -> bool:
 
 
 def _csv_header(path: Path) -> list[str]:
-    """Column names from the first line; a corrupt/truncated gzip start is a clear error."""
+    """Column names from the first line (a UTF-8 byte-order mark is dropped with a
+    warning); a compression/name mismatch or a damaged gzip start is a clear error."""
+    bom = check_file_start(path)
+    if bom:
+        log.warning("%s starts with a UTF-8 byte-order mark (MIMIC-IV files have none; it was probably "
+                    "re-saved by an editor): ignored", path)
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rt", newline="") as f:
-            line = f.readline()
-            f.read(1 << 16)  # decompress a little more: catches a damaged stream early
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
-        raise ValueError(
-            f"{path} is not a readable {'gzip ' if path.name.endswith('.gz') else ''}CSV file ({e}). "
-            f"The download is corrupt or incomplete: re-download it from PhysioNet and check it "
-            f"against SHA256SUMS.txt."
-        ) from None
+        with opener(path, "rb") as f:
+            line = f.readline().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: the header line is not valid UTF-8 (MIMIC-IV files are UTF-8). Fix: re-download "
+                         f"it from PhysioNet, or convert it with `iconv -f latin1 -t utf-8`.") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{path} is not a readable CSV file ({e}). Fix: re-download it from PhysioNet and "
+                         f"check it against SHA256SUMS.txt.") from None
     return next(csv.reader([line]), [])
 
 
-def _column_type(key: str) -> str:
-    if key in ID_COLUMNS:
-        return "BIGINT"
-    if key in TIMESTAMP_COLUMNS:
-        return "TIMESTAMP"
-    if key in DATE_COLUMNS:
-        return "DATE"
-    return "VARCHAR"  # text, or numeric parsed with TRY_CAST in the typed select
-
-
-def _reader(path: Path, table: SourceTable, header: list[str]) -> str:
-    """A DuckDB table function reading ``path``: CSV with the header's columns declared
-    (no sniffing; explicit types for required ids/times), or parquet."""
+def _reader(path: Path, header: list[str], parallel: bool = True) -> str:
+    """A DuckDB table function reading ``path``: CSV with every column declared VARCHAR
+    (no sniffing; the typed select parses ids and times with TRY_CAST so one malformed
+    value cannot abort the scan), or parquet."""
     if path.name.endswith(".parquet"):
         return f"read_parquet({_sql_str(path)})"
-    required = set(table.required)
-    cols = ", ".join(f"{_sql_str(c)}: '{_column_type(c.lower()) if c.lower() in required else 'VARCHAR'}'"
-                     for c in header)
+    cols = ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header)
     return (f"read_csv({_sql_str(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
-            f"escape = '\"', nullstr = '', buffer_size = {CSV_BUFFER_BYTES}, columns = {{{cols}}})")
+            f"escape = '\"', nullstr = '', buffer_size = {CSV_BUFFER_BYTES}, parallel = {str(parallel).lower()}, "
+            f"columns = {{{cols}}})")
 
 
-def clean_error(err: Exception) -> str:
-    """DuckDB's message without the offending CSV line it quotes (that line may hold
-    identifiers and dates, which must not reach logs)."""
-    return re.sub(r"(?s)Original Line:.*?(\n\s*\n|$)", "Original Line: <withheld>\n", str(err)).strip()
+def _strict_type(col: str) -> str | None:
+    if col in ID_COLUMNS:
+        return "BIGINT"
+    if col in TIMESTAMP_COLUMNS:
+        return "TIMESTAMP"
+    if col in DATE_COLUMNS:
+        return "DATE"
+    return None
 
 
-def corrupt_file_hint(err: Exception, paths: list[Path]) -> str:
-    """A fix suggestion when a DuckDB error comes from a damaged source file."""
-    msg = str(err)
-    named = [p for p in paths if p.name in msg or str(p) in msg]
-    if any(k in msg.lower() for k in ("gzip", "zlib", "inflate", "compress", "corrupt", "truncat")):
-        where = ", ".join(map(str, named)) or "a .csv.gz source file"
-        return (f"{where} looks corrupt or truncated: re-download it from PhysioNet and check it "
-                f"against SHA256SUMS.txt")
-    if named:
-        return f"check {', '.join(map(str, named))} (malformed CSV or wrong column types)"
-    return ""
-
-
-def _typed_select(name: str, table: SourceTable, actual: dict[str, str], types: dict[str, str]) -> str:
-    """The required columns with their types; soft numerics also as ``<col>_raw`` (the
-    text when it is NOT a number, else NULL: that is what the NULL counts read)."""
-    select = []
+def _typed_select(name: str, table: SourceTable, actual: dict[str, str],
+                  types: dict[str, str]) -> tuple[str, list[str]]:
+    """(select list, strict columns in ``_bad`` bit order). Required columns with their
+    types; soft numerics also as ``<col>_raw`` (the text when it is NOT a number, else
+    NULL: what the NULL counts read); ids/times parsed with TRY_CAST, bit i of ``_bad``
+    set when strict column i held a value that does not parse."""
+    select, strict, bad = [], [], []
     for col in table.required:
         src = f'"{actual[col]}"'
+        target = _strict_type(col)
         if _is_numeric(name, col) and types[col] in _NUMERIC_TYPES:
             select.append(f"CAST({src} AS DOUBLE) AS {col}")
             select.append(f"CAST(NULL AS VARCHAR) AS {col}_raw")
@@ -152,57 +148,22 @@ def _typed_select(name: str, table: SourceTable, actual: dict[str, str], types: 
             num = f"TRY_CAST(trim({src}) AS DOUBLE)"
             select.append(f"{num} AS {col}")
             select.append(f"CASE WHEN {num} IS NULL THEN CAST({src} AS VARCHAR) END AS {col}_raw")
-        elif col in TIMESTAMP_COLUMNS:
-            select.append(f"CAST({src} AS TIMESTAMP) AS {col}")
-        elif col in DATE_COLUMNS:
-            select.append(f"CAST({src} AS DATE) AS {col}")
-        elif col in ID_COLUMNS:
-            select.append(f"CAST({src} AS BIGINT) AS {col}")
+        elif target and types[col].upper().startswith(target):
+            select.append(f"{src} AS {col}")
+        elif target:
+            typed = f"TRY_CAST(trim(CAST({src} AS VARCHAR)) AS {target})"
+            select.append(f"{typed} AS {col}")
+            bad.append(f"CASE WHEN {typed} IS NULL AND trim(CAST({src} AS VARCHAR)) <> '' THEN {1 << len(strict)} "
+                       f"ELSE 0 END")
+            strict.append(col)
         else:
             select.append(f"CAST({src} AS VARCHAR) AS {col}")
-    return ", ".join(select)
+    select.append(f"CAST({' + '.join(bad) or '0'} AS UINTEGER) AS _bad")
+    return ", ".join(select), strict
 
 
-def create_source_views(con: duckdb.DuckDBPyConnection, mimic_dir: Path, cache_dir: Path | None = None,
-                        cache_only: set[str] | None = None) -> dict[str, Path]:
-    """One typed view per schema table; returns {table: path}. Checks required columns.
-
-    With ``cache_dir``, each CSV source is parsed ONCE into ``cache_dir/<name>.parquet``
-    (required columns only) and the view reads that: later queries scan parquet in
-    parallel instead of decompressing the csv.gz again (chartevents is read 3+ times).
-    ``cache_only`` limits that to the tables the SQL about to run reads.
-    """
-    found: dict[str, Path] = {}
-    for name, table in progress(TABLES.items(), desc="read MIMIC-IV", unit="table", total=len(TABLES)):
-        path = find_source(mimic_dir, table)
-        try:
-            if path.name.endswith(".parquet"):
-                described = con.execute(f"DESCRIBE SELECT * FROM {_reader(path, table, [])}").fetchall()
-                header, types = [r[0] for r in described], {r[0].lower(): r[1] for r in described}
-            else:
-                header = _csv_header(path)
-                types = {c.lower(): _column_type(c.lower()) for c in header}
-            actual = {c.lower(): c for c in header}
-            missing = [c for c in table.required if c not in actual]
-            if missing:
-                raise ValueError(
-                    f"MIMIC-IV table {name!r} ({path}) lacks required column(s) {', '.join(missing)}; "
-                    f"it has {', '.join(header)}. Use the PhysioNet MIMIC-IV v2.2+ files (or rename the columns)."
-                )
-            query = f"SELECT {_typed_select(name, table, actual, types)} FROM {_reader(path, table, header)}"
-            cache = cache_dir is not None and (cache_only is None or name in cache_only)
-            if cache and not path.name.endswith(".parquet"):
-                cache_dir.mkdir(parents=True, exist_ok=True)
-                cached = cache_dir / f"{name}.parquet"
-                con.execute(f"COPY ({query}) TO {_sql_str(cached)} (FORMAT parquet)")
-                query = f"SELECT * FROM read_parquet({_sql_str(cached)})"
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS {query}")
-        except duckdb.Error as e:
-            hint = corrupt_file_hint(e, [path]) or f"check that {path} is a MIMIC-IV {name} table"
-            raise ValueError(f"cannot read MIMIC-IV table {name!r} from {path}: {clean_error(e)}. "
-                             f"Fix: {hint}.") from None
-        found[name] = path
-    return found
+def _drop_mask(strict: list[str]) -> int:
+    return sum(1 << i for i, c in enumerate(strict) if c in DROP_COLUMNS)
 
 
 # --------------------------------------------------------------------------- #

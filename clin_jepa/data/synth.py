@@ -6,6 +6,13 @@ Stays come from the hidden-state ICU simulator (``synth_world``); ``synth_events
 admissions and ICU stays (shifted dates 2110-2200, readmissions, deaths and ``dod``),
 the item dictionaries, and writes everything atomically (polars csv -> gzip). Same seed ->
 byte-identical files. See docs/synthetic.md.
+
+Memory: stays are simulated and charted CHUNK at a time and each chunk's event rows are
+streamed into the open csv.gz files at once, so peak memory is one chunk's rows (~0.3 GB
+at CHUNK = 2000) plus O(stays) per-stay arrays (~100 bytes per stay), whatever the number
+of stays. The bytes are those of writing the concatenated tables in one go: the rows are
+the same, in the same order, through one gzip stream per file (deflate's output does not
+depend on how its input is split into writes).
 """
 
 from __future__ import annotations
@@ -120,14 +127,35 @@ def _unique_ids(rng, base: int, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
+class CsvGzWriter:
+    """One MIMIC-IV table as csv.gz ('YYYY-MM-DD HH:MM:SS' times), written in parts: the
+    header with the first part, then rows as they come (no file name, mtime 0 in the gzip
+    header: same bytes every run)."""
+
+    def __init__(self, path: str | Path, level: int = GZIP_LEVEL) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115  (closed in close())
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._file, compresslevel=level, mtime=0)
+        self._header = True
+        self.rows = 0
+
+    def write(self, df: pl.DataFrame) -> None:
+        for i in range(0, max(df.height, 1 if self._header else 0), WRITE_BATCH):
+            self._gz.write(df.slice(i, WRITE_BATCH).write_csv(include_header=self._header,
+                                                              datetime_format="%Y-%m-%d %H:%M:%S").encode())
+            self._header = False
+        self.rows += df.height
+
+    def close(self) -> None:
+        self._gz.close()
+        self._file.close()
+
+
 def write_csv_gz(df: pl.DataFrame, path: str | Path, level: int = GZIP_LEVEL) -> None:
-    """Write one MIMIC-IV table as csv.gz (header, 'YYYY-MM-DD HH:MM:SS' times), atomically.
-    Streams polars csv batches through gzip (no file name, mtime 0: same bytes every run)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=f, compresslevel=level, mtime=0) as gz:
-            for i in range(0, max(df.height, 1), WRITE_BATCH):
-                gz.write(df.slice(i, WRITE_BATCH).write_csv(include_header=i == 0,
-                                                            datetime_format="%Y-%m-%d %H:%M:%S").encode())
+    """Write one whole MIMIC-IV table as csv.gz, atomically."""
+    with atomic_path(path) as tmp:
+        w = CsvGzWriter(tmp, level)
+        w.write(df)
+        w.close()
 
 
 def _check_out_dir(out: Path) -> None:
@@ -188,58 +216,64 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
     st = {k: np.zeros(N, dt) for k, dt in (("died_icu", bool), ("sev_end", float), ("sev_max", float),
                                           ("primary", np.int64), ("weight", float), ("regime0", np.int64))}
     pre_start = admit.copy()
-    parts: dict[str, list[pl.DataFrame]] = {k: [] for k in ("chartevents", "labevents", "outputevents",
-                                                            "inputevents", "procedureevents",
-                                                            "prescriptions", "microbiologyevents")}
-    next_lab, next_micro = 1, 1
-    chunks = list(range(0, N, CHUNK))
-    for c, lo in enumerate(progress(chunks, desc="synth stays", unit="chunk")):
-        hi = min(lo + CHUNK, N)
-        w = simulate(np.random.default_rng([seed, 2, c]), hi - lo, age=age[lo:hi],
-                     female=female[patient[lo:hi]], can_die=can_die[lo:hi])
-        los_s[lo:hi] = np.maximum(np.rint(w.stay["los_h"] * 3600), 60).astype(np.int64)
-        for k in st:
-            st[k][lo:hi] = w.stay[k]
-        r = np.arange(lo, hi)[same[lo:hi]]  # same-admission readmissions: after the earlier stay
-        prev_out = intime[pred[r]] + los_s[pred[r]]
-        intime[r] = prev_out + rs.integers(12 * 3600, 120 * 3600, len(r))
-        pre_start[r] = prev_out
-        ids = dict(subject_id=subject_ids[patient[lo:hi]], hadm_id=hadm_ids[hadm_of[lo:hi]],
-                   stay_id=stay_ids[lo:hi])
-        rng = np.random.default_rng([seed, 3, c])
-        args = (w, ids, intime[lo:hi], los_s[lo:hi])
-        parts["chartevents"].append(ev.chartevents(*args, rng))
-        parts["labevents"].append(ev.labevents(*args, pre_start[lo:hi], rng, first_id=next_lab,
-                                               gas_rng=np.random.default_rng([seed, 7, c])))
-        parts["outputevents"].append(ev.outputevents(*args, rng))
-        parts["inputevents"].append(orders.inputevents(*args, rng,
-                                                       carrier_rng=np.random.default_rng([seed, 8, c])))
-        parts["procedureevents"].append(orders.procedureevents(*args, rng, esrd=esrd[lo:hi],
-                                                               ihd_rng=np.random.default_rng([seed, 6, c])))
-        parts["prescriptions"].append(orders.prescriptions(*args, rng))
-        parts["microbiologyevents"].append(orders.microbiologyevents(*args, rng, first_id=next_micro))
-        next_lab += parts["labevents"][-1].height
-        next_micro += parts["microbiologyevents"][-1].height
-        del w
-
-    tables = {k: pl.concat(v) for k, v in parts.items()}
-    tables.update(_hosp_tables(np.random.default_rng([seed, 4]), st, los_s, intime, admit, age, patient,
-                               hadm_of, pred, same, can_die, anchor_year, anchor_age, female,
-                               subject_ids, hadm_ids, stay_ids))
-    a = np.nonzero(hadm_of == np.arange(N))[0]  # admission index = its first stay
-    tables["diagnoses_icd"] = orders.diagnoses_icd(subject_ids[patient[a]], hadm_ids[a],
-                                                   np.asarray(PRIMARY, dtype=object)[st["primary"][a]], esrd[a])
-    tables["d_items"] = pl.DataFrame(list(D_ITEMS), schema=list(TABLES["d_items"].columns), orient="row")
-    tables["d_labitems"] = pl.DataFrame(list(D_LABITEMS), schema=list(TABLES["d_labitems"].columns), orient="row")
-
+    streamed = ("chartevents", "labevents", "outputevents", "inputevents", "procedureevents",
+                "prescriptions", "microbiologyevents")
+    rows: dict[str, int] = {}
     with atomic_path(out) as tmp:
-        for name, t in progress(TABLES.items(), desc="write csv.gz", unit="table"):
-            df = tables[name]
-            assert tuple(df.columns) == t.columns, (name, df.columns)
-            (tmp / t.module).mkdir(parents=True, exist_ok=True)
-            write_csv_gz(df, tmp / t.relpath)
+        for module in ("hosp", "icu"):
+            (tmp / module).mkdir(parents=True)
+        writers = {k: CsvGzWriter(tmp / TABLES[k].relpath) for k in streamed}
+        next_lab, next_micro = 1, 1
+        chunks = list(range(0, N, CHUNK))
+        for c, lo in enumerate(progress(chunks, desc="synth stays", unit="chunk")):
+            hi = min(lo + CHUNK, N)
+            w = simulate(np.random.default_rng([seed, 2, c]), hi - lo, age=age[lo:hi],
+                         female=female[patient[lo:hi]], can_die=can_die[lo:hi])
+            los_s[lo:hi] = np.maximum(np.rint(w.stay["los_h"] * 3600), 60).astype(np.int64)
+            for k in st:
+                st[k][lo:hi] = w.stay[k]
+            r = np.arange(lo, hi)[same[lo:hi]]  # same-admission readmissions: after the earlier stay
+            prev_out = intime[pred[r]] + los_s[pred[r]]
+            intime[r] = prev_out + rs.integers(12 * 3600, 120 * 3600, len(r))
+            pre_start[r] = prev_out
+            ids = dict(subject_id=subject_ids[patient[lo:hi]], hadm_id=hadm_ids[hadm_of[lo:hi]],
+                       stay_id=stay_ids[lo:hi])
+            rng = np.random.default_rng([seed, 3, c])
+            args = (w, ids, intime[lo:hi], los_s[lo:hi])
+            part = {"chartevents": ev.chartevents(*args, rng),
+                    "labevents": ev.labevents(*args, pre_start[lo:hi], rng, first_id=next_lab,
+                                              gas_rng=np.random.default_rng([seed, 7, c])),
+                    "outputevents": ev.outputevents(*args, rng),
+                    "inputevents": orders.inputevents(*args, rng, carrier_rng=np.random.default_rng([seed, 8, c])),
+                    "procedureevents": orders.procedureevents(*args, rng, esrd=esrd[lo:hi],
+                                                              ihd_rng=np.random.default_rng([seed, 6, c])),
+                    "prescriptions": orders.prescriptions(*args, rng),
+                    "microbiologyevents": orders.microbiologyevents(*args, rng, first_id=next_micro)}
+            next_lab += part["labevents"].height
+            next_micro += part["microbiologyevents"].height
+            for k, df in part.items():
+                assert tuple(df.columns) == TABLES[k].columns, (k, df.columns)
+                writers[k].write(df)
+            del w, part
+        for k, wr in writers.items():
+            wr.close()
+            rows[k] = wr.rows
+
+        tables = _hosp_tables(np.random.default_rng([seed, 4]), st, los_s, intime, admit, age, patient,
+                              hadm_of, pred, same, can_die, anchor_year, anchor_age, female,
+                              subject_ids, hadm_ids, stay_ids)
+        a = np.nonzero(hadm_of == np.arange(N))[0]  # admission index = its first stay
+        tables["diagnoses_icd"] = orders.diagnoses_icd(subject_ids[patient[a]], hadm_ids[a],
+                                                       np.asarray(PRIMARY, dtype=object)[st["primary"][a]], esrd[a])
+        tables["d_items"] = pl.DataFrame(list(D_ITEMS), schema=list(TABLES["d_items"].columns), orient="row")
+        tables["d_labitems"] = pl.DataFrame(list(D_LABITEMS), schema=list(TABLES["d_labitems"].columns),
+                                            orient="row")
+        for name, df in tables.items():
+            assert tuple(df.columns) == TABLES[name].columns, (name, df.columns)
+            write_csv_gz(df, tmp / TABLES[name].relpath)
+            rows[name] = df.height
     summary = dict(stays=N, patients=n_pat, admissions=int((hadm_of == np.arange(N)).sum()),
-                   icu_deaths=int(st["died_icu"].sum()), rows={k: tables[k].height for k in TABLES},
+                   icu_deaths=int(st["died_icu"].sum()), rows={k: rows[k] for k in TABLES},
                    seconds=round(time.perf_counter() - t0, 2), out_dir=str(out))
     if truth:
         summary["truth"] = pl.DataFrame(dict(

@@ -35,7 +35,9 @@ def _num(col: str | pl.Expr, decimals: int) -> pl.Expr:
     if decimals == 0:
         return x.cast(pl.Int64).cast(pl.String)
     s = x.cast(pl.String)
-    return s.str.replace(r"(\.\d*?)0+$", "$1").str.replace(r"\.$", "")
+    # "7.50" -> "7.5", "7.0" -> "7"; only texts with a '.' and no exponent ("1e-05", "100")
+    decimal = s.str.contains(".", literal=True) & ~s.str.contains("e", literal=True)
+    return pl.when(decimal).then(s.str.strip_chars_end("0").str.strip_chars_end(".")).otherwise(s)
 
 
 def _with_unit(value: pl.Expr, unit: str) -> pl.Expr:
@@ -65,32 +67,40 @@ def _require(df: pl.DataFrame | pl.LazyFrame, columns: tuple[str, ...] | list[st
                          f"pass the hourly/static table written by `clin-jepa extract`")
 
 
-def _state_expr(columns: list[str]) -> pl.Expr:
-    groups = []
+def _nonempty(body: str) -> pl.Expr:
+    return pl.when(pl.col(body) != "").then(pl.col(body))
+
+
+def _group_bodies() -> dict[str, pl.Expr]:
+    """Stage 1 of the state text: one column per observation group ('' when none)."""
+    bodies = {}
     for g in features.GROUP_ORDER:
         obs = [o for o in features.OBSERVATIONS if o.group == g]
-        if not obs:
-            continue
-        parts = [_observation(o) for o in obs]
-        if g == "gcs":
-            body = pl.concat_str(parts, separator=" ", ignore_nulls=True)
-            groups.append(pl.when(body != "").then(pl.lit("GCS ") + body))
-        else:
-            body = pl.concat_str(parts, separator=", ", ignore_nulls=True)
-            groups.append(pl.when(body != "").then(body))
-    observed = pl.concat_str(groups, separator="; ", ignore_nulls=True)
-    derived = [pl.lit(label + " ") + _num(c, 0) for c, label in _DERIVED if c in columns]
-    scores = pl.concat_str(derived, separator=", ", ignore_nulls=True) if derived else pl.lit("")
-    full = pl.when(scores != "").then(observed + pl.lit("; ") + scores).otherwise(observed)
-    return (pl.when(observed == "").then(pl.lit(NO_OBSERVATION))
-            .otherwise(pl.lit("Hour ") + pl.col("hour").cast(pl.String) + pl.lit(". ") + full + pl.lit(".")))
+        if obs:
+            sep = " " if g == "gcs" else ", "
+            bodies[f"__g_{g}"] = pl.concat_str([_observation(o) for o in obs], separator=sep, ignore_nulls=True)
+    return bodies
+
+
+def _state_expr(groups: list[str], has_scores: bool) -> pl.Expr:
+    """Stage 2: the state text from the stage-1 group and score columns."""
+    parts = [(pl.lit("GCS ") + pl.col(g)) if g == "__g_gcs" else pl.col(g) for g in groups]
+    observed = pl.concat_str([pl.when(pl.col(g) != "").then(p) for g, p in zip(groups, parts)],
+                             separator="; ", ignore_nulls=True)
+    scores = (pl.when(pl.col("__scores") != "").then(pl.lit("; ") + pl.col("__scores")).otherwise(pl.lit(""))
+              if has_scores else pl.lit(""))
+    any_obs = pl.any_horizontal([pl.col(g) != "" for g in groups])
+    return (pl.when(any_obs).then(pl.lit("Hour ") + pl.col("hour").cast(pl.String) + pl.lit(". ") + observed
+                                  + scores + pl.lit("."))
+            .otherwise(pl.lit(NO_OBSERVATION)))
 
 
 def _capitalize(s: pl.Expr) -> pl.Expr:
     return s.str.slice(0, 1).str.to_uppercase() + s.str.slice(1)
 
 
-def _action_expr() -> pl.Expr:
+def _action_body() -> pl.Expr:
+    """Stage 1 of the action text: interventions joined by '; ' ('' when none)."""
     parts = []
     for v in features.VASOPRESSORS:
         rate = pl.col(v.name)
@@ -104,20 +114,31 @@ def _action_expr() -> pl.Expr:
     parts.append(pl.when(pl.col("antibiotics") == 1).then(pl.lit("antibiotics")))
     fluid = pl.col("fluid_bolus_ml")
     parts.append(pl.when(fluid > 0).then(pl.lit("fluid bolus ") + _num(fluid, 0) + pl.lit(" mL")))
-    body = pl.concat_str(parts, separator="; ", ignore_nulls=True)
-    return pl.when(body == "").then(pl.lit(NO_ACTION)).otherwise(_capitalize(body) + pl.lit("."))
+    return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
 def hourly_texts(hourly: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     """hourly.parquet rows -> [stay_id, hour, state_text, action_text] (a LazyFrame in,
-    a LazyFrame out: run_extraction streams full MIMIC-IV through it)."""
+    a LazyFrame out: run_extraction streams full MIMIC-IV through it).
+
+    Two stages: every piece used more than once (group bodies, scores, the action body)
+    is computed once as a column first. As one nested expression the pieces were
+    evaluated up to three times each (2.6x slower, benchmarks/bench_texts.py)."""
     _require(hourly, ("stay_id", "hour", *features.OBSERVATION_COLUMNS, *features.ACTION_COLUMNS),
              "hourly table")
-    return hourly.select(
+    columns = _columns(hourly)
+    derived = [pl.lit(label + " ") + _num(c, 0) for c, label in _DERIVED if c in columns]
+    bodies = _group_bodies()
+    stage1 = [pl.col("stay_id"), pl.col("hour"), *(e.alias(k) for k, e in bodies.items()),
+              _action_body().alias("__action")]
+    if derived:
+        stage1.append(pl.concat_str(derived, separator=", ", ignore_nulls=True).alias("__scores"))
+    action = pl.col("__action")
+    return hourly.select(stage1).select(
         pl.col("stay_id"),
         pl.col("hour"),
-        _state_expr(_columns(hourly)).alias("state_text"),
-        _action_expr().alias("action_text"),
+        _state_expr(list(bodies), bool(derived)).alias("state_text"),
+        pl.when(action == "").then(pl.lit(NO_ACTION)).otherwise(_capitalize(action) + pl.lit(".")).alias("action_text"),
     )
 
 
