@@ -41,6 +41,13 @@ def family_of(task: str) -> str:
     return "eep" if task.startswith("eep_") else "binary"
 
 
+def last_hour_expr() -> pl.Expr:
+    """Of label rows (task, hour): the last hour of data the row may use (hours since ICU intime),
+    ``hour - 1`` for per-stay tasks, ``hour`` for EEP tasks. ``last_hour + 1`` is the end of the
+    input, the MEDS ``prediction_time``."""
+    return pl.when(pl.col("task").str.starts_with("eep_")).then(pl.col("hour")).otherwise(pl.col("hour") - 1)
+
+
 def read_table(data_dir: Path, name: str, columns: tuple[str, ...]) -> pl.DataFrame:
     """A data-dir parquet with its required columns, or a clear error naming the fix."""
     path = Path(data_dir) / name
@@ -73,8 +80,7 @@ def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, s
     df = (labels.select(pl.col("stay_id").cast(pl.Int64), "task", pl.col("hour").cast(pl.Int64),
                         pl.col("label").cast(pl.Int8))
           .join(stays, on="stay_id", how="inner")
-          .with_columns(pl.when(pl.col("task").str.starts_with("eep_")).then(pl.col("hour"))
-                        .otherwise(pl.col("hour") - 1).alias("last_hour"))
+          .with_columns(last_hour_expr().alias("last_hour"))
           .sort("task", "stay_id", "hour"))
     eep = pl.col("task").str.starts_with("eep_")
     df = df.filter(~eep | (pl.int_range(pl.len()).over("task", "stay_id") < max_eep_hours))
