@@ -37,8 +37,11 @@ HOURLY_FEATURES = OBSERVATION_COLUMNS + ACTION_COLUMNS + DERIVED_COLUMNS
 SUMMARIES = ("last", "mean", "min", "max", "count")
 
 
-def family_of(task: str) -> str:
-    return "eep" if task.startswith("eep_") else "binary"
+EXTRA_FAMILY = "extra"  # tasks added at evaluation time (ACES configs, evaluation.aces_tasks)
+
+
+def family_of(task: str, extra: tuple[str, ...] = ()) -> str:
+    return EXTRA_FAMILY if task in extra else "eep" if task.startswith("eep_") else "binary"
 
 
 def last_hour_expr() -> pl.Expr:
@@ -64,12 +67,13 @@ def read_table(data_dir: Path, name: str, columns: tuple[str, ...]) -> pl.DataFr
 
 
 def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, split: np.ndarray,
-              max_eep_hours: int) -> tuple[pl.DataFrame, dict]:
+              max_eep_hours: int, extra: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
     """labels (stay_id, task, hour, label) -> rows with ``row`` (stay index), ``last_hour``, ``split``.
 
+    ``extra``: names of added per-stay tasks (ACES) allowed besides the built-in ones.
     Returns the rows and the number dropped per task (no data at ``last_hour``).
     """
-    unknown = sorted(set(labels["task"].unique().to_list()) - set(BINARY_TASKS + EEP_TASKS))
+    unknown = sorted(set(labels["task"].unique().to_list()) - set(BINARY_TASKS + EEP_TASKS + tuple(extra)))
     if unknown:
         raise ValueError(f"labels.parquet has unknown tasks {unknown}; expected the names in docs/design.md")
     bad = labels.filter(~pl.col("label").is_in([0, 1]) | pl.col("label").is_null())
@@ -200,8 +204,10 @@ def _roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> dict:
     return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
 
 
-def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None) -> dict:
-    """Fit and score every method on every task; metrics with stay-clustered bootstrap CIs.
+def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None,
+                   extra: tuple[str, ...] = ()) -> dict:
+    """Fit and score every method on every task (built-in, then ``extra``: added tasks, their own
+    family); metrics with stay-clustered bootstrap CIs.
 
     methods: name -> fn(task_rows_index (R,), y (R,), train_idx, val_idx, test_idx, seed) -> test probs
     (or (test probs, {"kind", "val_loss"}) for probes that select a model on validation; stored as
@@ -213,9 +219,10 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     rows = rows.with_row_index("ridx")
     out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
     scores: dict = {}
-    for task in progress(BINARY_TASKS + EEP_TASKS, desc="tasks", unit="task"):
+    families = FAMILIES | ({EXTRA_FAMILY: tuple(extra)} if extra else {})
+    for task in progress(BINARY_TASKS + EEP_TASKS + tuple(extra), desc="tasks", unit="task"):
         tr = rows.filter(pl.col("task") == task)
-        entry: dict = {"family": family_of(task), "dropped_rows": int((dropped or {}).get(task, 0)),
+        entry: dict = {"family": family_of(task, extra), "dropped_rows": int((dropped or {}).get(task, 0)),
                        "n": {s: int((tr["split"] == s).sum()) for s in ("train", "val", "test")},
                        "positives": {s: int(tr.filter(pl.col("split") == s)["label"].sum())
                                      for s in ("train", "val", "test")}}
@@ -253,19 +260,19 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             entry["roc"][name] = _roc_points(y[tei], per_seed[0])
             scores[task][name] = per_seed[0]
         entry["_y"], entry["_groups"] = y[tei], groups
-    _families(out, scores, cfg)
+    _families(out, scores, cfg, families)
     for entry in out["tasks"].values():
         entry.pop("_y", None), entry.pop("_groups", None)
     return out
 
 
-def _families(out: dict, scores: dict, cfg) -> None:
+def _families(out: dict, scores: dict, cfg, families: dict[str, tuple[str, ...]]) -> None:
     """Family means per method, the best baseline per family and paired tests against it."""
     from evaluation.metrics import paired_bootstrap_test
 
     model_methods = [m for m in out["methods"] if m.startswith("probe")]
     baselines = [m for m in out["methods"] if not m.startswith("probe")]
-    for fam, names in FAMILIES.items():
+    for fam, names in families.items():
         ok = [t for t in names if out["tasks"][t]["status"] == "ok"]
         means = {}
         for m in out["methods"]:

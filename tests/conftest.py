@@ -47,6 +47,16 @@ def extracted_data_dir(synth_mimic_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def meds_export_dir(extracted_data_dir, synth_mimic_dir, tmp_path_factory) -> Path:
+    """`clin-jepa export-meds` of `extracted_data_dir` (MEDS dataset). Read-only."""
+    from clin_jepa.data.meds_export import export_meds
+
+    out = tmp_path_factory.mktemp("meds") / "meds"
+    export_meds(extracted_data_dir, synth_mimic_dir, out, threads=1, memory_limit="1GB")
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Every test model is tiny: one intra-op torch thread is faster on this 2-core machine and
