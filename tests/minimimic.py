@@ -220,5 +220,11 @@ class MiniMimic:
             spec_itemid=70012, spec_type_desc=spec_type_desc, test_seq=1, test_itemid=90201,
             test_name="Blood Culture, Routine"))
 
+    def diagnosis(self, stay_id: int, icd_code: str, icd_version: int = 10) -> None:
+        """hosp/diagnoses_icd code of the stay's admission (no dots, e.g. "N186")."""
+        ids = self._ids(stay_id)
+        n = sum(d["hadm_id"] == ids["hadm_id"] for d in self.tables["diagnoses_icd"]) + 1
+        self.tables["diagnoses_icd"].append(dict(**ids, seq_num=n, icd_code=icd_code, icd_version=icd_version))
+
     def write(self, out_dir: str | Path) -> Path:
         return write_mimic(out_dir, self.tables)

@@ -18,7 +18,8 @@ from clin_jepa.data.extract import build_database
 CREATININE, LACTATE, PO2 = 50912, 50813, 50821  # labevents
 MAP, FIO2 = 220052, 223835  # chartevents
 NOREPI = 221906  # inputevents
-INVASIVE_VENT, CRRT = 225792, 225802  # procedureevents
+INVASIVE_VENT, CRRT, HEMODIALYSIS = 225792, 225802, 225441  # procedureevents
+PLATELETS = 51265  # labevents
 
 BINARY_TASKS = ("mort_hosp", "mort_icu", "mort_7d", "mort_14d", "mort_30d", "mort_90d", "los_7d", "sepsis")
 EEP_TASKS = {"eep_circ_failure": "circ_failure", "eep_resp_failure": "resp_failure", "eep_aki": "aki2",
@@ -57,6 +58,34 @@ def _stays() -> MiniMimic:
     mm.add_stay(414, los_hours=30, dod_hour=29)  # date of death only, during the ICU stay
     mm.add_stay(415, los_hours=30)  # already on a pressor at ICU admission
     mm.vasopressor(415, 0.0, 6.0, NOREPI, 0.1)
+    # Sepsis-3 visible before the prediction hour: culture + antibiotic at hour 2, platelets
+    # fall to 40 at hour 5 (SOFA +3) -> onset 2 < 24: excluded from the `sepsis` task
+    mm.add_stay(416, los_hours=48)
+    mm.culture(416, 2.0)
+    mm.prescription(416, 2.5, "Vancomycin")
+    mm.lab(416, 1.0, PLATELETS, 200)
+    mm.lab(416, 5.5, PLATELETS, 40)
+    # the same 30 h later: onset 32 >= 24 -> a positive of the `sepsis` task
+    mm.add_stay(417, los_hours=60)
+    mm.culture(417, 32.0)
+    mm.prescription(417, 32.5, "Vancomycin")
+    mm.lab(417, 1.0, PLATELETS, 200)
+    mm.lab(417, 35.5, PLATELETS, 40)
+    # ESRD on maintenance haemodialysis: no rrt event from IHD, not in eep_aki / eep_rrt_start
+    mm.add_stay(418, los_hours=40)
+    mm.diagnosis(418, "N186")
+    mm.procedure(418, 10.0, 14.0, HEMODIALYSIS)
+    # ESRD (ICD-9 dialysis status) started on CRRT: CRRT still is an rrt event
+    mm.add_stay(419, los_hours=40)
+    mm.diagnosis(419, "V4511", icd_version=9)
+    mm.procedure(419, 8.0, 20.0, CRRT)
+    # not ESRD: intermittent haemodialysis counts as RRT
+    mm.add_stay(420, los_hours=40)
+    mm.diagnosis(420, "N179")  # acute kidney failure, unspecified
+    mm.procedure(420, 6.0, 10.0, HEMODIALYSIS)
+    # in-hospital death before hour 24 although the ICU stay lasted longer (charting
+    # mismatch): no mortality labels (the outcome is in the input)
+    mm.add_stay(421, los_hours=30, death_hour=20)
     return mm
 
 
@@ -107,6 +136,10 @@ def test_event_onsets(con):
     assert ev[(413, "rrt")] == 12 and ev[(413, "aki2")] == 12  # RRT = KDIGO 3
     assert ev[(414, "death")] == 30  # dod only: onset at ICU outtime
     assert ev[(415, "vasopressor")] == 0
+    assert ev[(416, "sepsis")] == 2 and ev[(417, "sepsis")] == 32
+    assert (418, "rrt") not in ev  # maintenance IHD of an ESRD patient is not an RRT start
+    assert ev[(419, "rrt")] == 8  # CRRT counts for every patient
+    assert ev[(420, "rrt")] == 6  # IHD of a patient without ESRD counts
     assert {e for _, e in ev} <= EVENTS
     assert not any(s in (404, 405, 406, 409) for s, _ in ev)  # nothing happened to them
 
@@ -183,8 +216,53 @@ def test_per_stay_rows_only_for_stays_in_icu_at_24h(con):
     assert {s for s, _ in rows} == {s for s, hours in los.items() if hours >= 24}
     assert {h for _, h in rows} == {24}
     assert _per_stay(con, 404) == {}
-    for s in {s for s, _ in rows}:
+    for s in {s for s, _ in rows} - {416, 421}:
         assert set(_per_stay(con, s)) == set(BINARY_TASKS)
+
+
+def test_no_label_is_already_visible_at_the_prediction_hour(con):
+    # sepsis onset at hour 2 (< 24): the stay leaves the sepsis task, keeps the others
+    assert set(_per_stay(con, 416)) == set(BINARY_TASKS) - {"sepsis"}
+    assert _per_stay(con, 417)["sepsis"] == 1  # onset 32 >= 24: a real prediction
+    # death at hour 20 (< 24): only los_7d and sepsis remain
+    assert set(_per_stay(con, 421)) == {"los_7d", "sepsis"}
+    # every per-stay positive of sepsis has its onset at or after the prediction hour
+    early = con.execute("""SELECT count(*) FROM labels l JOIN events e
+        ON e.stay_id = l.stay_id AND e.event = 'sepsis'
+        WHERE l.task = 'sepsis' AND e.onset_hour < l.hour""").fetchone()[0]
+    assert early == 0
+
+
+def test_esrd_stays_leave_the_kidney_tasks(con):
+    for stay in (418, 419):
+        assert _eep(con, stay, "eep_aki") == ([], []) and _eep(con, stay, "eep_rrt_start") == ([], [])
+        hours, _ = _eep(con, stay, "eep_vent_start")
+        assert hours == list(range(40))  # the other tasks keep the stay
+    hours, pos = _eep(con, 420, "eep_rrt_start")
+    assert hours == list(range(6)) and pos == list(range(6))
+    excl = dict(((s, t), e) for s, t, e in con.execute(
+        "SELECT stay_id, task, exclusion FROM task_cohort WHERE exclusion IS NOT NULL").fetchall())
+    assert excl[(418, "eep_aki")].startswith("end-stage renal disease")
+    assert (420, "eep_aki") not in excl
+
+
+def test_task_attrition_counts_every_exclusion(con):
+    att = con.execute("SELECT task, step, rule, stays_removed, stays_remaining FROM task_attrition "
+                      "ORDER BY task, step, rule").fetchall()
+    n_cohort = con.execute("SELECT count(*) FROM cohort").fetchone()[0]
+    by_task: dict[str, list] = {}
+    for row in att:
+        by_task.setdefault(row[0], []).append(row[1:])
+    assert set(by_task) == set(BINARY_TASKS) | set(EEP_TASKS)
+    for task, rows in by_task.items():
+        assert rows[0] == (0, "cohort stays", 0, n_cohort)
+        n_rows = con.execute("SELECT count(DISTINCT stay_id) FROM labels WHERE task = ?", [task]).fetchone()[0]
+        assert rows[-1][3] == n_rows, task  # what is left = the stays with label rows
+    sepsis = {r[1]: r[2] for r in by_task["sepsis"]}
+    assert sepsis["Sepsis-3 onset before hour 24"] == 1  # stay 416
+    assert sepsis["left the ICU before hour 24"] == 1  # stay 404
+    assert {r[1]: r[2] for r in by_task["eep_aki"]}["end-stage renal disease / maintenance dialysis"] == 2
+    assert {r[1]: r[2] for r in by_task["eep_vaso_start"]}["event at ICU admission (hour 0)"] == 1  # 415
 
 
 def test_mortality_windows(con):
@@ -258,8 +336,16 @@ def test_real_demo_labels_match_source_tables(demo_dir, tmp_path):
             if deathtime is not None:
                 assert got[(stay, "mort_icu")] == int(icu_death)
         assert n_stays >= 50
-        sepsis = sum(got[(s, "sepsis")] for s, t in got if t == "sepsis") / n_stays
-        assert 0.1 < sepsis < 0.6  # Sepsis-3 in roughly a third of MIMIC-IV ICU stays
+        onset = dict(con.execute("SELECT stay_id, onset_hour FROM events WHERE event = 'sepsis'").fetchall())
+        assert 0.1 < len(onset) / n_stays < 0.6  # Sepsis-3 in roughly a third of MIMIC-IV ICU stays
+        for (stay, task), y in got.items():  # the task only predicts onsets not yet visible
+            if task == "sepsis":
+                assert onset.get(stay, 10**6) >= CFG.prediction_hour and y == int(stay in onset), stay
+        early = sum(h < CFG.prediction_hour for h in onset.values())
+        removed = con.execute("SELECT stays_removed FROM task_attrition WHERE task = 'sepsis' "
+                              "AND rule LIKE 'Sepsis-3 onset before%'").fetchone()[0]
+        assert removed == sum(1 for s, h in onset.items() if h < CFG.prediction_hour
+                              and (s, "los_7d") in got) and early > 0
         n_si = con.execute("SELECT count(DISTINCT stay_id) FROM suspected_infection").fetchone()[0]
         assert n_si >= 0.2 * con.execute("SELECT count(*) FROM cohort").fetchone()[0]
     finally:

@@ -171,6 +171,9 @@ VASOPRESSORS: tuple[Vasopressor, ...] = (
 # Invasive mechanical ventilation and RRT from icu/procedureevents (start/end times).
 VENTILATION_ITEMIDS = {225792: "Invasive Ventilation"}
 NIV_ITEMIDS = {225794: "Non-invasive Ventilation"}
+# Continuous RRT (the modes mimic-code's `crrt` concept and KDIGO stage 3 count); the
+# others (intermittent haemodialysis, peritoneal dialysis) are also maintenance dialysis.
+CRRT_ITEMIDS = (225802, 225803, 225809, 225955)
 RRT_ITEMIDS = {
     225802: "Dialysis - CRRT",
     225803: "Dialysis - CVVHD",
@@ -200,6 +203,18 @@ ANTIBIOTIC_PATTERNS: tuple[str, ...] = (
     "sulfamethoxazole", "doxycycline", "aztreonam", "ertapenem", "nafcillin", "cefoxitin",
 )
 ANTIBIOTIC_EXCLUDED_ROUTES: tuple[str, ...] = ("OU", "OS", "OD", "AU", "AS", "AD", "TP", "EX", "ED")
+
+# End-stage renal disease / maintenance dialysis: hosp/diagnoses_icd codes of the stay's
+# admission starting with one of these (MIMIC-IV stores codes without dots).
+# (icd_version, code prefix, meaning)
+ESRD_ICD_PREFIXES: tuple[tuple[int, str, str], ...] = (
+    (9, "5856", "end stage renal disease"),
+    (9, "V4511", "renal dialysis status"),
+    (9, "V56", "encounter for dialysis"),
+    (10, "N186", "end stage renal disease"),
+    (10, "Z992", "dependence on renal dialysis"),
+    (10, "Z49", "encounter for care involving renal dialysis"),
+)
 
 # Static items.
 WEIGHT_ITEMIDS = {226512: ("Admission Weight (Kg)", 1.0), 224639: ("Daily Weight", 1.0),

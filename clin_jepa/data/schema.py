@@ -43,6 +43,8 @@ TABLES: dict[str, SourceTable] = {t.name: t for t in (
        "value,valuenum,valueuom,ref_range_lower,ref_range_upper,flag,priority,comments",
        "subject_id,hadm_id,itemid,charttime,valuenum"),
     _t("d_labitems", "hosp", "itemid,label,fluid,category", "itemid,label"),
+    _t("diagnoses_icd", "hosp", "subject_id,hadm_id,seq_num,icd_code,icd_version",
+       "subject_id,hadm_id,icd_code,icd_version"),
     _t("prescriptions", "hosp",
        "subject_id,hadm_id,pharmacy_id,poe_id,poe_seq,order_provider_id,starttime,stoptime,drug_type,"
        "drug,formulary_drug_cd,gsn,ndc,prod_strength,form_rx,dose_val_rx,dose_unit_rx,form_val_disp,"

@@ -253,7 +253,10 @@ def register_registry(con: duckdb.DuckDBPyConnection) -> None:
            list(RATE_CONVERSIONS))
     _table(con, "registry_ventilation", {"itemid": "BIGINT", "label": "VARCHAR"},
            sorted(features.VENTILATION_ITEMIDS.items()))
-    _table(con, "registry_rrt", {"itemid": "BIGINT", "label": "VARCHAR"}, sorted(features.RRT_ITEMIDS.items()))
+    _table(con, "registry_rrt", {"itemid": "BIGINT", "label": "VARCHAR", "continuous": "BOOLEAN"},
+           [(k, v, k in features.CRRT_ITEMIDS) for k, v in sorted(features.RRT_ITEMIDS.items())])
+    _table(con, "registry_esrd_icd", {"icd_version": "INTEGER", "prefix": "VARCHAR", "meaning": "VARCHAR"},
+           list(features.ESRD_ICD_PREFIXES))
     _table(con, "registry_fluid_items", {"itemid": "BIGINT", "label": "VARCHAR"},
            sorted(features.FLUID_BOLUS_ITEMIDS.items()))
     _table(con, "registry_volume_units", {"amountuom": "VARCHAR", "mul": "DOUBLE"}, list(VOLUME_UNITS))
@@ -267,5 +270,5 @@ def register_registry(con: duckdb.DuckDBPyConnection) -> None:
 
 def registry_table_names() -> set[str]:
     return {"registry_items", "registry_features", "registry_vasopressors", "registry_rate_units",
-            "registry_ventilation", "registry_rrt", "registry_fluid_items", "registry_volume_units",
+            "registry_ventilation", "registry_rrt", "registry_esrd_icd", "registry_fluid_items", "registry_volume_units",
             "registry_antibiotic_patterns", "registry_excluded_routes", "registry_weight_items"}

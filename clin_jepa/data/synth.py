@@ -58,6 +58,7 @@ D_ITEMS = (
     (225158, "NaCl 0.9%", "NaCl 0.9%", "inputevents", "Fluids/Intake", "mL", "Solution", None, None),
     (225312, "ART BP Mean", "ART BP Mean", "chartevents", "Routine Vital Signs", "mmHg", "Numeric", None, None),
     (225792, "Invasive Ventilation", "Invasive Ventilation", "procedureevents", "2-Ventilation", "None", "Processes", None, None),
+    (225441, "Hemodialysis", "Hemodialysis", "procedureevents", "Dialysis", "None", "Processes", None, None),
     (225802, "Dialysis - CRRT", "Dialysis - CRRT", "procedureevents", "Dialysis", "None", "Processes", None, None),
     (225828, "LR", "LR", "inputevents", "Fluids/Intake", "mL", "Solution", None, None),
     (226512, "Admission Weight (Kg)", "Admission Weight (Kg)", "chartevents", "General", "kg", "Numeric", None, None),
@@ -177,6 +178,9 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
     hadm_of = np.where(same, pred, np.arange(N))  # admission index of each stay
     subject_ids, hadm_ids, stay_ids = (_unique_ids(rs, b, N) for b in (10_000_000, 20_000_000, 30_000_000))
 
+    # maintenance dialysis (ESRD) per admission, from its own stream (other draws unchanged)
+    esrd = (np.random.default_rng([seed, 5]).random(N) < orders.ESRD_P)[hadm_of]
+
     # ---- simulate and chart, chunk by chunk ------------------------------- #
     los_s = np.zeros(N, np.int64)
     st = {k: np.zeros(N, dt) for k, dt in (("died_icu", bool), ("sev_end", float), ("sev_max", float),
@@ -206,7 +210,8 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
         parts["labevents"].append(ev.labevents(*args, pre_start[lo:hi], rng, first_id=next_lab))
         parts["outputevents"].append(ev.outputevents(*args, rng))
         parts["inputevents"].append(orders.inputevents(*args, rng))
-        parts["procedureevents"].append(orders.procedureevents(*args, rng))
+        parts["procedureevents"].append(orders.procedureevents(*args, rng, esrd=esrd[lo:hi],
+                                                               ihd_rng=np.random.default_rng([seed, 6, c])))
         parts["prescriptions"].append(orders.prescriptions(*args, rng))
         parts["microbiologyevents"].append(orders.microbiologyevents(*args, rng, first_id=next_micro))
         next_lab += parts["labevents"][-1].height
@@ -217,6 +222,9 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
     tables.update(_hosp_tables(np.random.default_rng([seed, 4]), st, los_s, intime, admit, age, patient,
                                hadm_of, pred, same, can_die, anchor_year, anchor_age, female,
                                subject_ids, hadm_ids, stay_ids))
+    a = np.nonzero(hadm_of == np.arange(N))[0]  # admission index = its first stay
+    tables["diagnoses_icd"] = orders.diagnoses_icd(subject_ids[patient[a]], hadm_ids[a],
+                                                   np.asarray(PRIMARY, dtype=object)[st["primary"][a]], esrd[a])
     tables["d_items"] = pl.DataFrame(list(D_ITEMS), schema=list(TABLES["d_items"].columns), orient="row")
     tables["d_labitems"] = pl.DataFrame(list(D_LABITEMS), schema=list(TABLES["d_labitems"].columns), orient="row")
 

@@ -155,8 +155,26 @@ def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
 # --------------------------------------------------------------------------- #
 
 
-def procedureevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
-    """One interval per run of invasive ventilation (225792) or CRRT (225802) hours."""
+HEMODIALYSIS = 225441  # procedureevents: intermittent haemodialysis (maintenance for ESRD)
+IHD_EVERY_H, IHD_HOURS = 48, 4  # a 4 h session every other day
+
+
+def _ihd_sessions(esrd, los_s, rng):
+    """(si, start hour, end hour) of maintenance haemodialysis of the ESRD stays."""
+    si, a = [], []
+    for i in np.nonzero(esrd)[0]:
+        first = rng.uniform(4, 30)
+        hours = np.arange(first, los_s[i] / 3600.0 - IHD_HOURS, IHD_EVERY_H)
+        si += [i] * len(hours)
+        a += list(hours)
+    si, a = np.asarray(si, np.int64), np.asarray(a, np.float64)
+    return si, a, a + IHD_HOURS
+
+
+def procedureevents(w: World, ids, intime, los_s, rng, esrd=None, ihd_rng=None) -> pl.DataFrame:
+    """One interval per run of invasive ventilation (225792) or CRRT (225802) hours, and
+    maintenance haemodialysis (225441) sessions of the ``esrd`` stays (bool (N,); drawn
+    with ``ihd_rng`` so the other rows do not change)."""
     parts = []
     for key, itemid, cat in (("vent", 225792, "Ventilation"), ("rrt", 225802, "Dialysis")):
         si, a, b = hour_runs(w.hourly[key])
@@ -164,6 +182,10 @@ def procedureevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
         end = event_times(si, b - 0.5 * rng.random(len(si)), intime, los_s)
         end = np.maximum(end, start + 60)
         parts.append((si, start, end, np.full(len(si), itemid), np.full(len(si), cat, dtype=object)))
+    if esrd is not None and esrd.any():
+        si, a, b = _ihd_sessions(esrd, los_s, ihd_rng)
+        parts.append((si, event_times(si, a, intime, los_s), event_times(si, b, intime, los_s),
+                      np.full(len(si), HEMODIALYSIS), np.full(len(si), "Dialysis", dtype=object)))
     si, start, end, itemid, cat = (np.concatenate(x) for x in zip(*parts))
     order = np.lexsort((itemid, start, si))
     si, start, end, itemid, cat = si[order], start[order], end[order], itemid[order], cat[order]
@@ -178,6 +200,27 @@ def procedureevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
         isopenbag=np.ones(m, np.int64), continueinnextdept=np.zeros(m, np.int64),
         statusdescription=_s("FinishedRunning", m), ORIGINALAMOUNT=minutes, ORIGINALRATE=np.ones(m, np.int64)),
         ids, si)
+
+
+# --------------------------------------------------------------------------- #
+# diagnoses (hosp)
+# --------------------------------------------------------------------------- #
+
+PRIMARY_ICD10 = {"sepsis": "A419", "respiratory": "J9601", "cardiac": "I214", "renal": "N179",
+                 "neuro": "I619", "postop": "Z4889"}
+ESRD_ICD10 = ("N186", "Z992")  # end stage renal disease, dependence on renal dialysis
+ESRD_P = 0.04  # admissions of patients on maintenance dialysis
+
+
+def diagnoses_icd(subject_id, hadm_id, primary, esrd) -> pl.DataFrame:
+    """hosp/diagnoses_icd: the primary problem's ICD-10 code for every admission, plus
+    N18.6 and Z99.2 for ESRD admissions (codes without dots, as MIMIC-IV)."""
+    rows = []
+    for s, h, p, e in zip(subject_id.tolist(), hadm_id.tolist(), primary, esrd.tolist()):
+        codes = [PRIMARY_ICD10[p], "I10"] + (list(ESRD_ICD10) if e else [])
+        rows += [(s, h, k + 1, c, 10) for k, c in enumerate(codes)]
+    return pl.DataFrame(rows, schema={"subject_id": pl.Int64, "hadm_id": pl.Int64, "seq_num": pl.Int64,
+                                      "icd_code": pl.String, "icd_version": pl.Int64}, orient="row")
 
 
 # --------------------------------------------------------------------------- #

@@ -9,7 +9,9 @@
 --                 rate > 0 (norepinephrine, epinephrine, phenylephrine, dopamine, vasopressin,
 --                 dobutamine)
 --   ventilation   first hour with invasive ventilation (hourly.ventilation = 1)
---   rrt           first hour with renal replacement therapy (hourly.rrt = 1)
+--   rrt           first hour with renal replacement therapy (hourly.rrt = 1); for ESRD /
+--                 maintenance-dialysis stays (esrd) the first hour of CONTINUOUS RRT
+--                 (rrt_hourly.crrt = 1): their intermittent dialysis is not a new support
 --   aki2          first hour with KDIGO stage >= 2 (kdigo_hourly)
 --   circ_failure  first hour with lactate > 2 mmol/L (the last lactate of the past 6 h,
 --                 this hour included) AND (MAP < 65 mmHg or any vasopressor/inotrope);
@@ -39,7 +41,8 @@ WITH death AS (
 ),
 hours AS (
     SELECT
-        h.stay_id, h.hour, h.ventilation, h.rrt, h.mbp, k.kdigo_stage, s.pf_ratio,
+        h.stay_id, h.hour, h.ventilation, h.mbp, k.kdigo_stage, s.pf_ratio,
+        CASE WHEN es.stay_id IS NULL THEN h.rrt ELSE coalesce(r.crrt, 0) END AS rrt,
         (h.nee > 0 OR h.norepinephrine > 0 OR h.epinephrine > 0 OR h.phenylephrine > 0
          OR h.dopamine > 0 OR h.vasopressin > 0 OR h.dobutamine > 0) AS on_vasoactive,
         last_value(h.lactate IGNORE NULLS) OVER (
@@ -48,6 +51,8 @@ hours AS (
     FROM hourly h
     LEFT JOIN kdigo_hourly k ON k.stay_id = h.stay_id AND k.hour = h.hour
     LEFT JOIN sofa_hourly s ON s.stay_id = h.stay_id AND s.hour = h.hour
+    LEFT JOIN rrt_hourly r ON r.stay_id = h.stay_id AND r.hour = h.hour
+    LEFT JOIN esrd es ON es.stay_id = h.stay_id
 ),
 firsts AS (
     SELECT

@@ -1,20 +1,23 @@
 -- labels: the 15 prediction tasks in long form (stay_id, task, hour, label TINYINT 0/1).
 --
--- Per-stay tasks (METHOD 7), one row per stay with hour = prediction_hour (24 h), only for
--- stays still in the ICU then (cohort.los_hours >= prediction_hour; shorter stays get no
--- per-stay rows):
+-- Only stays that task_cohort keeps for a task get rows of that task (exclusion IS NULL;
+-- the exclusions and their counts are in task_cohort / task_attrition). A label never
+-- counts an event the model input already shows.
+--
+-- Per-stay tasks (METHOD 7), one row per stay with hour = prediction_hour H (24 h); the
+-- input is hours 0..H-1. Stays that left the ICU before H, died before H (mortality
+-- tasks) or had a Sepsis-3 onset before H (sepsis) are excluded:
 --   mort_hosp     admissions.hospital_expire_flag
 --   mort_icu      an ICU death (events.death; deaths up to 6 h after ICU outtime count)
 --   mort_Nd       N = 7, 14, 30, 90: death within N days of ICU intime: deathtime <=
 --                 intime + N days, else patients.dod <= date(intime + N days)
 --   los_7d        ICU length of stay > 168 h
---   sepsis        Sepsis-3 at any time of the ICU stay (events.sepsis; an onset before the
---                 prediction hour counts)
+--   sepsis        Sepsis-3 onset at hour >= H (events.sepsis)
 -- Early-event tasks (YAIB / ICareFM style), one row per grid hour h that is still
 -- "stable" for that task: h < the event's first onset (all hours when it never happens;
 -- for the *_start tasks this means the patient is not yet on the therapy). No rows at or
 -- after the onset. label = 1 iff onset in (h, h + eep_horizon] (12 h); for death
--- in (h, h + 24].
+-- in (h, h + 24]. ESRD / maintenance-dialysis stays are not in eep_aki, eep_rrt_start.
 --   eep_circ_failure  circ_failure     eep_vaso_start  vasopressor
 --   eep_resp_failure  resp_failure     eep_vent_start  ventilation
 --   eep_aki           aki2             eep_rrt_start   rrt
@@ -25,7 +28,6 @@ WITH stay AS (
         c.stay_id, c.los_hours, d.intime, d.deathtime, d.dod, d.hospital_expire_flag
     FROM cohort c
     JOIN icustay_detail d ON d.stay_id = c.stay_id
-    WHERE c.los_hours >= getvariable('prediction_hour')
 ),
 died_within AS (  -- death within N days of ICU intime (precise deathtime, else the dod date)
     SELECT
@@ -48,8 +50,12 @@ per_stay AS (
     UNION ALL
     SELECT s.stay_id, 'los_7d', s.los_hours > 168 FROM stay s
     UNION ALL
-    SELECT s.stay_id, 'sepsis', EXISTS (SELECT 1 FROM events e WHERE e.stay_id = s.stay_id AND e.event = 'sepsis')
+    SELECT s.stay_id, 'sepsis', EXISTS (SELECT 1 FROM events e WHERE e.stay_id = s.stay_id AND e.event = 'sepsis'
+                                        AND e.onset_hour >= getvariable('prediction_hour'))
     FROM stay s
+),
+kept AS (
+    SELECT stay_id, task FROM task_cohort WHERE exclusion IS NULL
 ),
 eep_tasks AS (
     SELECT * FROM (VALUES
@@ -69,6 +75,7 @@ eep AS (
     FROM grid g
     JOIN cohort c ON c.stay_id = g.stay_id
     CROSS JOIN eep_tasks t
+    SEMI JOIN kept k ON k.stay_id = g.stay_id AND k.task = t.task
     LEFT JOIN events e ON e.stay_id = g.stay_id AND e.event = t.event
     WHERE e.onset_hour IS NULL OR g.hour < e.onset_hour
 )
@@ -76,7 +83,8 @@ SELECT stay_id, task, hour, label
 FROM (
     SELECT stay_id, task, CAST(getvariable('prediction_hour') AS INTEGER) AS hour,
            CAST(positive AS TINYINT) AS label
-    FROM per_stay
+    FROM per_stay p
+    SEMI JOIN kept k ON k.stay_id = p.stay_id AND k.task = p.task
     UNION ALL
     SELECT stay_id, task, CAST(hour AS INTEGER), CAST(positive AS TINYINT) FROM eep
 );
