@@ -73,7 +73,9 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
         labels = pl.concat([labels.select("stay_id", "task", "hour", "label"),
                             extra_labels.select(labels.select("stay_id", "task", "hour", "label").schema)])
     static = tasks.read_table(data_dir, "static.parquet", ("stay_id", "age", "sex", "weight_kg"))
-    rows, dropped = tasks.task_rows(labels, corpus.stay_ids, corpus.lengths, corpus.split, e.max_eep_hours, extra)
+    families = tasks.task_families(cfg.data)
+    rows, dropped = tasks.task_rows(labels, corpus.stay_ids, corpus.lengths, corpus.split, e.max_eep_hours, extra,
+                                    families)
     if rows.height == 0:
         raise ValueError("labels.parquet has no row for the corpus stays; rerun `clin-jepa extract`")
     stay_row, last_hour = rows["row"].to_numpy(), rows["last_hour"].to_numpy()
@@ -111,7 +113,7 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
         methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
     for b in e.baselines:
         methods[b] = flat(b) if b in baselines.FLAT else sequence(b)
-    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra)
+    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families)
     out["representation"] = {"probe": "[d, s_k, mean(s_0..s_k), f_k]" if predictor is not None
                              else "[d, s_k, mean(s_0..s_k)]",
                              "probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
@@ -135,7 +137,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
         from evaluation.aces_tasks import aces_task_labels
 
         extra_labels = aces_task_labels(list(aces_configs), Path(meds_dir) if meds_dir else run_dir / "meds",
-                                        builtin=tasks.BINARY_TASKS + tasks.EEP_TASKS)
+                                        builtin=sum(tasks.task_families(cfg.data).values(), ()))
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
     corpus = load_corpus(data_dir, cfg.data.window_hours)

@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from clin_jepa.data import task_defs
 from clin_jepa.data.features import ACTION_COLUMNS, DERIVED_COLUMNS, OBSERVATION_COLUMNS
 from clin_jepa.utils import get_logger
 
 log = get_logger(__name__)
 
-BINARY_TASKS = ("mort_hosp", "mort_icu", "mort_7d", "mort_14d", "mort_30d", "mort_90d", "los_7d", "sepsis")
-EEP_TASKS = ("eep_circ_failure", "eep_resp_failure", "eep_aki", "eep_vaso_start", "eep_vent_start",
-             "eep_rrt_start", "eep_death_24h")
-FAMILIES = {"binary": BINARY_TASKS, "eep": EEP_TASKS}
+# The default tasks (configs/tasks/, one file per task); a run with data.tasks_dir uses task_families().
+FAMILIES: dict[str, tuple[str, ...]] = task_defs.families(task_defs.load_tasks())
+BINARY_TASKS, EEP_TASKS = FAMILIES["binary"], FAMILIES["eep"]
 HOURLY_FEATURES = OBSERVATION_COLUMNS + ACTION_COLUMNS + DERIVED_COLUMNS
 SUMMARIES = ("last", "mean", "min", "max", "count")
 
@@ -40,8 +40,9 @@ SUMMARIES = ("last", "mean", "min", "max", "count")
 EXTRA_FAMILY = "extra"  # tasks added at evaluation time (ACES configs, evaluation.aces_tasks)
 
 
-def family_of(task: str, extra: tuple[str, ...] = ()) -> str:
-    return EXTRA_FAMILY if task in extra else "eep" if task.startswith("eep_") else "binary"
+def task_families(data_cfg) -> dict[str, tuple[str, ...]]:
+    """family -> task names of the task files the extraction used (data.tasks_dir, default configs/tasks)."""
+    return task_defs.families(task_defs.load_tasks(data_cfg))
 
 
 def last_hour_expr() -> pl.Expr:
@@ -67,15 +68,18 @@ def read_table(data_dir: Path, name: str, columns: tuple[str, ...]) -> pl.DataFr
 
 
 def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, split: np.ndarray,
-              max_eep_hours: int, extra: tuple[str, ...] = ()) -> tuple[pl.DataFrame, dict]:
+              max_eep_hours: int, extra: tuple[str, ...] = (),
+              families: dict[str, tuple[str, ...]] | None = None) -> tuple[pl.DataFrame, dict]:
     """labels (stay_id, task, hour, label) -> rows with ``row`` (stay index), ``last_hour``, ``split``.
 
-    ``extra``: names of added per-stay tasks (ACES) allowed besides the built-in ones.
+    ``extra``: names of added per-stay tasks (ACES) allowed besides the task files' (``families``).
     Returns the rows and the number dropped per task (no data at ``last_hour``).
     """
-    unknown = sorted(set(labels["task"].unique().to_list()) - set(BINARY_TASKS + EEP_TASKS + tuple(extra)))
+    known = {t for names in (families or FAMILIES).values() for t in names} | set(extra)
+    unknown = sorted(set(labels["task"].unique().to_list()) - known)
     if unknown:
-        raise ValueError(f"labels.parquet has unknown tasks {unknown}; expected the names in docs/design.md")
+        raise ValueError(f"labels.parquet has tasks {unknown} without a task file; extract with the same "
+                         f"data.tasks_dir as this run (docs/labels.md)")
     bad = labels.filter(~pl.col("label").is_in([0, 1]) | pl.col("label").is_null())
     if bad.height:
         raise ValueError(f"labels.parquet has {bad.height} labels that are not 0/1; rerun `clin-jepa extract`")
@@ -205,7 +209,7 @@ def _roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> dict:
 
 
 def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None,
-                   extra: tuple[str, ...] = ()) -> dict:
+                   extra: tuple[str, ...] = (), families: dict[str, tuple[str, ...]] | None = None) -> dict:
     """Fit and score every method on every task (built-in, then ``extra``: added tasks, their own
     family); metrics with stay-clustered bootstrap CIs.
 
@@ -219,10 +223,11 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     rows = rows.with_row_index("ridx")
     out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
     scores: dict = {}
-    families = FAMILIES | ({EXTRA_FAMILY: tuple(extra)} if extra else {})
-    for task in progress(BINARY_TASKS + EEP_TASKS + tuple(extra), desc="tasks", unit="task"):
+    families = (families or FAMILIES) | ({EXTRA_FAMILY: tuple(extra)} if extra else {})
+    family_of = {t: fam for fam, names in families.items() for t in names}
+    for task in progress(list(family_of), desc="tasks", unit="task"):
         tr = rows.filter(pl.col("task") == task)
-        entry: dict = {"family": family_of(task, extra), "dropped_rows": int((dropped or {}).get(task, 0)),
+        entry: dict = {"family": family_of[task], "dropped_rows": int((dropped or {}).get(task, 0)),
                        "n": {s: int((tr["split"] == s).sum()) for s in ("train", "val", "test")},
                        "positives": {s: int(tr.filter(pl.col("split") == s)["label"].sum())
                                      for s in ("train", "val", "test")}}

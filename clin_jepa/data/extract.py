@@ -33,6 +33,7 @@ from clin_jepa.data.sources import (
     create_source_views,
     register_registry,
 )
+from clin_jepa.data.task_defs import load_tasks, register_tasks
 from clin_jepa.utils import SQL_DIR, atomic_path, get_logger, progress, write_json
 
 log = get_logger(__name__)
@@ -184,6 +185,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
     log.info("%d source tables ready in %.1f s (%s)", len(sources), time.perf_counter() - t0,
              f"csv parsed once into {cache}" if cache else "read in place")
     register_registry(con)
+    register_tasks(con, load_tasks(cfg))  # registry_tasks: the task files (configs/tasks/)
     for name, value in sql_variables(cfg).items():
         con.execute(f"SET VARIABLE {name} = {_sql_literal(value)}")
     bar = progress(steps, desc="extract", unit="table")
@@ -302,7 +304,7 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
             "format_version": FORMAT_VERSION,
             "rows": rows,
             "nulls": nulls,
-            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": ""},  # paths are machine-specific
+            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": "", "tasks_dir": ""},  # machine-specific paths
             "fingerprint": {
                 "inputs": input_fingerprint(mimic_dir),
                 "sql": _sql_fingerprint(),
