@@ -78,7 +78,7 @@ def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, s
     known = {t for names in (families or FAMILIES).values() for t in names} | set(extra)
     unknown = sorted(set(labels["task"].unique().to_list()) - known)
     if unknown:
-        raise ValueError(f"labels.parquet has tasks {unknown} without a task file; extract with the same "
+        raise ValueError(f"labels.parquet has unknown tasks {unknown} (no task file); extract with the same "
                          f"data.tasks_dir as this run (docs/labels.md)")
     bad = labels.filter(~pl.col("label").is_in([0, 1]) | pl.col("label").is_null())
     if bad.height:
