@@ -70,8 +70,8 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
     extra: tuple[str, ...] = ()
     if extra_labels is not None and extra_labels.height:
         extra = tuple(sorted(extra_labels["task"].unique().to_list()))
-        labels = pl.concat([labels.select("stay_id", "task", "hour", "label"),
-                            extra_labels.select(labels.select("stay_id", "task", "hour", "label").schema)])
+        base = labels.select("stay_id", "task", "hour", "label")
+        labels = pl.concat([base, extra_labels.select([pl.col(c).cast(t) for c, t in base.schema.items()])])
     static = tasks.read_table(data_dir, "static.parquet", ("stay_id", "age", "sex", "weight_kg"))
     families = tasks.task_families(cfg.data)
     rows, dropped = tasks.task_rows(labels, corpus.stay_ids, corpus.lengths, corpus.split, e.max_eep_hours, extra,
