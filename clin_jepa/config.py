@@ -55,7 +55,7 @@ class DataConfig:
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = 0  # 0 -> DuckDB default (all cores)
     duckdb_temp_dir: str = ""  # spill + cached sources; empty -> next to the output data dir
-    lab_lookback_hours: float = 0.0  # hours before intime whose labs count in hour 0 (0: grid only)
+    lab_lookback_hours: float = 6.0  # hours before intime whose labs count in hour 0 (mimic-code first day: 6)
     antibiotic_default_hours: int = 24  # hours an antibiotic order without a valid stoptime lasts
     cache_sources: bool = True  # parse each csv(.gz) source once into parquet under the DuckDB temp dir
 

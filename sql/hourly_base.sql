@@ -6,8 +6,8 @@
 --   vasopressor rates in canonical units (mcg/kg/min; vasopressin units/hour), the max
 --   valid rate over infusions overlapping the hour; 0 when off; NULL when every
 --   overlapping row had an absurd rate;
---   nee = norepinephrine-equivalent dose (mcg/kg/min) = sum(rate * registry nee_factor),
---   NULL when a contributing drug's rate is NULL;
+--   nee = norepinephrine-equivalent dose (mcg/kg/min) of the doses running at the same
+--   time (nee_hourly), NULL when a contributing drug's rate is NULL;
 --   ventilation, rrt, antibiotics: Int8 0/1 (an interval overlaps the hour);
 --   fluid_bolus_ml: mL of bolus fluid started in the hour (0 when none).
 CREATE TABLE hourly_base AS
@@ -68,11 +68,8 @@ vaso AS (
         CASE WHEN count(*) FILTER (WHERE vh.drug = 'vasopressin') = 0 THEN 0.0
              ELSE max(vh.rate) FILTER (WHERE vh.drug = 'vasopressin') END AS vasopressin,
         CASE WHEN count(*) FILTER (WHERE vh.drug = 'dobutamine') = 0 THEN 0.0
-             ELSE max(vh.rate) FILTER (WHERE vh.drug = 'dobutamine') END AS dobutamine,
-        CASE WHEN bool_or(vh.rate IS NULL AND rv.nee_factor > 0) THEN NULL
-             ELSE round(coalesce(fsum(vh.rate * rv.nee_factor), 0.0), 6) END AS nee
+             ELSE max(vh.rate) FILTER (WHERE vh.drug = 'dobutamine') END AS dobutamine
     FROM vasopressor_hourly vh
-    JOIN registry_vasopressors rv ON rv.drug = vh.drug
     GROUP BY vh.stay_id, vh.hour
 )
 SELECT
@@ -112,7 +109,7 @@ SELECT
     CASE WHEN v.stay_id IS NULL THEN 0.0 ELSE v.dopamine END AS dopamine,
     CASE WHEN v.stay_id IS NULL THEN 0.0 ELSE v.vasopressin END AS vasopressin,
     CASE WHEN v.stay_id IS NULL THEN 0.0 ELSE v.dobutamine END AS dobutamine,
-    CASE WHEN v.stay_id IS NULL THEN 0.0 ELSE v.nee END AS nee,
+    CASE WHEN v.stay_id IS NULL THEN 0.0 ELSE ne.nee END AS nee,
     CAST(vent.stay_id IS NOT NULL AS TINYINT) AS ventilation,
     CAST(rrt.stay_id IS NOT NULL AS TINYINT) AS rrt,
     CAST(abx.stay_id IS NOT NULL AS TINYINT) AS antibiotics,
@@ -120,6 +117,7 @@ SELECT
 FROM grid g
 LEFT JOIN obs o ON o.stay_id = g.stay_id AND o.hour = g.hour
 LEFT JOIN vaso v ON v.stay_id = g.stay_id AND v.hour = g.hour
+LEFT JOIN nee_hourly ne ON ne.stay_id = g.stay_id AND ne.hour = g.hour
 LEFT JOIN ventilation_hourly vent ON vent.stay_id = g.stay_id AND vent.hour = g.hour
 LEFT JOIN rrt_hourly rrt ON rrt.stay_id = g.stay_id AND rrt.hour = g.hour
 LEFT JOIN antibiotic_hourly abx ON abx.stay_id = g.stay_id AND abx.hour = g.hour

@@ -153,11 +153,14 @@ class MiniMimic:
         return dict(subject_id=s["subject_id"], hadm_id=s["hadm_id"])
 
     # ------------------------------------------------------------------ events
-    def chart(self, stay_id: int, hour: float, itemid: int, value: float, uom: str = "") -> None:
-        """icu/chartevents value at ``hour`` after intime."""
+    def chart(self, stay_id: int, hour: float, itemid: int, value: float, uom: str = "",
+              text: str | None = None) -> None:
+        """icu/chartevents value at ``hour`` after intime; ``text`` is the `value` column
+        when it differs from the number (e.g. GCS verbal 'No Response-ETT', valuenum 1)."""
         self.tables["chartevents"].append(dict(
             **self._ids(stay_id), stay_id=stay_id, caregiver_id=1, charttime=self._t(stay_id, hour),
-            storetime=self._t(stay_id, hour), itemid=itemid, value=value, valuenum=value, valueuom=uom))
+            storetime=self._t(stay_id, hour), itemid=itemid, value=value if text is None else text,
+            valuenum=value, valueuom=uom))
 
     def lab(self, stay_id: int, hour: float, itemid: int, value: float, uom: str = "") -> None:
         """hosp/labevents value at ``hour`` after intime (negative = before the ICU)."""
@@ -165,6 +168,24 @@ class MiniMimic:
         self.tables["labevents"].append(dict(
             labevent_id=n, **self._ids(stay_id), specimen_id=n, itemid=itemid, charttime=self._t(stay_id, hour),
             storetime=self._t(stay_id, hour + 0.5), value=value, valuenum=value, valueuom=uom, priority="STAT"))
+
+    def blood_gas(self, stay_id: int, hour: float, po2: float, specimen: str | None = "ART.",
+                  fio2: float | None = None) -> None:
+        """hosp/labevents blood gas: pO2 (50821), the 'Specimen Type' row (52033, e.g.
+        'ART.', 'VEN.'; None = no specimen row) and optionally its FiO2 (50816), all with
+        one specimen_id, as MIMIC-IV charts a gas."""
+        n = len(self.tables["labevents"]) + 1
+        sid = 90_000_000 + n
+        rows = [(50821, po2, po2, "mm Hg")]
+        if specimen is not None:
+            rows.append((52033, specimen, None, None))
+        if fio2 is not None:
+            rows.append((50816, fio2, fio2, "%"))
+        for k, (itemid, value, valuenum, uom) in enumerate(rows):
+            self.tables["labevents"].append(dict(
+                labevent_id=n + k, **self._ids(stay_id), specimen_id=sid, itemid=itemid,
+                charttime=self._t(stay_id, hour), storetime=self._t(stay_id, hour + 0.5), value=value,
+                valuenum=valuenum, valueuom=uom, priority="STAT"))
 
     def output(self, stay_id: int, hour: float, itemid: int, value: float) -> None:
         """icu/outputevents volume (mL), e.g. Foley urine 226559."""
@@ -185,13 +206,17 @@ class MiniMimic:
             ordercategoryname="01-Drips", ordercategorydescription="Continuous Med",
             patientweight=weight_kg, statusdescription="FinishedRunning"))
 
-    def infusion(self, stay_id: int, start_hour: float, end_hour: float, itemid: int, amount_ml: float) -> None:
-        """icu/inputevents fluid given over [start_hour, end_hour] (mL), e.g. NaCl 225158."""
+    def infusion(self, stay_id: int, start_hour: float, end_hour: float, itemid: int, amount_ml: float,
+                 carrier: bool = False) -> None:
+        """icu/inputevents fluid given over [start_hour, end_hour] (mL), e.g. NaCl 225158;
+        ``carrier``: the fluid a drug is pushed in ('Mixed solution', 'Drug Push')."""
         self.tables["inputevents"].append(dict(
             **self._ids(stay_id), stay_id=stay_id, caregiver_id=1, starttime=self._t(stay_id, start_hour),
             endtime=self._t(stay_id, end_hour), storetime=self._t(stay_id, start_hour), itemid=itemid,
             amount=amount_ml, amountuom="ml", orderid=len(self.tables["inputevents"]) + 1,
-            ordercategoryname="02-Fluids (Crystalloids)", ordercategorydescription="Bolus",
+            ordercategoryname="08-Antibiotics (IV)" if carrier else "02-Fluids (Crystalloids)",
+            ordercomponenttypedescription="Mixed solution" if carrier else "Main order parameter",
+            ordercategorydescription="Drug Push" if carrier else "Bolus",
             patientweight=80.0, statusdescription="FinishedRunning"))
 
     def procedure(self, stay_id: int, start_hour: float, end_hour: float, itemid: int) -> None:
@@ -201,13 +226,13 @@ class MiniMimic:
             endtime=self._t(stay_id, end_hour), storetime=self._t(stay_id, start_hour), itemid=itemid,
             value=round((end_hour - start_hour) * 60.0, 3), valueuom="min", statusdescription="FinishedRunning"))
 
-    def prescription(self, stay_id: int, hour: float, drug: str, route: str = "IV",
-                     stop_hour: float | None = None) -> None:
+    def prescription(self, stay_id: int, hour: float, drug: str, route: str | None = "IV",
+                     stop_hour: float | None = None, drug_type: str = "MAIN") -> None:
         """hosp/prescriptions order starting at ``hour`` (e.g. drug="Vancomycin")."""
         stop = self._t(stay_id, stop_hour if stop_hour is not None else hour + 24)
         self.tables["prescriptions"].append(dict(
             **self._ids(stay_id), pharmacy_id=len(self.tables["prescriptions"]) + 1, starttime=self._t(stay_id, hour),
-            stoptime=stop, drug_type="MAIN", drug=drug, route=route))
+            stoptime=stop, drug_type=drug_type, drug=drug, route=route))
 
     def culture(self, stay_id: int, hour: float, spec_type_desc: str = "BLOOD CULTURE",
                 date_only: bool = False) -> None:

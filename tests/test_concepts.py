@@ -13,7 +13,7 @@ from minimimic import MiniMimic
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import build_database
 
-PLATELETS, BILIRUBIN, CREATININE, PO2 = 51265, 50885, 50912, 50821  # labevents
+PLATELETS, BILIRUBIN, CREATININE = 51265, 50885, 50912  # labevents
 MAP, FIO2, GCS_EYE, GCS_VERBAL, GCS_MOTOR = 220052, 223835, 220739, 223900, 223901  # chartevents
 NOREPI, EPI, DOPAMINE, DOBUTAMINE = 221906, 221289, 221662, 221653  # inputevents
 FOLEY = 226559  # outputevents
@@ -32,7 +32,7 @@ def _stays() -> MiniMimic:
     mm.chart(101, 8.2, GCS_MOTOR, 5)  # GCS 12 -> cns 2, carried forward 6 h
     mm.lab(101, 4.5, CREATININE, 2.5)  # renal 2
     mm.chart(101, 9.5, FIO2, 50)  # FiO2 50 %
-    mm.lab(101, 11.5, PO2, 90)  # P/F 180, ventilated -> respiration 3
+    mm.blood_gas(101, 11.5, 90)  # arterial P/F 180, ventilated -> respiration 3
     mm.procedure(101, 10.0, 20.0, INVASIVE_VENT)
     mm.vasopressor(101, 40.0, 42.0, NOREPI, 0.2)  # > 0.1 -> cardiovascular 4
     # pressor tiers on separate stays (each alone)
@@ -45,14 +45,14 @@ def _stays() -> MiniMimic:
     # respiration without ventilation, FiO2 carried forward at most 4 h
     mm.add_stay(104, los_hours=30)
     mm.chart(104, 1.5, FIO2, 50)
-    mm.lab(104, 4.5, PO2, 35)  # P/F 70 without ventilation -> capped at 2
+    mm.blood_gas(104, 4.5, 35)  # P/F 70 without ventilation -> capped at 2
     mm.chart(104, 10.5, FIO2, 40)
-    mm.lab(104, 16.5, PO2, 100)  # FiO2 6 h old -> no P/F
+    mm.blood_gas(104, 16.5, 100)  # FiO2 6 h old -> no P/F
     # renal from 24 h urine output: 5 mL every hour
-    mm.add_stay(105, los_hours=30)
+    mm.add_stay(105, los_hours=30, weight_kg=80)
     for h in range(30):
         mm.output(105, h + 0.5, FOLEY, 5)
-    # 160 mL every 4 h (40 mL/h): 0.4 mL/kg/h with 100 kg charted, 0.5 with the 80 kg default
+    # 160 mL every 4 h (40 mL/h): 0.4 mL/kg/h with 100 kg charted; no weight for 107
     mm.add_stay(106, los_hours=30, weight_kg=100)
     mm.add_stay(107, los_hours=30)
     for s in (106, 107):
@@ -137,7 +137,8 @@ def _series(con, table: str, col: str, stay: int) -> list:
 def test_sofa_components_hand_computed(con):
     assert _row(con, "sofa_hourly", 101, 11)["pf_ratio"] == pytest.approx(180.0)  # 90 / 0.50 (FiO2 of hour 9)
     r = _row(con, "sofa_hourly", 101, 12)
-    assert r["gcs"] == 12  # 3 + 4 + 5 charted at hour 8, carried forward
+    assert _row(con, "sofa_hourly", 101, 8)["gcs"] == 12  # 3 + 4 + 5 charted at hour 8
+    assert r["gcs"] is None  # no charting in hour 12: the CNS score comes from the 24 h window
     expected = dict(respiration=3, coagulation=3, liver=3, cardiovascular=1, cns=2, renal=2)
     assert {k: r[k] for k in expected} == expected
     assert r["sofa"] == sum(expected.values()) == 14
@@ -148,11 +149,11 @@ def test_sofa_components_hand_computed(con):
 def test_sofa_is_worst_over_last_24_hours(con):
     coag = _series(con, "sofa_hourly", "coagulation", 101)
     assert coag[:3] == [0, 0, 0] and set(coag[3:27]) == {3} and set(coag[27:]) == {0}
-    # hourly GCS is carried forward 6 h (hours 8..14), its score lasts 24 h (to hour 37)
+    # the GCS of hour 8 (mimic-code: GCS of the charting hours) scores for 24 h (to hour 31)
     gcs = _series(con, "sofa_hourly", "gcs", 101)
-    assert gcs[8:15] == [12] * 7 and gcs[15] is None
+    assert gcs[8] == 12 and gcs[7] is None and gcs[9] is None
     cns = _series(con, "sofa_hourly", "cns", 101)
-    assert set(cns[8:38]) == {2} and cns[38] == 0
+    assert set(cns[8:32]) == {2} and cns[32] == 0
     # the 24 h SOFA equals the sum of the components at every hour
     bad = con.execute("""SELECT count(*) FROM sofa_hourly WHERE sofa <>
         respiration + coagulation + liver + cardiovascular + cns + renal""").fetchone()[0]
@@ -179,8 +180,9 @@ def test_sofa_respiration_needs_ventilation_and_recent_fio2(con):
 
 def test_sofa_renal_from_24h_urine(con):
     renal = _series(con, "sofa_hourly", "renal", 105)
-    assert renal[20] == 0  # 21 h of urine: too short to extrapolate to 24 h
-    assert renal[21] == 4  # 22 x 5 mL over 22 h -> 120 mL / 24 h < 200 mL
+    # chartings at h + 0.5; the 24 h window [t - 23 h, t] covers tm = t hours since intime
+    assert renal[21] == 0  # 21.5 h of urine: too short to extrapolate to 24 h (needs 22-30 h)
+    assert renal[22] == 4  # 23 x 5 mL over 22.5 h -> 123 mL / 24 h < 200 mL
     # 160 mL every 4 h = 960 mL / 24 h: no renal score, whatever the charting gaps
     assert set(_series(con, "sofa_hourly", "renal", 107)) == {0}
 
@@ -220,12 +222,15 @@ def test_kdigo_rrt_and_absolute_4(con):
 
 def test_kdigo_urine_output_stages_and_weight(con):
     uo = _series(con, "kdigo_hourly", "uo_stage", 105)  # 5 mL/h / 80 kg = 0.06 mL/kg/h
-    assert uo[4] == 0 and uo[5] == 1 and uo[10] == 1 and uo[11] == 2 and uo[22] == 2 and uo[23] == 3
+    # charted at h + 0.5: 6 h of collection at 5.5 h but no staging in the first 6 h
+    # (mimic-code), stage 1 from hour 6, 12 h (stage 2) at 11.5 h, 24 h (stage 3) at 23.5 h
+    assert uo[5] == 0 and uo[6] == 1 and uo[10] == 1 and uo[11] == 2 and uo[22] == 2 and uo[23] == 3
     assert con.execute("SELECT weight_kg FROM static WHERE stay_id = 106").fetchone()[0] == 100
-    # charted at hours 3, 7, 11, ...: first 6 h span at hour 7 (320 mL / 100 kg / 8 h = 0.4),
-    # first 12 h span at hour 11 (480 mL / 100 kg / 12 h = 0.4); stages hold between chartings
-    assert _series(con, "kdigo_hourly", "uo_stage", 106) == [0] * 7 + [1] * 4 + [2] * 19
-    # the same urine at the 80 kg default weight is exactly 0.5 mL/kg/h: no AKI
+    # 160 mL at 3.5, 7.5, 11.5 h, ...: the first charting counts 1 h (mimic-code kdigo_uo),
+    # so 6 h of real collection time first at 11.5 h (320 mL / 100 kg / 8 h = 0.4) and 12 h
+    # at 15.5 h (640 / 100 / 13 = 0.49); stages hold between chartings
+    assert _series(con, "kdigo_hourly", "uo_stage", 106) == [0] * 11 + [1] * 4 + [2] * 15
+    # no weight known: no urine rate, no urine stage (mimic-code)
     assert set(_series(con, "kdigo_hourly", "uo_stage", 107)) == {0}
 
 

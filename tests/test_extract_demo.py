@@ -67,7 +67,9 @@ def test_real_creatinine_lands_in_the_right_stay_hour(demo_run):
           .join(grid, on="hadm_id")
           .with_columns(hour=((pl.col("charttime") - pl.col("intime")).dt.total_seconds() / 3600).floor()
                         .cast(pl.Int64))
-          .filter((pl.col("hour") >= 0) & (pl.col("hour") < pl.col("n_hours")))
+          # labs of the 6 h before intime count in hour 0 (data.lab_lookback_hours, mimic-code)
+          .filter((pl.col("hour") >= -CFG.lab_lookback_hours) & (pl.col("hour") < pl.col("n_hours")))
+          .with_columns(hour=pl.col("hour").clip(lower_bound=0))
           .sort("charttime", "valuenum")
           .group_by("stay_id", "hour").agg(expected=pl.col("valuenum").last()))
     assert cr.height > 20, "the demo has creatinine values during ICU stays"

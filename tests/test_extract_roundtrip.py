@@ -106,16 +106,16 @@ def test_vitals_converted_and_aggregated(hourly):
 def test_labs_last_value_and_grid_only(hourly):
     assert cell(hourly, "creatinine", 22) == pytest.approx(1.6)
     assert cell(hourly, "creatinine", 3, stay=101) == pytest.approx(1.4)
-    assert cell(hourly, "sodium", 0) is None  # drawn before intime: not in the grid by default
+    assert cell(hourly, "sodium", 0) == pytest.approx(131)  # drawn < 6 h before intime: hour 0 (default)
     assert cell(hourly, "sodium", 10) == pytest.approx(140)
 
 
-def test_lab_lookback_puts_pre_icu_labs_in_hour_zero(tmp_path):
+def test_lab_lookback_zero_keeps_pre_icu_labs_out_of_hour_zero(tmp_path):
     mimic = planted().write(tmp_path / "mimic")
-    con = build_database(mimic, DataConfig(duckdb_threads=2, lab_lookback_hours=6), until="labs_hourly")
+    con = build_database(mimic, DataConfig(duckdb_threads=2, lab_lookback_hours=0), until="labs_hourly")
     got = con.execute(f"SELECT value FROM labs_hourly WHERE stay_id = {S} AND hour = 0 "
                       "AND feature = 'sodium'").fetchall()
-    assert got == [(131.0,)]
+    assert got == []
 
 
 def test_urine_sum_subtracts_irrigant(hourly):

@@ -15,7 +15,7 @@ from minimimic import MiniMimic, demo_with_heart_rate
 from clin_jepa.config import DataConfig
 from clin_jepa.data.extract import build_database
 
-CREATININE, LACTATE, PO2 = 50912, 50813, 50821  # labevents
+CREATININE, LACTATE = 50912, 50813  # labevents
 MAP, FIO2 = 220052, 223835  # chartevents
 NOREPI = 221906  # inputevents
 INVASIVE_VENT, CRRT, HEMODIALYSIS = 225792, 225802, 225441  # procedureevents
@@ -52,7 +52,7 @@ def _stays() -> MiniMimic:
     mm.chart(411, 15.5, MAP, 60)
     mm.add_stay(412, los_hours=30)  # P/F 125 / 0.5 = 250 at hour 8 -> respiratory failure
     mm.chart(412, 7.5, FIO2, 50)
-    mm.lab(412, 8.5, PO2, 125)
+    mm.blood_gas(412, 8.5, 125)  # arterial gas
     mm.add_stay(413, los_hours=30)  # RRT from hour 12
     mm.procedure(413, 12.0, 20.0, CRRT)
     mm.add_stay(414, los_hours=30, dod_hour=29)  # date of death only, during the ICU stay

@@ -102,6 +102,7 @@ def test_itemids_are_registry_items_with_real_dictionary_rows(con):
     assert links[220045] == "chartevents" and links[221906] == "inputevents" and links[225792] == "procedureevents"
     labs = {r[0] for r in con.execute("SELECT DISTINCT itemid FROM labevents").fetchall()}
     lab_items = {i.itemid for o in features.OBSERVATIONS if o.source == "labevents" for i in o.items}
+    lab_items |= set(features.BLOOD_GAS_ITEMS.values())  # specimen type and the gas's FiO2
     d_lab = {r[0] for r in con.execute("SELECT itemid FROM d_labitems").fetchall()}
     assert labs == lab_items and labs <= d_lab
 
@@ -109,6 +110,20 @@ def test_itemids_are_registry_items_with_real_dictionary_rows(con):
 # --------------------------------------------------------------------------- #
 # MIMIC habits
 # --------------------------------------------------------------------------- #
+
+
+def test_blood_gases_charted_as_mimic_iv(con):
+    """Every gas has its 'Specimen Type' row on its specimen_id; venous gases have a
+    venous pO2; some ventilated gases carry their own FiO2 (50816)."""
+    spec, fio2 = features.BLOOD_GAS_ITEMS["specimen"], features.BLOOD_GAS_ITEMS["fio2"]
+    rows = dict(con.execute(f"""
+        WITH g AS (SELECT specimen_id, max(value) FILTER (WHERE itemid = {spec}) AS specimen,
+                          max(valuenum) FILTER (WHERE itemid = 50821) AS po2
+                   FROM labevents WHERE itemid IN ({spec}, 50821) GROUP BY specimen_id)
+        SELECT coalesce(specimen, 'none'), median(po2) FROM g GROUP BY ALL""").fetchall())
+    assert set(rows) == {"ART.", "VEN."} and rows["VEN."] < 60 < rows["ART."]
+    assert con.execute(f"SELECT count(*) FROM labevents WHERE itemid = {fio2} "
+                       "AND valuenum BETWEEN 21 AND 100").fetchone()[0] > 0
 
 
 def test_charting_habits(con):
@@ -130,7 +145,7 @@ def test_charting_habits(con):
         count(*) FILTER (itemid = 227489), count(*) FROM outputevents""")
     assert foley / total > 0.6 and irr_in == irr_out > 0
     # labs with hadm_id and units; some text results with an empty valuenum
-    assert q("SELECT count(*) FROM labevents WHERE hadm_id IS NULL OR (valueuom IS NULL AND itemid <> 51237)")[0] == 0
+    assert q("SELECT count(*) FROM labevents WHERE hadm_id IS NULL OR (valueuom IS NULL AND itemid NOT IN (51237, 52033))")[0] == 0
     assert q("SELECT count(*) FROM labevents WHERE value = 'UNABLE TO REPORT' AND valuenum IS NULL")[0] > 0
 
 

@@ -13,6 +13,9 @@ Valid ranges follow mimic-code's ``measurement`` concepts: a value outside
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from clin_jepa.utils import SQL_DIR
 
 # --------------------------------------------------------------------------- #
 # Observations (the state)
@@ -64,11 +67,13 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "bpm", 1, 299, "mean", "vitals", "HR"),
     Observation("sbp", "chartevents",
                 (_i(220179, "Non Invasive Blood Pressure systolic", "mmHg"),
-                 _i(220050, "Arterial Blood Pressure systolic", "mmHg")),
+                 _i(220050, "Arterial Blood Pressure systolic", "mmHg"),
+                 _i(225309, "ART BP Systolic", "mmHg")),
                 "mmHg", 1, 399, "mean", "vitals", "SBP"),
     Observation("dbp", "chartevents",
                 (_i(220180, "Non Invasive Blood Pressure diastolic", "mmHg"),
-                 _i(220051, "Arterial Blood Pressure diastolic", "mmHg")),
+                 _i(220051, "Arterial Blood Pressure diastolic", "mmHg"),
+                 _i(225310, "ART BP Diastolic", "mmHg")),
                 "mmHg", 1, 299, "mean", "vitals", "DBP"),
     Observation("mbp", "chartevents",
                 (_i(220181, "Non Invasive Blood Pressure mean", "mmHg"),
@@ -141,6 +146,10 @@ OBSERVATIONS: tuple[Observation, ...] = (
                 "mL", 0, 5000, "sum", "urine", "Urine"),
 )
 
+# Blood-gas rows read beside the registry features (hosp/labevents, same specimen_id):
+# the specimen type ('ART.', 'VEN.', 'MIX.', 'CENTRAL VENOUS.') and the gas's own FiO2.
+BLOOD_GAS_ITEMS = {"specimen": 52033, "fio2": 50816}
+
 GROUP_ORDER = ("vitals", "blood_gas", "chemistry", "haematology", "gcs", "urine", "sofa")
 
 OBS_BY_NAME = {o.name: o for o in OBSERVATIONS}
@@ -194,15 +203,23 @@ FLUID_BOLUS_ITEMIDS = {
 BOLUS_MIN_ML = 250.0
 BOLUS_MAX_HOURS = 2.0
 
-# Antibiotics: hosp/prescriptions rows whose `drug` matches one of these (case-insensitive
-# substring, as mimic-code's antibiotic concept), non-topical route.
-ANTIBIOTIC_PATTERNS: tuple[str, ...] = (
-    "vancomycin", "piperacillin", "cefepime", "ceftriaxone", "meropenem", "cefazolin",
-    "levofloxacin", "ciprofloxacin", "metronidazole", "azithromycin", "ampicillin",
-    "ceftazidime", "linezolid", "daptomycin", "gentamicin", "tobramycin", "clindamycin",
-    "sulfamethoxazole", "doxycycline", "aztreonam", "ertapenem", "nafcillin", "cefoxitin",
-)
-ANTIBIOTIC_EXCLUDED_ROUTES: tuple[str, ...] = ("OU", "OS", "OD", "AU", "AS", "AD", "TP", "EX", "ED")
+# Antibiotics: hosp/prescriptions rows matching the rules of sql/registry/antibiotic.csv
+# (mimic-code's list of about 150 drug patterns with drug, route and drug-type
+# exclusions), registered as the DuckDB table registry_antibiotic (rule, pattern).
+ANTIBIOTIC_RULES_CSV = SQL_DIR / "registry" / "antibiotic.csv"
+ANTIBIOTIC_RULES = ("drug", "not_drug", "not_route", "not_route_has", "not_drug_type")
+
+
+def antibiotic_rules(path: Path = ANTIBIOTIC_RULES_CSV) -> list[tuple[str, str]]:
+    """(rule, lower-case pattern) rows of the antibiotic data file ('#' lines are comments)."""
+    lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    rows = [tuple(x.strip() for x in ln.split(",", 1)) for ln in lines[1:]]
+    bad = [r for r in rows if len(r) != 2 or r[0] not in ANTIBIOTIC_RULES or not r[1]]
+    if lines[:1] != ["rule,pattern"] or bad:
+        raise ValueError(f"{path}: expected a 'rule,pattern' header and rules in {ANTIBIOTIC_RULES}; "
+                         f"bad rows: {bad[:3]}. Fix the file (see its header comment).")
+    return [(r, p.lower()) for r, p in rows]
+
 
 # End-stage renal disease / maintenance dialysis: hosp/diagnoses_icd codes of the stay's
 # admission starting with one of these (MIMIC-IV stores codes without dots).
@@ -219,6 +236,7 @@ ESRD_ICD_PREFIXES: tuple[tuple[int, str, str], ...] = (
 # Static items.
 WEIGHT_ITEMIDS = {226512: ("Admission Weight (Kg)", 1.0), 224639: ("Daily Weight", 1.0),
                   226531: ("Admission Weight (lbs.)", 0.45359237)}
+ADMISSION_WEIGHT_ITEMIDS = (226512, 226531)  # weight at admission (known from intime - 2 h)
 WEIGHT_RANGE_KG = (20.0, 400.0)
 
 ACTION_COLUMNS: tuple[str, ...] = (

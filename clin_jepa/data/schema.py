@@ -41,7 +41,7 @@ TABLES: dict[str, SourceTable] = {t.name: t for t in (
     _t("labevents", "hosp",
        "labevent_id,subject_id,hadm_id,specimen_id,itemid,order_provider_id,charttime,storetime,"
        "value,valuenum,valueuom,ref_range_lower,ref_range_upper,flag,priority,comments",
-       "subject_id,hadm_id,itemid,charttime,valuenum"),
+       "subject_id,hadm_id,specimen_id,itemid,charttime,value,valuenum"),
     _t("d_labitems", "hosp", "itemid,label,fluid,category", "itemid,label"),
     _t("diagnoses_icd", "hosp", "subject_id,hadm_id,seq_num,icd_code,icd_version",
        "subject_id,hadm_id,icd_code,icd_version"),
@@ -49,7 +49,7 @@ TABLES: dict[str, SourceTable] = {t.name: t for t in (
        "subject_id,hadm_id,pharmacy_id,poe_id,poe_seq,order_provider_id,starttime,stoptime,drug_type,"
        "drug,formulary_drug_cd,gsn,ndc,prod_strength,form_rx,dose_val_rx,dose_unit_rx,form_val_disp,"
        "form_unit_disp,doses_per_24_hrs,route",
-       "subject_id,hadm_id,starttime,stoptime,drug,route"),
+       "subject_id,hadm_id,starttime,stoptime,drug_type,drug,route"),
     _t("microbiologyevents", "hosp",
        "microevent_id,subject_id,hadm_id,micro_specimen_id,order_provider_id,chartdate,charttime,"
        "spec_itemid,spec_type_desc,test_seq,storedate,storetime,test_itemid,test_name,org_itemid,"
@@ -63,13 +63,14 @@ TABLES: dict[str, SourceTable] = {t.name: t for t in (
        "itemid,label"),
     _t("chartevents", "icu",
        "subject_id,hadm_id,stay_id,caregiver_id,charttime,storetime,itemid,value,valuenum,valueuom,warning",
-       "stay_id,charttime,itemid,valuenum"),
+       "stay_id,charttime,itemid,value,valuenum"),
     _t("inputevents", "icu",
        "subject_id,hadm_id,stay_id,caregiver_id,starttime,endtime,storetime,itemid,amount,amountuom,"
        "rate,rateuom,orderid,linkorderid,ordercategoryname,secondaryordercategoryname,"
        "ordercomponenttypedescription,ordercategorydescription,patientweight,totalamount,"
        "totalamountuom,isopenbag,continueinnextdept,statusdescription,originalamount,originalrate",
-       "stay_id,starttime,endtime,itemid,amount,amountuom,rate,rateuom,patientweight"),
+       "stay_id,starttime,endtime,itemid,amount,amountuom,rate,rateuom,ordercomponenttypedescription,"
+       "ordercategorydescription,patientweight"),
     _t("outputevents", "icu", "subject_id,hadm_id,stay_id,caregiver_id,charttime,storetime,itemid,value,valueuom",
        "stay_id,charttime,itemid,value"),
     _t("procedureevents", "icu",

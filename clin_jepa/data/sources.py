@@ -28,7 +28,7 @@ CSV_BUFFER_BYTES = 4 << 20
 
 # Required columns by type. Numeric columns in SOFT_NUMERIC are parsed with TRY_CAST
 # (bad values -> NULL and counted); the view keeps the text as `<col>_raw`.
-ID_COLUMNS = {"subject_id", "hadm_id", "stay_id", "itemid"}
+ID_COLUMNS = {"subject_id", "hadm_id", "stay_id", "itemid", "specimen_id"}
 TIMESTAMP_COLUMNS = {"intime", "outtime", "charttime", "starttime", "endtime", "stoptime",
                      "admittime", "dischtime", "deathtime", "chartdate"}
 DATE_COLUMNS = {"dod"}
@@ -255,21 +255,20 @@ def register_registry(con: duckdb.DuckDBPyConnection) -> None:
            sorted(features.VENTILATION_ITEMIDS.items()))
     _table(con, "registry_rrt", {"itemid": "BIGINT", "label": "VARCHAR", "continuous": "BOOLEAN"},
            [(k, v, k in features.CRRT_ITEMIDS) for k, v in sorted(features.RRT_ITEMIDS.items())])
+    _table(con, "registry_bg", {"role": "VARCHAR", "itemid": "BIGINT"}, sorted(features.BLOOD_GAS_ITEMS.items()))
     _table(con, "registry_esrd_icd", {"icd_version": "INTEGER", "prefix": "VARCHAR", "meaning": "VARCHAR"},
            list(features.ESRD_ICD_PREFIXES))
     _table(con, "registry_fluid_items", {"itemid": "BIGINT", "label": "VARCHAR"},
            sorted(features.FLUID_BOLUS_ITEMIDS.items()))
     _table(con, "registry_volume_units", {"amountuom": "VARCHAR", "mul": "DOUBLE"}, list(VOLUME_UNITS))
-    _table(con, "registry_antibiotic_patterns", {"pattern": "VARCHAR"},
-           [(p.lower(),) for p in features.ANTIBIOTIC_PATTERNS])
-    _table(con, "registry_excluded_routes", {"route": "VARCHAR"},
-           [(r.upper(),) for r in features.ANTIBIOTIC_EXCLUDED_ROUTES])
-    _table(con, "registry_weight_items", {"itemid": "BIGINT", "label": "VARCHAR", "mul": "DOUBLE"},
-           [(k, v[0], v[1]) for k, v in sorted(features.WEIGHT_ITEMIDS.items())])
+    _table(con, "registry_antibiotic", {"rule": "VARCHAR", "pattern": "VARCHAR"}, features.antibiotic_rules())
+    _table(con, "registry_weight_items",
+           {"itemid": "BIGINT", "label": "VARCHAR", "mul": "DOUBLE", "admission": "BOOLEAN"},
+           [(k, v[0], v[1], k in features.ADMISSION_WEIGHT_ITEMIDS) for k, v in sorted(features.WEIGHT_ITEMIDS.items())])
 
 
 def registry_table_names() -> set[str]:
     return {"registry_items", "registry_features", "registry_vasopressors", "registry_rate_units",
-            "registry_ventilation", "registry_rrt", "registry_esrd_icd", "registry_fluid_items", "registry_volume_units",
-            "registry_antibiotic_patterns", "registry_excluded_routes", "registry_weight_items",
+            "registry_ventilation", "registry_rrt", "registry_bg", "registry_esrd_icd", "registry_fluid_items", "registry_volume_units",
+            "registry_antibiotic", "registry_weight_items",
             "registry_tasks"}  # registry_tasks: clin_jepa.data.task_defs.register_tasks

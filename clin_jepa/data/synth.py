@@ -70,7 +70,8 @@ D_ITEMS = (
 )
 # d_labitems rows: (itemid, label, fluid, category)
 D_LABITEMS = (
-    (50813, "Lactate", "Blood", "Blood Gas"), (50818, "pCO2", "Blood", "Blood Gas"),
+    (50813, "Lactate", "Blood", "Blood Gas"), (50816, "Oxygen", "Blood", "Blood Gas"),
+    (50818, "pCO2", "Blood", "Blood Gas"),
     (50820, "pH", "Blood", "Blood Gas"), (50821, "pO2", "Blood", "Blood Gas"),
     (50882, "Bicarbonate", "Blood", "Chemistry"), (50885, "Bilirubin, Total", "Blood", "Chemistry"),
     (50902, "Chloride", "Blood", "Chemistry"), (50912, "Creatinine", "Blood", "Chemistry"),
@@ -78,6 +79,7 @@ D_LABITEMS = (
     (50983, "Sodium", "Blood", "Chemistry"), (51006, "Urea Nitrogen", "Blood", "Chemistry"),
     (51222, "Hemoglobin", "Blood", "Hematology"), (51237, "INR(PT)", "Blood", "Hematology"),
     (51265, "Platelet Count", "Blood", "Hematology"), (51301, "White Blood Cells", "Blood", "Hematology"),
+    (52033, "Specimen Type", "Blood", "Blood Gas"),
 )
 CAREUNITS = {  # primary problem -> first care units
     "sepsis": ("Medical Intensive Care Unit (MICU)", "Medical/Surgical Intensive Care Unit (MICU/SICU)"),
@@ -207,9 +209,11 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
         rng = np.random.default_rng([seed, 3, c])
         args = (w, ids, intime[lo:hi], los_s[lo:hi])
         parts["chartevents"].append(ev.chartevents(*args, rng))
-        parts["labevents"].append(ev.labevents(*args, pre_start[lo:hi], rng, first_id=next_lab))
+        parts["labevents"].append(ev.labevents(*args, pre_start[lo:hi], rng, first_id=next_lab,
+                                               gas_rng=np.random.default_rng([seed, 7, c])))
         parts["outputevents"].append(ev.outputevents(*args, rng))
-        parts["inputevents"].append(orders.inputevents(*args, rng))
+        parts["inputevents"].append(orders.inputevents(*args, rng,
+                                                       carrier_rng=np.random.default_rng([seed, 8, c])))
         parts["procedureevents"].append(orders.procedureevents(*args, rng, esrd=esrd[lo:hi],
                                                                ihd_rng=np.random.default_rng([seed, 6, c])))
         parts["prescriptions"].append(orders.prescriptions(*args, rng))

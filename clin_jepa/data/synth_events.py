@@ -192,9 +192,36 @@ def chartevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
 # --------------------------------------------------------------------------- #
 
 
-def labevents(w: World, ids, intime, los_s, admit, rng, first_id: int = 1) -> pl.DataFrame:
+VENOUS_GAS_P = 0.25  # fraction of blood gases drawn venous (no arterial line sample)
+GAS_FIO2_P = 0.5  # fraction of ventilated gases that carry their own FiO2 row (50816)
+SPECIMEN_ITEM, GAS_FIO2_ITEM = 52033, 50816  # labevents 'Specimen Type', blood-gas 'Oxygen'
+
+
+def _gas_extras(w: World, spec_si, spec_h, spec_t, is_gas, spec_id, rng):
+    """Rows MIMIC-IV charts with each blood gas: its 'Specimen Type' ('ART.' / 'VEN.')
+    and, for some ventilated gases, the FiO2 set at the draw (percent). Returns the
+    venous mask over specimens and the extra rows (si, t, itemid, text, valuenum, spec id)."""
+    venous = is_gas & (rng.random(len(spec_si)) < VENOUS_GAS_P)
+    g = np.nonzero(is_gas)[0]
+    hour = np.minimum(spec_h[g], w.hours - 1)
+    vent = w.hourly["vent"][spec_si[g], hour]
+    with_fio2 = g[vent & ~venous[g] & (rng.random(len(g)) < GAS_FIO2_P)]
+    fio2 = np.round(w.vitals["fio2"][spec_si[with_fio2], np.minimum(spec_h[with_fio2], w.hours - 1)])
+    with_fio2, fio2 = with_fio2[np.isfinite(fio2)], fio2[np.isfinite(fio2)].astype(np.float64)
+    si = np.concatenate([spec_si[g], spec_si[with_fio2]])
+    t = np.concatenate([spec_t[g], spec_t[with_fio2]])
+    itemid = np.concatenate([np.full(len(g), SPECIMEN_ITEM), np.full(len(with_fio2), GAS_FIO2_ITEM)])
+    text = np.concatenate([np.where(venous[g], "VEN.", "ART."), fio2.astype(np.int64).astype(str)]).astype(object)
+    num = np.concatenate([np.full(len(g), np.nan), fio2])
+    return venous, (si, t, itemid, text, num, np.concatenate([spec_id[g], spec_id[with_fio2]]))
+
+
+def labevents(w: World, ids, intime, los_s, admit, rng, first_id: int = 1,
+              gas_rng: np.random.Generator | None = None) -> pl.DataFrame:
     """Panels drawn at the simulated lab times, a pre-ICU panel for 60 % of stays, blood
-    gases when ventilated or sick."""
+    gases when ventilated or sick, each gas with its specimen row (arterial, or venous
+    with a venous pO2) and sometimes its FiO2 (drawn from ``gas_rng``, so the other rows
+    stay as they were)."""
     draw_si, draw_h = np.nonzero(w.hourly["lab_draw"])
     gas_si, gas_h = np.nonzero(w.hourly["gas_draw"])
     rel = in_hour(rng, draw_si, draw_h, los_s)
@@ -222,6 +249,10 @@ def labevents(w: World, ids, intime, los_s, admit, rng, first_id: int = 1) -> pl
     hi = np.concatenate([np.full(len(p[0]), LAB_REF[p[3]][1]) for p in parts])
     uom = np.concatenate([np.full(len(p[0]), OBS_BY_NAME[p[3]].items[0].unit or None, dtype=object) for p in parts])
     val = true * np.exp(0.02 * rng.standard_normal(len(k)))
+    gas_rng = gas_rng if gas_rng is not None else np.random.default_rng(0)
+    venous, extra = _gas_extras(w, spec_si, spec_h, spec_t, is_gas, spec_id, gas_rng)
+    vpo2 = venous[k] & (itemid == LABS_ITEM["po2"])  # venous pO2 ~ 40 mmHg, whatever the lungs
+    val = np.where(vpo2, gas_rng.normal(40.0, 6.0, len(k)).clip(20, 70), val)
     val = np.maximum(np.round(val * 10.0 ** dec) / 10.0 ** dec, 10.0 ** -dec)
     bad = rng.random(len(k)) < 0.0005  # impossible values (negative, x1000)
     val = np.where(bad, np.where(rng.random(len(k)) < 0.5, -val, val * 1000), val)
@@ -234,13 +265,29 @@ def labevents(w: World, ids, intime, los_s, admit, rng, first_id: int = 1) -> pl
     text = text.scatter(np.nonzero(nonnum)[0], pl.Series(NON_NUMERIC[rng.integers(0, 3, nonnum.sum())].tolist(), dtype=pl.String))
     flag = np.where(~nonnum & ((val < lo) | (val > hi)), "abnormal", None)
     sick = w.hourly["sev"][si, np.minimum(spec_h[k], w.hours - 1)] > 1.5
-    return frame("labevents", dict(
-        labevent_id=np.arange(first_id, first_id + len(k), dtype=np.int64), specimen_id=spec_id[k],
+    main = frame("labevents", dict(
+        labevent_id=np.zeros(len(k), np.int64), specimen_id=spec_id[k],
         itemid=itemid.astype(np.int64), charttime=("ts", t), storetime=("ts", t + 60 * rng.integers(30, 150, len(t))),
         value=text, valuenum=valuenum, valueuom=pl.Series(uom.tolist(), dtype=pl.String),
         ref_range_lower=lo.astype(np.float64), ref_range_upper=hi.astype(np.float64),
         flag=pl.Series(flag.tolist(), dtype=pl.String),
         priority=pl.Series(np.where(sick, "STAT", "ROUTINE").tolist(), dtype=pl.String)), ids, si)
+    esi, et, eitem, etext, enum, espec = extra
+    m = len(esi)
+    gases = frame("labevents", dict(
+        labevent_id=np.zeros(m, np.int64), specimen_id=espec.astype(np.int64), itemid=eitem.astype(np.int64),
+        charttime=("ts", et), storetime=("ts", et + 60 * gas_rng.integers(10, 40, m)),
+        value=pl.Series(etext.tolist(), dtype=pl.String), valuenum=pl.Series(enum).fill_nan(None),
+        valueuom=pl.Series(np.where(eitem == GAS_FIO2_ITEM, "%", None).tolist(), dtype=pl.String),
+        priority=pl.Series(["STAT"] * m, dtype=pl.String)), ids, esi)
+    gases = gases.select(pl.col(c).cast(main.schema[c]) for c in main.columns)
+    out = pl.concat([main.with_columns(pl.lit(0).alias("_k"), pl.int_range(pl.len()).alias("_r")),
+                     gases.with_columns(pl.lit(1).alias("_k"), pl.int_range(pl.len()).alias("_r"))],
+                    how="vertical")
+    si_all = np.concatenate([si, esi])
+    out = out.with_columns(pl.Series("_si", si_all)).sort("_si", "charttime", "_k", "itemid", "_r")
+    out = out.drop("_si", "_k", "_r")
+    return out.with_columns(pl.int_range(first_id, first_id + out.height, dtype=pl.Int64).alias("labevent_id"))
 
 
 LABS_ITEM = {name: OBS_BY_NAME[name].items[0].itemid for name in

@@ -72,7 +72,10 @@ def _drips(w: World, rng):
     return [np.concatenate(x) for x in zip(*out)]
 
 
-def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
+CARRIER_ML = 250.0  # mL of the NaCl 0.9 % an antibiotic dose is pushed in
+
+
+def inputevents(w: World, ids, intime, los_s, rng, carrier_rng=None) -> pl.DataFrame:
     n = w.n
     weight = w.stay["weight"]
     si, h, itemid, rate, status = _drips(w, rng)
@@ -129,7 +132,25 @@ def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
                        cat2="Additive (Crystalloid)", desc="Continuous IV", total=np.full(len(msi), 1000.0),
                        status=np.full(len(msi), "FinishedRunning"))
 
-    parts = (drips, boluses, maintenance)
+    # antibiotic doses pushed in a 250 mL NaCl 0.9 % carrier ('Mixed solution', 'Drug Push',
+    # 30 min): as large and fast as a bolus, but not one (own stream: other rows unchanged)
+    crng = carrier_rng if carrier_rng is not None else np.random.default_rng(0)
+    csi, ca, _ = hour_runs(w.hourly["abx"])
+    cstart = event_times(csi, ca + 0.5 * crng.random(len(csi)), intime, los_s)
+    last_c = (intime + los_s)[csi] // 60 * 60
+    cend = np.minimum(cstart + 1800, last_c)
+    k = cend > cstart
+    csi, cstart, cend = csi[k], cstart[k], cend[k]
+    carriers = dict(si=csi, start=cstart, end=cend, itemid=np.full(len(csi), 225158),
+                    amount=np.full(len(csi), CARRIER_ML), amountuom=np.full(len(csi), "ml"),
+                    rate=np.full(len(csi), np.nan), rateuom=np.full(len(csi), None),
+                    link=6_000_000 + np.arange(len(csi)), cat="08-Antibiotics (IV)",
+                    cat2="02-Fluids (Crystalloids)", desc="Drug Push", total=np.full(len(csi), CARRIER_ML),
+                    status=np.full(len(csi), "FinishedRunning"), comp="Mixed solution")
+    for p in (drips, boluses, maintenance):
+        p["comp"] = "Main order parameter"
+
+    parts = (drips, boluses, maintenance, carriers)
     cat = {k: np.concatenate([np.asarray(p[k]) if not isinstance(p[k], (str, type(None)))
                               else np.full(len(p["si"]), p[k], dtype=object) for p in parts])
            for k in drips}
@@ -144,7 +165,7 @@ def inputevents(w: World, ids, intime, los_s, rng) -> pl.DataFrame:
         amount=amount, amountuom=_s(c["amountuom"]), rate=rate, rateuom=_s(c["rateuom"]),
         orderid=rng.integers(1_000_000, 9_999_999, m), linkorderid=c["link"].astype(np.int64),
         ordercategoryname=_s(c["cat"]), secondaryordercategoryname=_s(c["cat2"]),
-        ordercomponenttypedescription=_s("Main order parameter", m), ordercategorydescription=_s(c["desc"]),
+        ordercomponenttypedescription=_s(c["comp"]), ordercategorydescription=_s(c["desc"]),
         patientweight=weight[c["si"]].astype(np.float64), totalamount=c["total"].astype(np.float64),
         totalamountuom=_s("ml", m), isopenbag=np.zeros(m, np.int64), continueinnextdept=np.zeros(m, np.int64),
         statusdescription=_s(c["status"]), originalamount=amount, originalrate=rate), ids, c["si"])

@@ -1,29 +1,34 @@
 -- kdigo_hourly: KDIGO acute kidney injury stage (0-3), one row per stay-hour of hourly_base.
 --
--- kdigo_stage = max(creatinine stage, urine-output stage, RRT stage), as mimic-code
--- kdigo_stages.sql (without its 6 h smoothing: the stage of the hour itself).
+-- kdigo_stage = max(creatinine stage, urine-output stage, RRT stage), as MIT-LCP
+-- mimic-code kdigo_stages.sql (without its 6 h smoothing: the stage of the hour itself).
 --
--- Creatinine (mg/dL). Each creatinine value is staged against the values strictly before
--- it: the lowest in the previous 48 h and the lowest in the previous 7 days, counting the
--- 7 days before ICU admission (hosp/labevents 50912, valid range from registry_items) and
--- the ICU hours of hourly_base:
---   3  if cr >= 3.0 x low_7d, or cr >= 4.0 with an acute rise (low_48h <= 3.7 or
+-- Creatinine (mg/dL; mimic-code kdigo_creatinine). Each creatinine value is staged
+-- against the values strictly before it: the lowest in the previous 48 h (low_48h) and
+-- the lowest in the previous 7 days (low_7d), counting the 7 days before ICU admission
+-- (hosp/labevents 50912, valid range from registry_items) and the ICU hours of
+-- hourly_base:
+--   3  if cr >= 3.0 x low_7d, or cr >= 4.0 with an acute rise (cr >= low_48h + 0.3 or
 --      cr >= 1.5 x low_7d)
 --   2  if cr >= 2.0 x low_7d
 --   1  if cr >= low_48h + 0.3, or cr >= 1.5 x low_7d
 --   0  otherwise (also the first value ever, which has no baseline).
 -- The stage of a value holds for the following hours until the next creatinine value.
 --
--- Urine output (mL/kg/h), assessed at each hour with urine charted (as mimic-code
--- kdigo_uo): rate_W = urine charted in hours (h-W, h] (mL) / weight (kg) / span (h), where
--- span = h - the last charting at or before h-W (or since ICU admission), i.e. the time
--- over which that urine was collected; rate_W counts only when span >= W (6, 12, 24 h).
--- Weight from static.weight_kg, 80 kg when not charted.
---   3  if rate_24h < 0.3, or rate_12h = 0 (anuria for 12 h)
---   2  if rate_12h < 0.5
---   1  if rate_6h < 0.5
--- The urine stage holds for the following hours until the next urine charting.
--- Renal replacement therapy running in the hour (hourly_base.rrt = 1) -> 3.
+-- Urine output (mL/kg/h; mimic-code kdigo_uo), at every urine charting time t (uo_rate):
+-- rate_W = urine charted in [t - W h, t] / weight known at t / tm_W, tm_W = the real
+-- time those chartings collected over (sum of the gaps since each previous charting);
+-- rate_6 counts when 6 <= tm_6 < 12, rate_12 when tm_12 >= 12, rate_24 when tm_24 >= 24.
+--   NULL  when rate_6 is not defined (or no weight is known: no rate)
+--   0     when t <= intime + 6 h (KDIGO needs 6 h of ICU observation)
+--   3     if rate_24 < 0.3, or rate_12 = 0 (anuria for 12 h)
+--   2     if rate_12 < 0.5
+--   1     if rate_6 < 0.5
+-- The hour's urine stage is the worst of its chartings; it holds for the following hours
+-- until the next hour with a urine stage.
+-- RRT: CONTINUOUS renal replacement therapy running in the hour (rrt_hourly.crrt = 1:
+-- CRRT, CVVHD, CVVHDF, SCUF) -> 3, as mimic-code's `crrt`; intermittent haemodialysis and
+-- peritoneal dialysis (often maintenance dialysis of ESRD) do not stage.
 --
 -- References: KDIGO Clinical Practice Guideline for Acute Kidney Injury, Kidney Int
 -- Suppl 2012;2:1-138; MIT-LCP mimic-code mimic-iv/concepts/organfailure/kdigo_creatinine,
@@ -44,7 +49,7 @@ creat_pre_icu AS (  -- creatinine of the 7 days before ICU admission; hour < 0
     JOIN icustay_detail d ON l.subject_id = d.subject_id
     JOIN cohort c ON c.stay_id = d.stay_id
     CROSS JOIN creat_range r
-    WHERE l.itemid = 50912                               -- Creatinine (mg/dL)
+    WHERE l.itemid IN (SELECT itemid FROM registry_items WHERE feature = 'creatinine')
       AND l.charttime >= d.intime - INTERVAL 7 DAY
       AND l.charttime < d.intime
       AND l.valuenum BETWEEN r.lo AND r.hi
@@ -54,7 +59,7 @@ creat_all AS (
     UNION ALL
     SELECT stay_id, hour, creatinine AS creat FROM hourly_base WHERE creatinine IS NOT NULL
 ),
-creat_baseline AS (
+creat_baseline AS (  -- hours with creatinine are sparse: RANGE frames (hours, not rows)
     SELECT
         stay_id, hour, creat,
         min(creat) OVER (PARTITION BY stay_id ORDER BY hour
@@ -63,73 +68,55 @@ creat_baseline AS (
                          RANGE BETWEEN 168 PRECEDING AND 1 PRECEDING) AS low_7d
     FROM creat_all
 ),
-creat_staged AS (  -- one stage per ICU creatinine value
+creat_staged AS (  -- one stage per ICU creatinine hour
     SELECT
         stay_id, hour,
-        CASE
+        max(CASE
             WHEN creat >= 3.0 * low_7d THEN 3
-            WHEN creat >= 4.0 AND (low_48h <= 3.7 OR creat >= 1.5 * low_7d) THEN 3
+            WHEN creat >= 4.0 AND (creat >= low_48h + 0.3 OR creat >= 1.5 * low_7d) THEN 3
             WHEN creat >= 2.0 * low_7d THEN 2
             WHEN creat >= low_48h + 0.3 THEN 1
             WHEN creat >= 1.5 * low_7d THEN 1
             ELSE 0
-        END AS stage
+        END) AS stage
     FROM creat_baseline
     WHERE hour >= 0
+    GROUP BY stay_id, hour
 ),
-uo AS (
+uo_rates AS (
     SELECT
-        b.stay_id, b.hour, b.rrt, c.stage AS creat_stage_at_hour,
-        b.urine_output IS NOT NULL AS charted,
-        coalesce(s.weight_kg, 80.0) AS weight_kg,                      -- kg, 80 when missing
-        sum(b.urine_output) OVER w6 AS vol_6h,                         -- mL charted in (h-6, h]
-        sum(b.urine_output) OVER w12 AS vol_12h,
-        sum(b.urine_output) OVER w24 AS vol_24h,
-        -- last urine charting at or before h-W (-1 = ICU admission): the first volume of
-        -- the window was collected since then
-        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p6, -1) AS prev_6h,
-        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p12, -1) AS prev_12h,
-        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p24, -1) AS prev_24h
-    FROM hourly_base b
-    LEFT JOIN static s ON s.stay_id = b.stay_id
-    LEFT JOIN (SELECT stay_id, hour, max(stage) AS stage FROM creat_staged GROUP BY ALL) c
-        ON c.stay_id = b.stay_id AND c.hour = b.hour
-    WINDOW
-        w6 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 5 PRECEDING AND CURRENT ROW),
-        w12 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 11 PRECEDING AND CURRENT ROW),
-        w24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW),
-        p6 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 6 PRECEDING),
-        p12 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 12 PRECEDING),
-        p24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 24 PRECEDING)
+        stay_id, hour, t_h, tm_6, tm_12, tm_24,
+        CASE WHEN tm_6 >= 6 AND tm_6 < 12 THEN vol_6 / weight_kg / tm_6 END AS rate_6,
+        CASE WHEN tm_12 >= 12 THEN vol_12 / weight_kg / tm_12 END AS rate_12,
+        CASE WHEN tm_24 >= 24 THEN vol_24 / weight_kg / tm_24 END AS rate_24
+    FROM uo_rate
 ),
-rates AS (  -- mL/kg/h at urine charting hours; NULL unless the span covers the window
-    SELECT
-        stay_id, hour, rrt, creat_stage_at_hour, charted,
-        CASE WHEN charted AND hour - prev_6h >= 6 THEN vol_6h / weight_kg / (hour - prev_6h) END AS rate_6h,
-        CASE WHEN charted AND hour - prev_12h >= 12 THEN vol_12h / weight_kg / (hour - prev_12h) END AS rate_12h,
-        CASE WHEN charted AND hour - prev_24h >= 24 THEN vol_24h / weight_kg / (hour - prev_24h) END AS rate_24h
-    FROM uo
-),
-staged_at_hour AS (
-    SELECT
-        stay_id, hour, rrt, creat_stage_at_hour,
-        CASE
-            WHEN rate_24h < 0.3 OR rate_12h <= 0 THEN 3
-            WHEN rate_12h < 0.5 THEN 2
-            WHEN rate_6h < 0.5 THEN 1
-            WHEN rate_6h IS NULL THEN NULL                             -- not assessable here
-            ELSE 0
-        END AS uo_stage_at_hour
-    FROM rates
-),
-staged AS (  -- creatinine and urine stages hold until their next assessment
+uo_staged AS (  -- worst urine stage of the hour's chartings
     SELECT
         stay_id, hour,
-        coalesce(last_value(creat_stage_at_hour IGNORE NULLS) OVER w, 0) AS creat_stage,
-        coalesce(last_value(uo_stage_at_hour IGNORE NULLS) OVER w, 0) AS uo_stage,
-        CASE WHEN rrt = 1 THEN 3 ELSE 0 END AS rrt_stage
-    FROM staged_at_hour
-    WINDOW w AS (PARTITION BY stay_id ORDER BY hour ROWS UNBOUNDED PRECEDING)
+        max(CASE
+            WHEN rate_6 IS NULL THEN NULL
+            WHEN t_h <= 6 THEN 0
+            WHEN rate_24 < 0.3 THEN 3
+            WHEN rate_12 = 0 THEN 3
+            WHEN rate_12 < 0.5 THEN 2
+            WHEN rate_6 < 0.5 THEN 1
+            ELSE 0
+        END) AS stage
+    FROM uo_rates
+    GROUP BY stay_id, hour
+),
+staged AS (  -- creatinine and urine stages hold until their next assessment (dense hours)
+    SELECT
+        b.stay_id, b.hour,
+        coalesce(last_value(c.stage IGNORE NULLS) OVER w, 0) AS creat_stage,
+        coalesce(last_value(u.stage IGNORE NULLS) OVER w, 0) AS uo_stage,
+        CASE WHEN r.crrt = 1 THEN 3 ELSE 0 END AS rrt_stage
+    FROM hourly_base b
+    LEFT JOIN creat_staged c ON c.stay_id = b.stay_id AND c.hour = b.hour
+    LEFT JOIN uo_staged u ON u.stay_id = b.stay_id AND u.hour = b.hour
+    LEFT JOIN rrt_hourly r ON r.stay_id = b.stay_id AND r.hour = b.hour
+    WINDOW w AS (PARTITION BY b.stay_id ORDER BY b.hour ROWS UNBOUNDED PRECEDING)
 )
 SELECT
     stay_id, hour,

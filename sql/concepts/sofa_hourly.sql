@@ -6,22 +6,25 @@
 -- A component with no data in the window scores 0 (mimic-code convention: missing is
 -- assumed normal), so `sofa` is never NULL.
 --
--- Inputs (hourly_base, units of clin_jepa.data.features):
---   respiration     P/F = pO2 (mmHg) / FiO2 (fraction); FiO2 (%) carried forward up to
---                   4 h (mimic-code bg.sql looks back 4 h). Scores 3-4 need invasive
+-- Inputs (units of clin_jepa.data.features):
+--   respiration     bg_hourly.pf_ratio: the lowest PaO2/FiO2 (mmHg) of the hour's ARTERIAL
+--                   gases (specimen 'ART.'; the gas's own FiO2 50816, else charted FiO2
+--                   of the last 4 h; mimic-code bg.sql). Scores 3-4 need invasive
 --                   ventilation in that hour; without it the score is capped at 2.
---                   No FiO2 in the last 4 h -> no P/F -> no score (not room-air assumed).
+--                   No arterial gas with an FiO2 -> no score (room air is not assumed).
 --   coagulation     platelets (K/uL)
 --   liver           bilirubin (mg/dL)
 --   cardiovascular  mean arterial pressure (mmHg) and vasopressor rates (mcg/kg/min):
 --                   norepinephrine, epinephrine, dopamine, dobutamine (SOFA does not
 --                   score vasopressin or phenylephrine; neither does mimic-code).
---   cns             GCS total = eye + verbal + motor, each component carried forward up
---                   to 6 h (mimic-code gcs.sql); NULL unless all three are known.
---   renal           creatinine (mg/dL) and urine output per 24 h (mL), assessed at hours
---                   with urine charted: urine charted in (h-24, h] / span x 24, where span
---                   = h - the last charting at or before h-24 (or since ICU admission);
---                   used only when span is 22-30 h (mimic-code uo_tm_24hr), else NULL.
+--   cns             gcs_hourly.gcs: the lowest GCS of the hour by mimic-code gcs.sql (an
+--                   intubated patient's 'No Response-ETT' verbal -> GCS 15, components
+--                   from the previous charting < 6 h earlier, missing ones normal).
+--   renal           creatinine (mg/dL) and urine output per 24 h (mL) from uo_rate (the
+--                   hour's chartings): vol_sofa / tm_sofa x 24, used only when tm_sofa is
+--                   22-30 h (mimic-code urine_output_rate uo_tm_24hr); the largest of the
+--                   hour's chartings (mimic-code MAX).
+-- hourly_base has one row per grid hour, so the 24 h windows are ROWS frames.
 --
 -- Thresholds: Vincent et al., Intensive Care Med 1996;22:707-10 (the SOFA score), as
 -- coded in MIT-LCP mimic-code (mimic-iv/concepts/score/sofa.sql).
@@ -29,32 +32,23 @@
 -- respiration, coagulation, liver, cardiovascular, cns, renal (24 h worst, 0 if
 -- missing), sofa (0-24).
 CREATE TABLE sofa_hourly AS
-WITH carried AS (
-    SELECT
-        b.stay_id, b.hour, b.po2, b.ventilation, b.platelets, b.bilirubin, b.mbp,
-        b.norepinephrine, b.epinephrine, b.dopamine, b.dobutamine, b.creatinine, b.urine_output,
-        last_value(b.fio2 IGNORE NULLS) OVER w4 AS fio2_cf,           -- %, <= 4 h old
-        last_value(b.gcs_eye IGNORE NULLS) OVER w6 AS eye_cf,          -- 1-4, <= 6 h old
-        last_value(b.gcs_verbal IGNORE NULLS) OVER w6 AS verbal_cf,    -- 1-5
-        last_value(b.gcs_motor IGNORE NULLS) OVER w6 AS motor_cf,      -- 1-6
-        sum(b.urine_output) OVER w24 AS uo_vol_24h,                    -- mL charted in (h-24, h]
-        -- last urine charting at or before h-24 (-1 = ICU admission)
-        coalesce(max(b.hour) FILTER (WHERE b.urine_output IS NOT NULL) OVER p24, -1) AS uo_prev_24h
-    FROM hourly_base b
-    WINDOW
-        w4 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 4 PRECEDING AND CURRENT ROW),
-        w6 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 6 PRECEDING AND CURRENT ROW),
-        w24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW),
-        p24 AS (PARTITION BY b.stay_id ORDER BY b.hour RANGE BETWEEN UNBOUNDED PRECEDING AND 24 PRECEDING)
+WITH uo_24h AS (
+    SELECT stay_id, hour,
+           max(CASE WHEN tm_sofa BETWEEN 22 AND 30 THEN vol_sofa / tm_sofa * 24 END) AS uo_24h_valid
+    FROM uo_rate
+    GROUP BY stay_id, hour
 ),
 derived AS (
     SELECT
-        *,
-        po2 / (fio2_cf / 100.0) AS pf_ratio,                          -- mmHg
-        eye_cf + verbal_cf + motor_cf AS gcs,                          -- 3-15
-        CASE WHEN urine_output IS NOT NULL AND hour - uo_prev_24h BETWEEN 22 AND 30
-             THEN uo_vol_24h / (hour - uo_prev_24h) * 24 END AS uo_24h_valid  -- mL per 24 h
-    FROM carried
+        b.stay_id, b.hour, b.ventilation, b.platelets, b.bilirubin, b.mbp,
+        b.norepinephrine, b.epinephrine, b.dopamine, b.dobutamine, b.creatinine,
+        p.pf_ratio,                                                   -- mmHg, arterial
+        g.gcs,                                                        -- 3-15
+        u.uo_24h_valid                                                -- mL per 24 h
+    FROM hourly_base b
+    LEFT JOIN bg_hourly p ON p.stay_id = b.stay_id AND p.hour = b.hour
+    LEFT JOIN gcs_hourly g ON g.stay_id = b.stay_id AND g.hour = b.hour
+    LEFT JOIN uo_24h u ON u.stay_id = b.stay_id AND u.hour = b.hour
 ),
 hourly_scores AS (
     SELECT
@@ -119,7 +113,7 @@ worst_24h AS (  -- worst score of each organ over hours h-23..h; missing -> 0
         coalesce(max(cns) OVER w24, 0) AS cns,
         coalesce(max(renal) OVER w24, 0) AS renal
     FROM hourly_scores
-    WINDOW w24 AS (PARTITION BY stay_id ORDER BY hour RANGE BETWEEN 23 PRECEDING AND CURRENT ROW)
+    WINDOW w24 AS (PARTITION BY stay_id ORDER BY hour ROWS BETWEEN 23 PRECEDING AND CURRENT ROW)
 )
 SELECT
     stay_id, hour,

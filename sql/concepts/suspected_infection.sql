@@ -1,7 +1,7 @@
 -- suspected_infection: Sepsis-3 suspicion of infection episodes, hours relative to ICU intime.
 --
--- An antibiotic order (hosp/prescriptions: `drug` matching a registry antibiotic pattern,
--- route not topical/ophthalmic/otic) counts when a culture
+-- An antibiotic order (`antibiotic`: mimic-code's antibiotic list and exclusions) counts
+-- when a culture
 -- (hosp/microbiologyevents, any specimen type; charttime, else chartdate at 00:00) was taken
 --   * within 72 h BEFORE the antibiotic  -> onset = the (earliest such) culture time, or
 --   * within 24 h AFTER the antibiotic   -> onset = the antibiotic start time,
@@ -22,15 +22,10 @@ WITH stays AS (
 ),
 antibiotic AS (
     SELECT DISTINCT s.stay_id, s.intime, p.starttime AS abx_time
-    FROM prescriptions p
+    FROM antibiotic p
     JOIN stays s ON s.subject_id = p.subject_id
     WHERE p.starttime >= s.intime - INTERVAL 24 HOUR
       AND p.starttime < s.outtime
-      AND coalesce(upper(trim(p.route)), '') NOT IN (SELECT route FROM registry_excluded_routes)
-      AND EXISTS (
-          SELECT 1 FROM registry_antibiotic_patterns a
-          WHERE contains(lower(p.drug), lower(a.pattern))
-      )
 ),
 culture AS (
     SELECT DISTINCT s.stay_id, coalesce(m.charttime, CAST(m.chartdate AS TIMESTAMP)) AS culture_time

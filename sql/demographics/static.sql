@@ -1,29 +1,29 @@
 -- static: per-stay static facts of the cohort (the demographics text reads these).
 -- age in years (anchor scheme, see icustay_detail); sex female/male from patients.gender;
 -- race and admission_type as charted in hosp/admissions;
--- weight_kg: first charted weight of the stay (chartevents 226512 Admission Weight (Kg),
--- 224639 Daily Weight, 226531 Admission Weight (lbs.) x 0.45359237; registry_weight_items)
--- inside [getvariable('weight_lo'), getvariable('weight_hi')] kg, else the first
--- icu/inputevents patientweight in that range, else NULL.
+-- weight_kg: the weight known in hour 0 (the text is the hour-0 state): the first weight
+-- of `weight` known before intime + 1 h (the admission weight counts from intime - 2 h),
+-- else the stay's admission weight whenever charted, else the first icu/inputevents
+-- patientweight entered before intime + 1 h inside [getvariable('weight_lo'),
+-- getvariable('weight_hi')] kg, else NULL. A daily weight charted later never stands in.
 CREATE TABLE static AS
-WITH charted AS (
-    SELECT ce.stay_id, ce.charttime, ce.valuenum * w.mul AS kg
-    FROM chartevents ce
-    JOIN registry_weight_items w ON w.itemid = ce.itemid
-    SEMI JOIN cohort c ON c.stay_id = ce.stay_id
+WITH at_hour0 AS (
+    SELECT w.stay_id, arg_min(w.weight_kg, (w.known_from, w.weight_kg)) AS kg
+    FROM weight w
+    JOIN icustay_detail d ON d.stay_id = w.stay_id
+    WHERE w.known_from < d.intime + INTERVAL 1 HOUR
+    GROUP BY w.stay_id
 ),
-first_charted AS (
-    SELECT stay_id, arg_min(kg, (charttime, kg)) AS kg
-    FROM charted
-    WHERE kg BETWEEN getvariable('weight_lo') AND getvariable('weight_hi')
-    GROUP BY stay_id
+admission AS (
+    SELECT stay_id, any_value(weight_kg) AS kg FROM weight WHERE admission GROUP BY stay_id
 ),
 first_input AS (
     SELECT ie.stay_id, arg_min(ie.patientweight, (ie.starttime, ie.patientweight)) AS kg
     FROM inputevents ie
+    JOIN icustay_detail d ON d.stay_id = ie.stay_id
     SEMI JOIN cohort c ON c.stay_id = ie.stay_id
     WHERE ie.patientweight BETWEEN getvariable('weight_lo') AND getvariable('weight_hi')
-      AND ie.starttime IS NOT NULL
+      AND ie.starttime < d.intime + INTERVAL 1 HOUR
     GROUP BY ie.stay_id
 )
 SELECT
@@ -32,8 +32,9 @@ SELECT
     CASE upper(d.gender) WHEN 'F' THEN 'female' WHEN 'M' THEN 'male' END AS sex,
     d.race,
     d.admission_type,
-    round(coalesce(fc.kg, fi.kg), 2) AS weight_kg
+    round(coalesce(h.kg, a.kg, fi.kg), 2) AS weight_kg
 FROM cohort c
 JOIN icustay_detail d ON d.stay_id = c.stay_id
-LEFT JOIN first_charted fc ON fc.stay_id = c.stay_id
+LEFT JOIN at_hour0 h ON h.stay_id = c.stay_id
+LEFT JOIN admission a ON a.stay_id = c.stay_id
 LEFT JOIN first_input fi ON fi.stay_id = c.stay_id;

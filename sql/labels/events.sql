@@ -17,8 +17,8 @@
 --                 this hour included) AND (MAP < 65 mmHg or any vasopressor/inotrope);
 --                 HiRID circulatory failure (Hyland et al. Nat Med 2020) on MIMIC
 --                 variables, as METHOD 7
---   resp_failure  first hour with P/F <= 300 mmHg (sofa_hourly.pf_ratio: pO2 over FiO2
---                 carried forward up to 4 h) or invasive ventilation
+--   resp_failure  first hour with P/F <= 300 mmHg (sofa_hourly.pf_ratio: the hour's lowest
+--                 arterial PaO2/FiO2, bg_hourly) or invasive ventilation
 --   sepsis        Sepsis-3 onset (sepsis3.onset_hour)
 -- Hourly events use the grid hours of `hourly` (up to data.max_stay_hours); death can lie
 -- past the last grid hour. A stay without an event has no row for it.
@@ -46,7 +46,7 @@ hours AS (
         (h.nee > 0 OR h.norepinephrine > 0 OR h.epinephrine > 0 OR h.phenylephrine > 0
          OR h.dopamine > 0 OR h.vasopressin > 0 OR h.dobutamine > 0) AS on_vasoactive,
         last_value(h.lactate IGNORE NULLS) OVER (
-            PARTITION BY h.stay_id ORDER BY h.hour RANGE BETWEEN 6 PRECEDING AND CURRENT ROW
+            PARTITION BY h.stay_id ORDER BY h.hour ROWS BETWEEN 6 PRECEDING AND CURRENT ROW  -- dense hours
         ) AS lactate_cf                                                 -- mmol/L, <= 6 h old
     FROM hourly h
     LEFT JOIN kdigo_hourly k ON k.stay_id = h.stay_id AND k.hour = h.hour

@@ -5,7 +5,8 @@
 -- haematology hemoglobin 51222, platelets 51265, WBC 51301, INR 51237).
 -- Mapping: labevents have no stay_id; a lab belongs to the cohort stay of the same
 -- hadm_id whose grid contains its charttime. Labs drawn up to
--- getvariable('lab_lookback_hours') before intime count in hour 0 (default 0: none).
+-- getvariable('lab_lookback_hours') before intime count in hour 0 (default 6 h, as mimic-code's
+-- first-day tables: intime - 6 h).
 -- Range: outside the registry's [lo, hi] -> NULL before aggregation (n_out_of_range).
 -- Aggregation per registry_features.agg: last (latest valid value in the hour; equal
 -- charttimes -> the larger value, so the result never depends on row order).

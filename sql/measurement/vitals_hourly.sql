@@ -5,8 +5,11 @@
 -- Conversion: value = valuenum * mul + add (F -> C); FiO2 values <= 1 are fractions (x100).
 -- Range: a converted value outside the registry's [lo, hi] becomes NULL BEFORE aggregation
 -- (counted in n_out_of_range); a non-numeric valuenum is NULL too (n_non_numeric).
--- Aggregation per registry_features.agg: mean (vitals, FiO2; Kahan sum / count) or
--- min (GCS: worst in the hour). Grouped on a SMALLINT feature id (less memory than text).
+-- Intubated patients: a GCS verbal charted as value 'No Response-ETT' (valuenum 1 in
+-- MIMIC-IV) is not a verbal score of 1; it is left out of gcs_verbal here (the GCS used
+-- by SOFA handles it, gcs_hourly.sql; the ventilation column shows the tube).
+-- Aggregation per registry_features.agg: mean (vitals, FiO2) or min (GCS: worst in the
+-- hour); is_min is constant per feature (any_value). Grouped on a SMALLINT feature id.
 -- Columns: stay_id, hour, feature, value (feature's unit, NULL = no valid value),
 --          n_non_numeric, n_out_of_range. Only hours inside the grid.
 CREATE TABLE vitals_hourly AS
@@ -36,6 +39,7 @@ events AS (
     JOIN items i ON i.itemid = ce.itemid
     JOIN stays s ON s.stay_id = ce.stay_id
     WHERE ce.charttime >= s.intime
+      AND ce.value IS DISTINCT FROM 'No Response-ETT'
 ),
 valid AS (
     SELECT *, CASE WHEN v BETWEEN lo AND hi THEN v END AS vv
@@ -46,7 +50,7 @@ agg AS (
         stay_id,
         hour,
         fid,
-        CASE WHEN bool_or(is_min) THEN min(vv) ELSE fsum(vv) / nullif(count(vv), 0) END AS value,
+        CASE WHEN any_value(is_min) THEN min(vv) ELSE avg(vv) END AS value,
         CAST(count(*) FILTER (WHERE non_numeric) AS INTEGER) AS n_non_numeric,
         CAST(count(*) FILTER (WHERE v IS NOT NULL AND vv IS NULL) AS INTEGER) AS n_out_of_range
     FROM valid

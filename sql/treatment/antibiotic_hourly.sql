@@ -1,7 +1,6 @@
 -- antibiotic_hourly: grid hours with an active systemic antibiotic order.
--- Source: hosp/prescriptions whose `drug` contains one of registry_antibiotic_patterns
--- (case-insensitive, as mimic-code's antibiotic concept) and whose route is not in
--- registry_excluded_routes (eye/ear/topical; a missing route counts as systemic).
+-- Source: the systemic antibiotic orders of `antibiotic` (sql/treatment/antibiotic.sql:
+-- mimic-code's drug list with route and drug-type exclusions).
 -- Mapping: prescriptions have no stay_id; an order belongs to the cohort stay of the same
 -- hadm_id. Interval [starttime, stoptime); without a stoptime (or with stoptime before
 -- starttime) the order lasts getvariable('antibiotic_default_hours') hours.
@@ -15,11 +14,6 @@ WITH stays AS (
     JOIN icustay_detail d ON d.stay_id = g.stay_id
     GROUP BY g.stay_id
 ),
-antibiotic_drugs AS (  -- match the few thousand distinct drug names, not every row
-    SELECT DISTINCT pr.drug
-    FROM (SELECT DISTINCT drug FROM prescriptions) pr
-    JOIN registry_antibiotic_patterns p ON contains(lower(pr.drug), p.pattern)
-),
 orders AS (
     SELECT
         s.stay_id,
@@ -29,11 +23,8 @@ orders AS (
             CASE WHEN pr.stoptime > pr.starttime THEN pr.stoptime
                  ELSE pr.starttime + to_hours(CAST(getvariable('antibiotic_default_hours') AS BIGINT)) END
         ) / 3600.0) AS BIGINT) AS h1
-    FROM prescriptions pr
-    JOIN antibiotic_drugs a ON a.drug = pr.drug
+    FROM antibiotic pr
     JOIN stays s ON s.hadm_id = pr.hadm_id
-    WHERE pr.starttime IS NOT NULL
-      AND upper(trim(coalesce(pr.route, ''))) NOT IN (SELECT route FROM registry_excluded_routes)
 )
 SELECT DISTINCT stay_id, CAST(hour AS INTEGER) AS hour
 FROM (

@@ -3,7 +3,9 @@
 -- Albumin 25% 220862). A row is a bolus when its amount (converted to mL through
 -- registry_volume_units) is >= getvariable('bolus_min_ml') and it ran for at most
 -- getvariable('bolus_max_hours') hours. Amounts above getvariable('bolus_max_ml') mL are
--- charting errors and are ignored. The bolus counts in the hour of its starttime.
+-- charting errors and are ignored. A carrier ('Mixed solution': the fluid a drug is
+-- mixed in) or a 'Drug Push' row is never a bolus. The bolus counts in the hour of its
+-- starttime.
 -- Columns: stay_id, hour, fluid_bolus_ml (mL, sum over boluses started in the hour).
 CREATE TABLE fluid_bolus_hourly AS
 WITH stays AS (
@@ -24,6 +26,8 @@ boluses AS (
     WHERE ie.starttime >= s.intime
       AND ie.amount * u.mul >= getvariable('bolus_min_ml')
       AND ie.amount * u.mul <= getvariable('bolus_max_ml')
+      AND ie.ordercomponenttypedescription IS DISTINCT FROM 'Mixed solution'
+      AND ie.ordercategorydescription IS DISTINCT FROM 'Drug Push'
       AND date_diff('second', ie.starttime, coalesce(ie.endtime, ie.starttime))
           <= getvariable('bolus_max_hours') * 3600
 )
