@@ -25,12 +25,16 @@ from clin_jepa.utils import get_logger
 log = get_logger(__name__)
 
 
+class MissingACES(ImportError, ValueError):
+    """es-aces is not installed (a ValueError too, so the CLI prints the fix instead of a traceback)."""
+
+
 def _aces():
     try:
         from aces import config, predicates, query
     except ImportError:
-        raise ImportError("ACES tasks need the es-aces package: pip install 'clin-jepa[aces]' "
-                          "(es-aces 0.7.3; see docs/meds.md)") from None
+        raise MissingACES("ACES tasks need the es-aces package: pip install 'clin-jepa[aces]' "
+                          "(es-aces 0.7.3; see docs/meds.md, 'Installing es-aces')") from None
     return config, predicates, query
 
 
@@ -40,9 +44,9 @@ def task_name(config_path: str | Path) -> str:
 
 def run_aces(config_path: str | Path, meds_root: str | Path) -> pl.DataFrame:
     """ACES on every data shard of a MEDS dataset -> (subject_id, prediction_time, boolean_value)."""
-    from omegaconf import DictConfig
-
     config, predicates, query = _aces()
+    from omegaconf import DictConfig  # installed with es-aces (hydra-core)
+
     config_path, meds_root = Path(config_path), Path(meds_root)
     if not config_path.exists():
         raise FileNotFoundError(f"ACES task config {config_path} not found")

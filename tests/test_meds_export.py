@@ -3,6 +3,7 @@ times and labels of the extraction recovered exactly from the MEDS files)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import meds
@@ -120,3 +121,11 @@ def test_export_never_overwrites_what_it_did_not_write(extracted_data_dir, synth
     with pytest.raises(ValueError, match="not the one"):
         export_meds(extracted_data_dir, other, tmp_path / "m3")
     assert not (tmp_path / "m3").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aces") is not None, reason="es-aces is installed")
+def test_aces_tasks_without_es_aces_name_the_install(meds_export_dir):
+    from evaluation.aces_tasks import run_aces
+
+    with pytest.raises(ValueError, match=r"pip install 'clin-jepa\[aces\]'"):
+        run_aces("configs/aces/mort_icu.yaml", meds_export_dir)
