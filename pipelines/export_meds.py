@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.run and not args.data:
         raise ValueError("pass --run RUN (its data directory) or --data DIR")
     cfg = resolve_config(args)
+    if args.run:
+        cfg.run_dir = str(args.run)  # the run's data/ and mimic/ are under this directory (not saved)
     data_dir = Path(args.data) if args.data else cfg.data_path
     mimic = args.mimic or cfg.data.mimic_dir
     if not mimic and args.run and (Path(args.run) / "mimic").is_dir():
