@@ -129,3 +129,16 @@ def test_aces_tasks_without_es_aces_name_the_install(meds_export_dir):
 
     with pytest.raises(ValueError, match=r"pip install 'clin-jepa\[aces\]'"):
         run_aces("configs/aces/mort_icu.yaml", meds_export_dir)
+
+
+def test_export_of_a_run_finds_its_data_and_mimic(extracted_data_dir, synth_mimic_dir, tmp_path):
+    from clin_jepa.config import RunConfig
+    from pipelines.cli import main as cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "data").symlink_to(extracted_data_dir)  # the layout `clin-jepa demo` writes: RUN/mimic, RUN/data
+    (run / "mimic").symlink_to(synth_mimic_dir)
+    RunConfig(run_dir=str(run)).save(run / "config.yaml")
+    assert cli(["export-meds", "--run", str(run), "--out", str(run / "meds"), "--set", "data.duckdb_threads=1"]) == 0
+    assert validate_meds(run / "meds")["subjects"] == pl.read_parquet(extracted_data_dir / "cohort.parquet")["subject_id"].n_unique()
