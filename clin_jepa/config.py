@@ -51,6 +51,7 @@ class DataConfig:
     split_seed: int = 42
     prediction_hour: int = 24  # per-stay tasks are predicted from the first 24 h
     eep_horizon: int = 12  # early-event tasks: event within the next 12 h
+    tasks_dir: str = ""  # folder of task files (docs/labels.md); empty -> configs/tasks
     duckdb_memory_limit: str = "8GB"
     duckdb_threads: int = 0  # 0 -> DuckDB default (all cores)
     duckdb_temp_dir: str = ""  # spill + cached sources; empty -> next to the output data dir

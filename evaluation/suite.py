@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import torch
 
 from clin_jepa.utils import get_logger, seed_everything, write_json
@@ -61,11 +62,20 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
     return out
 
 
-def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg) -> dict:
+def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
+              extra_labels=None) -> dict:
+    """``extra_labels``: label rows of added tasks (evaluation.aces_tasks), evaluated like the built-in ones."""
     e = cfg.eval
     labels = tasks.read_table(data_dir, "labels.parquet", ("stay_id", "task", "hour", "label"))
+    extra: tuple[str, ...] = ()
+    if extra_labels is not None and extra_labels.height:
+        extra = tuple(sorted(extra_labels["task"].unique().to_list()))
+        base = labels.select("stay_id", "task", "hour", "label")
+        labels = pl.concat([base, extra_labels.select([pl.col(c).cast(t) for c, t in base.schema.items()])])
     static = tasks.read_table(data_dir, "static.parquet", ("stay_id", "age", "sex", "weight_kg"))
-    rows, dropped = tasks.task_rows(labels, corpus.stay_ids, corpus.lengths, corpus.split, e.max_eep_hours)
+    families = tasks.task_families(cfg.data)
+    rows, dropped = tasks.task_rows(labels, corpus.stay_ids, corpus.lengths, corpus.split, e.max_eep_hours, extra,
+                                    families)
     if rows.height == 0:
         raise ValueError("labels.parquet has no row for the corpus stays; rerun `clin-jepa extract`")
     stay_row, last_hour = rows["row"].to_numpy(), rows["last_hour"].to_numpy()
@@ -103,21 +113,31 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg) -
         methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
     for b in e.baselines:
         methods[b] = flat(b) if b in baselines.FLAT else sequence(b)
-    out = tasks.evaluate_tasks(rows, methods, e, dropped)
+    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families)
     out["representation"] = {"probe": "[d, s_k, mean(s_0..s_k), f_k]" if predictor is not None
                              else "[d, s_k, mean(s_0..s_k)]",
                              "probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
     return out
 
 
-def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS) -> dict[str, Path]:
-    """Compute the evaluations in ``only``; returns name -> written JSON path."""
+def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs: tuple = (),
+                 meds_dir=None) -> dict[str, Path]:
+    """Compute the evaluations in ``only``; returns name -> written JSON path.
+
+    ``aces_configs``: ACES task configs added to the task evaluation, run on the MEDS export
+    ``meds_dir`` (default RUN/meds, written by ``clin-jepa export-meds``)."""
     from clin_jepa.data.windows import load_corpus
 
     bad = sorted(set(only) - set(EVALUATIONS))
     if bad:
         raise ValueError(f"unknown evaluations {bad}; choose from {', '.join(EVALUATIONS)}")
     run_dir, data_dir = Path(run_dir), cfg.data_path
+    extra_labels = None
+    if aces_configs and "tasks" in only:  # first: a bad config fails before any model is loaded
+        from evaluation.aces_tasks import aces_task_labels
+
+        extra_labels = aces_task_labels(list(aces_configs), Path(meds_dir) if meds_dir else run_dir / "meds",
+                                        builtin=sum(tasks.task_families(cfg.data).values(), ()))
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
     corpus = load_corpus(data_dir, cfg.data.window_hours)
@@ -135,7 +155,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS) -> dict[str,
         elif name == "displacement":
             res = run_displacement(corpus, latents, xs, data_dir, cfg)
         else:
-            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg)
+            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels)
         res["seconds"] = round(time.perf_counter() - t0, 2)
         written[name] = run_dir / "eval" / f"{name}.json"
         write_json(written[name], res)

@@ -24,21 +24,32 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from clin_jepa.data import task_defs
 from clin_jepa.data.features import ACTION_COLUMNS, DERIVED_COLUMNS, OBSERVATION_COLUMNS
 from clin_jepa.utils import get_logger
 
 log = get_logger(__name__)
 
-BINARY_TASKS = ("mort_hosp", "mort_icu", "mort_7d", "mort_14d", "mort_30d", "mort_90d", "los_7d", "sepsis")
-EEP_TASKS = ("eep_circ_failure", "eep_resp_failure", "eep_aki", "eep_vaso_start", "eep_vent_start",
-             "eep_rrt_start", "eep_death_24h")
-FAMILIES = {"binary": BINARY_TASKS, "eep": EEP_TASKS}
+# The default tasks (configs/tasks/, one file per task); a run with data.tasks_dir uses task_families().
+FAMILIES: dict[str, tuple[str, ...]] = task_defs.families(task_defs.load_tasks())
+BINARY_TASKS, EEP_TASKS = FAMILIES["binary"], FAMILIES["eep"]
 HOURLY_FEATURES = OBSERVATION_COLUMNS + ACTION_COLUMNS + DERIVED_COLUMNS
 SUMMARIES = ("last", "mean", "min", "max", "count")
 
 
-def family_of(task: str) -> str:
-    return "eep" if task.startswith("eep_") else "binary"
+EXTRA_FAMILY = "extra"  # tasks added at evaluation time (ACES configs, evaluation.aces_tasks)
+
+
+def task_families(data_cfg) -> dict[str, tuple[str, ...]]:
+    """family -> task names of the task files the extraction used (data.tasks_dir, default configs/tasks)."""
+    return task_defs.families(task_defs.load_tasks(data_cfg))
+
+
+def last_hour_expr() -> pl.Expr:
+    """Of label rows (task, hour): the last hour of data the row may use (hours since ICU intime),
+    ``hour - 1`` for per-stay tasks, ``hour`` for EEP tasks. ``last_hour + 1`` is the end of the
+    input, the MEDS ``prediction_time``."""
+    return pl.when(pl.col("task").str.starts_with("eep_")).then(pl.col("hour")).otherwise(pl.col("hour") - 1)
 
 
 def read_table(data_dir: Path, name: str, columns: tuple[str, ...]) -> pl.DataFrame:
@@ -57,14 +68,18 @@ def read_table(data_dir: Path, name: str, columns: tuple[str, ...]) -> pl.DataFr
 
 
 def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, split: np.ndarray,
-              max_eep_hours: int) -> tuple[pl.DataFrame, dict]:
+              max_eep_hours: int, extra: tuple[str, ...] = (),
+              families: dict[str, tuple[str, ...]] | None = None) -> tuple[pl.DataFrame, dict]:
     """labels (stay_id, task, hour, label) -> rows with ``row`` (stay index), ``last_hour``, ``split``.
 
+    ``extra``: names of added per-stay tasks (ACES) allowed besides the task files' (``families``).
     Returns the rows and the number dropped per task (no data at ``last_hour``).
     """
-    unknown = sorted(set(labels["task"].unique().to_list()) - set(BINARY_TASKS + EEP_TASKS))
+    known = {t for names in (families or FAMILIES).values() for t in names} | set(extra)
+    unknown = sorted(set(labels["task"].unique().to_list()) - known)
     if unknown:
-        raise ValueError(f"labels.parquet has unknown tasks {unknown}; expected the names in docs/design.md")
+        raise ValueError(f"labels.parquet has unknown tasks {unknown} (no task file); extract with the same "
+                         f"data.tasks_dir as this run (docs/labels.md)")
     bad = labels.filter(~pl.col("label").is_in([0, 1]) | pl.col("label").is_null())
     if bad.height:
         raise ValueError(f"labels.parquet has {bad.height} labels that are not 0/1; rerun `clin-jepa extract`")
@@ -73,8 +88,7 @@ def task_rows(labels: pl.DataFrame, stay_ids: np.ndarray, lengths: np.ndarray, s
     df = (labels.select(pl.col("stay_id").cast(pl.Int64), "task", pl.col("hour").cast(pl.Int64),
                         pl.col("label").cast(pl.Int8))
           .join(stays, on="stay_id", how="inner")
-          .with_columns(pl.when(pl.col("task").str.starts_with("eep_")).then(pl.col("hour"))
-                        .otherwise(pl.col("hour") - 1).alias("last_hour"))
+          .with_columns(last_hour_expr().alias("last_hour"))
           .sort("task", "stay_id", "hour"))
     eep = pl.col("task").str.starts_with("eep_")
     df = df.filter(~eep | (pl.int_range(pl.len()).over("task", "stay_id") < max_eep_hours))
@@ -194,8 +208,10 @@ def _roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> dict:
     return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
 
 
-def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None) -> dict:
-    """Fit and score every method on every task; metrics with stay-clustered bootstrap CIs.
+def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None,
+                   extra: tuple[str, ...] = (), families: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """Fit and score every method on every task (built-in, then ``extra``: added tasks, their own
+    family); metrics with stay-clustered bootstrap CIs.
 
     methods: name -> fn(task_rows_index (R,), y (R,), train_idx, val_idx, test_idx, seed) -> test probs
     (or (test probs, {"kind", "val_loss"}) for probes that select a model on validation; stored as
@@ -207,9 +223,11 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     rows = rows.with_row_index("ridx")
     out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
     scores: dict = {}
-    for task in progress(BINARY_TASKS + EEP_TASKS, desc="tasks", unit="task"):
+    families = (families or FAMILIES) | ({EXTRA_FAMILY: tuple(extra)} if extra else {})
+    family_of = {t: fam for fam, names in families.items() for t in names}
+    for task in progress(list(family_of), desc="tasks", unit="task"):
         tr = rows.filter(pl.col("task") == task)
-        entry: dict = {"family": family_of(task), "dropped_rows": int((dropped or {}).get(task, 0)),
+        entry: dict = {"family": family_of[task], "dropped_rows": int((dropped or {}).get(task, 0)),
                        "n": {s: int((tr["split"] == s).sum()) for s in ("train", "val", "test")},
                        "positives": {s: int(tr.filter(pl.col("split") == s)["label"].sum())
                                      for s in ("train", "val", "test")}}
@@ -247,19 +265,19 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             entry["roc"][name] = _roc_points(y[tei], per_seed[0])
             scores[task][name] = per_seed[0]
         entry["_y"], entry["_groups"] = y[tei], groups
-    _families(out, scores, cfg)
+    _families(out, scores, cfg, families)
     for entry in out["tasks"].values():
         entry.pop("_y", None), entry.pop("_groups", None)
     return out
 
 
-def _families(out: dict, scores: dict, cfg) -> None:
+def _families(out: dict, scores: dict, cfg, families: dict[str, tuple[str, ...]]) -> None:
     """Family means per method, the best baseline per family and paired tests against it."""
     from evaluation.metrics import paired_bootstrap_test
 
     model_methods = [m for m in out["methods"] if m.startswith("probe")]
     baselines = [m for m in out["methods"] if not m.startswith("probe")]
-    for fam, names in FAMILIES.items():
+    for fam, names in families.items():
         ok = [t for t in names if out["tasks"][t]["status"] == "ok"]
         means = {}
         for m in out["methods"]:

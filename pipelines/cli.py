@@ -15,6 +15,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "pretrain": ("pipelines.pretrain", "five-phase curriculum (or one phase) with accelerate"),
     "embed": ("pipelines.embed", "encode every distinct text of a run once (for evaluation)"),
     "evaluate": ("pipelines.evaluate", "rollout drift, cohort displacement, multi-task probes + baselines"),
+    "export-meds": ("pipelines.export_meds", "extraction -> MEDS dataset (events, splits, task labels)"),
     "report": ("pipelines.report", "tables (md/csv/tex), plots and manifest for one or more runs"),
     "ablate": ("pipelines.ablate", "train + evaluate every ablation and paradigm on the same data"),
     "demo": ("pipelines.demo", "the whole pipeline end to end on the embedded synthetic default"),

@@ -16,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, run_required=True)
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="subset of: drift displacement tasks (default: all)")
+    parser.add_argument("--aces-task", nargs="+", default=(), metavar="CONFIG",
+                        help="extra binary tasks as ACES task configs (e.g. configs/aces/mort_icu.yaml), "
+                             "run on the MEDS export (docs/meds.md)")
+    parser.add_argument("--meds", default=None, help="MEDS export for --aces-task (default: RUN/meds)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run)
     cfg = existing_run_config(args, f"train one with `clin-jepa pretrain --run {run_dir}`")
-    evaluate_run(run_dir, cfg, tuple(args.only or EVALUATIONS))
+    evaluate_run(run_dir, cfg, tuple(args.only or EVALUATIONS), tuple(args.aces_task), args.meds)
     return 0
 
 

@@ -47,6 +47,16 @@ def extracted_data_dir(synth_mimic_dir, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def meds_export_dir(extracted_data_dir, synth_mimic_dir, tmp_path_factory) -> Path:
+    """`clin-jepa export-meds` of `extracted_data_dir` (MEDS dataset). Read-only."""
+    from clin_jepa.data.meds_export import export_meds
+
+    out = tmp_path_factory.mktemp("meds") / "meds"
+    export_meds(extracted_data_dir, synth_mimic_dir, out, threads=1, memory_limit="1GB")
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_source_cache(tmp_path_factory):
     """Typed source copies (data.source_cache_dir default: $XDG_CACHE_HOME/clin-jepa/sources)

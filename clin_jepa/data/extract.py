@@ -30,6 +30,7 @@ from clin_jepa.data.schema import TABLES
 from clin_jepa.data.source_checks import clean_error, disk_full, disk_full_message, gzip_damage
 from clin_jepa.data.source_views import create_source_views
 from clin_jepa.data.sources import FLUID_BOLUS_MAX_ML, register_registry
+from clin_jepa.data.task_defs import load_tasks, register_tasks
 from clin_jepa.utils import SQL_DIR, get_logger, progress, write_json
 
 log = get_logger(__name__)
@@ -201,6 +202,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
              f"typed copies in {cache_dir}, reused: {', '.join(hits) or 'none'}" if cache_dir and cfg.cache_sources
              else "csv parsed once into scratch" if scratch else "read in place")
     register_registry(con)
+    register_tasks(con, load_tasks(cfg))  # registry_tasks: the task files (configs/tasks/)
     for name, value in sql_variables(cfg).items():
         con.execute(f"SET VARIABLE {name} = {_sql_literal(value)}")
     bar = progress(steps, desc="extract", unit="table")
@@ -362,7 +364,7 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
             "nulls": nulls,
             "empty_features": empty,
             "sources": sources,
-            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": "", "source_cache_dir": "",
+            "config": asdict(cfg) | {"mimic_dir": "", "data_dir": "", "source_cache_dir": "", "tasks_dir": "",
                                      "duckdb_temp_dir": ""},  # paths are machine-specific
             "fingerprint": {
                 "inputs": input_fingerprint(mimic_dir),

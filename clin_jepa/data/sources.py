@@ -231,4 +231,5 @@ def register_registry(con: duckdb.DuckDBPyConnection) -> None:
 def registry_table_names() -> set[str]:
     return {"registry_items", "registry_features", "registry_vasopressors", "registry_rate_units",
             "registry_ventilation", "registry_rrt", "registry_bg", "registry_esrd_icd", "registry_fluid_items", "registry_volume_units",
-            "registry_antibiotic", "registry_weight_items"}
+            "registry_antibiotic", "registry_weight_items",
+            "registry_tasks"}  # registry_tasks: clin_jepa.data.task_defs.register_tasks
