@@ -32,8 +32,7 @@ def _names(raw: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clin_jepa.training.trainer import CollapseError
-    from clin_jepa.training.trainer_setup import pretrain
+    from clin_jepa.training.trainer import CollapseError, NonFiniteError, pretrain
     from clin_jepa.utils import get_logger, seed_everything
 
     log = get_logger("pipelines.pretrain")
@@ -45,10 +44,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     cfg.run_dir = str(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.yaml").exists():
+        cfg.save(run_dir / "config.yaml")
     seed_everything(cfg.train.seed)
     try:
         summary = pretrain(cfg, run_dir, phases=_names(args.phases) or None, resume=args.resume)
-    except CollapseError as e:
+    except (CollapseError, NonFiniteError) as e:
         log.error("%s", e)
         return 3
     if summary["stopped"]:

@@ -14,6 +14,7 @@ Randomness of micro-batch m is seeded from (seed, m, rank): resume needs no repl
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from dataclasses import replace
@@ -26,9 +27,15 @@ from clin_jepa.data.windows import Corpus, WindowBatch
 from clin_jepa.training.checkpoint import (
     TrainState,
     boundary_name,
+    complete_replacement,
+    data_fingerprint,
     latest_checkpoint,
     load_checkpoint,
+    read_config,
+    read_origin,
+    resume_mismatch,
     save_checkpoint,
+    verify_checkpoint,
 )
 from clin_jepa.training.curriculum import Behaviour, Curriculum, behaviour
 from clin_jepa.training.latent_cache import LatentCache
@@ -43,6 +50,10 @@ log = get_logger(__name__)
 
 class CollapseError(RuntimeError):
     """z_std fell below train.z_std_floor: the representation collapsed."""
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, gradient or weight became NaN/inf: training stopped before saving it."""
 
 
 class Trainer:
@@ -77,7 +88,8 @@ class Trainer:
         self.cache = LatentCache(encoder, self.texts, cfg.train.cache_block)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self._stop = ""
+        self._stop, self._phase = "", ""
+        self._data_fp = data_fingerprint(cfg.data_path)
         self._texts_seen, self._t0 = 0, time.perf_counter()
         self._grad_norms: dict[str, float] = {}
 
@@ -87,7 +99,12 @@ class Trainer:
         path = path or latest_checkpoint(self.ckpt_dir)
         if path is None:
             return False
-        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked)
+        verify_checkpoint(path)
+        self._check_same_run(path)
+        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked, verify=False)
+        self.acc.wait_for_everyone()  # every rank has read it: a leftover may now take its own name
+        if self.acc.is_main_process:
+            complete_replacement(path)
         if state.phases != self.state.phases:
             raise ValueError(f"checkpoint {path} was written for phases {state.phases}, this curriculum has "
                              f"{self.state.phases}; resume with the same train.curriculum/drop_phases or start a new run")
@@ -100,11 +117,43 @@ class Trainer:
                  state.phase_index, state.phase_step)
         return True
 
+    def _check_same_run(self, path: Path) -> None:
+        """Refuse a checkpoint made with other shapes / batch / seed / curriculum / data."""
+        diff = resume_mismatch(read_config(path), self.cfg.to_dict())
+        saved_fp = read_origin(path).get("data_fingerprint")
+        if saved_fp and saved_fp != self._data_fp:
+            diff["data (fingerprint of data.data_dir)"] = (saved_fp, self._data_fp)
+        if diff:
+            keys = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in
+                             ((k, *v) for k, v in diff.items()))
+            raise ValueError(f"checkpoint {path} was made with other settings ({keys}); resume with the run's "
+                             f"saved settings, or start a new run (another --run) to use these")
+
     def save(self, name: str) -> None:
+        self._check_finite_weights()  # never write a NaN state that looks complete
         if self.acc.is_main_process:
             save_checkpoint(self.ckpt_dir / name, self.state, self.encoder, self.predictor, self.optimizer,
-                            self.cfg.to_dict(), self.cur.to_dict(), self.masked)
+                            self.cfg.to_dict(), self.cur.to_dict(), self.masked,
+                            origin={"data_fingerprint": self._data_fp})
         self.acc.wait_for_everyone()
+
+    def _non_finite(self, what: str, value: float) -> NonFiniteError:
+        o = self.cfg.optim
+        last = latest_checkpoint(self.ckpt_dir)
+        self.state.stopped = "non_finite"
+        return NonFiniteError(
+            f"non-finite {what} ({value}) in phase {self._phase or '?'} at step {self.state.global_step + 1}: "
+            f"training stopped before saving (last good checkpoint: {last or 'none'}). Likely cause: a learning "
+            f"rate too high (optim.lr_encoder={o.lr_encoder}, optim.lr_predictor={o.lr_predictor}) or "
+            f"non-finite values in the data ({self.cfg.data_path}); lower the learning rates or fix the data, "
+            f"then start again or --resume")
+
+    def _check_finite_weights(self) -> None:
+        for name, params in (("encoder", self.encoder.online_parameters()),
+                             ("predictor", list(self.predictor.parameters()))):
+            bad = next((p for p in params if not torch.isfinite(p).all()), None)
+            if bad is not None:
+                raise self._non_finite(f"{name} weight", float(bad.detach()[~torch.isfinite(bad.detach())].flatten()[0]))
 
     # ------------------------------------------------------------------ latents
     def _latents(self, batch: WindowBatch, beh: Behaviour):
@@ -177,7 +226,10 @@ class Trainer:
             group["lr"] = group["base_lr"] * factor
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                self._grad_norms[group["name"]] = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+                norm = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+                if not math.isfinite(norm):  # a NaN loss gives NaN gradients: stop before the update
+                    raise self._non_finite(f"loss gradient of the {group['name']}", norm)
+                self._grad_norms[group["name"]] = norm
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if beh.train_encoder:
@@ -261,7 +313,7 @@ class Trainer:
                         continue
                     break
                 self._run_phase(spec, bar)
-        except CollapseError:
+        except (CollapseError, NonFiniteError):
             self._summary()  # the stop reason is on record before the error propagates
             raise
         finally:
@@ -291,6 +343,7 @@ class Trainer:
 
     def _run_phase(self, spec, bar) -> None:
         beh = behaviour(spec)
+        self._phase = spec.name
         self.encoder.set_online_trainable(beh.train_encoder)
         if beh.instant == "hard_sync":
             gap = self.encoder.hard_sync()  # target only: the online cache stays valid
@@ -329,6 +382,8 @@ class Trainer:
             self.acc.log(logs, step=step)
         if step % t.val_every == 0:
             self.acc.log(self.validate(beh), step=step)
+        if not math.isfinite(float(flags[1])):
+            raise self._non_finite("latent spread z_std", float(flags[1]))
         if t.z_std_floor > 0 and float(flags[1]) < t.z_std_floor:
             self.state.stopped = "collapse"
             self.save("last")
@@ -376,3 +431,39 @@ class Trainer:
 
 def _safe_z_std(z: torch.Tensor) -> float:
     return z_std(z) if z.shape[0] >= 2 else float("inf")  # one latent: no spread to measure
+
+
+def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: bool = False, encoder=None,
+             accelerator=None) -> dict:
+    """Train the curriculum of ``cfg`` in ``run_dir``; returns the summary (also pretrain_summary.json).
+
+    ``phases``: only these phases, starting from the latest checkpoint. ``resume``: continue
+    from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
+    """
+    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.training.curriculum import load_curriculum
+
+    run_dir = Path(run_dir)
+    t = cfg.train
+    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
+    names = [p.name for p in cur.phases]
+    bad = [n for n in phases or () if n not in names]
+    if bad:
+        raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {names}")
+    ckpt_dir = run_dir / "checkpoints"
+    if not (resume or phases) and latest_checkpoint(ckpt_dir) is not None:
+        raise ValueError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
+                         f"or delete {ckpt_dir} (or use a new --run) to start over")
+    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+    if encoder is None:
+        if not (run_dir / "sft").exists():
+            raise FileNotFoundError(f"{run_dir / 'sft'} not found: pretraining starts from the SFT encoder; "
+                                    f"run `clin-jepa sft --run {run_dir}` first")
+        from clin_jepa.training.sft import load_sft_encoder
+
+        encoder = load_sft_encoder(run_dir, cfg)
+    trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
+    if resume or phases:
+        if not trainer.resume():
+            log.info("no checkpoint in %s: starting from the beginning", trainer.ckpt_dir)
+    return trainer.run(only=phases)

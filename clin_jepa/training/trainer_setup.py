@@ -1,4 +1,4 @@
-"""Building the trainer's parts: accelerator, optimizer, final export, and `pretrain()`."""
+"""Building the trainer's parts: accelerator, optimizer, hparams, final export (no trainer import)."""
 
 from __future__ import annotations
 
@@ -65,43 +65,3 @@ def write_final(final_dir: Path, encoder, predictor) -> None:
     with atomic_path(final_dir / "predictor.json") as tmp:
         tmp.write_text(json.dumps(dataclasses.asdict(predictor.config), indent=2))
     log.info("final encoder adapters and predictor written to %s", final_dir)
-
-
-def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: bool = False, encoder=None,
-             accelerator=None) -> dict:
-    """Train the curriculum of ``cfg`` in ``run_dir``; returns the summary (also pretrain_summary.json).
-
-    ``phases``: only these phases, starting from the latest checkpoint. ``resume``: continue
-    from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
-    """
-    from clin_jepa.data.windows import load_corpus
-    from clin_jepa.training.checkpoint import latest_checkpoint
-    from clin_jepa.training.curriculum import load_curriculum
-    from clin_jepa.training.trainer import Trainer
-
-    run_dir = Path(run_dir)
-    t = cfg.train
-    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
-    names = [p.name for p in cur.phases]
-    bad = [n for n in phases or () if n not in names]
-    if bad:
-        raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {names}")
-    ckpt_dir = run_dir / "checkpoints"
-    if not (resume or phases) and latest_checkpoint(ckpt_dir) is not None:
-        raise ValueError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
-                         f"or delete {ckpt_dir} (or use a new --run) to start over")
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
-    if encoder is None:
-        if not (run_dir / "sft").exists():
-            raise FileNotFoundError(f"{run_dir / 'sft'} not found: pretraining starts from the SFT encoder; "
-                                    f"run `clin-jepa sft --run {run_dir}` first")
-        from clin_jepa.training.sft import load_sft_encoder
-
-        encoder = load_sft_encoder(run_dir, cfg)
-    trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
-    if trainer.acc.is_main_process:
-        cfg.save(run_dir / "config.yaml")
-    if resume or phases:
-        if not trainer.resume():
-            log.info("no checkpoint in %s: starting from the beginning", trainer.ckpt_dir)
-    return trainer.run(only=phases)
