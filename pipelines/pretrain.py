@@ -12,9 +12,8 @@ RUN/pretrain_summary.json (watchdogs, stop reason). See docs/training.md.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +39,8 @@ def run(args: argparse.Namespace) -> int:
         args.overrides.append(f"train.drop_phases=[{','.join(_names(args.drop_phases))}]")
     if args.curriculum:
         args.overrides.append(f"train.curriculum={args.curriculum}")
-    cfg = resolve_config(args)
-    run_dir = Path(args.run)
-    cfg.run_dir = str(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "config.yaml").exists():
-        cfg.save(run_dir / "config.yaml")
+    run, cfg = open_run(args)
+    run_dir = run.root
     seed_everything(cfg.train.seed)
     try:
         summary = pretrain(cfg, run_dir, phases=_names(args.phases) or None, resume=args.resume)
@@ -56,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         log.info("pretrain stopped (%s) at step %d; continue with `clin-jepa pretrain --run %s --resume`",
                  summary["stopped"], summary["global_step"], run_dir)
     elif summary["finished"]:
-        log.info("pretrain done: %d steps; final model in %s", summary["global_step"], run_dir / "final")
+        run.mark_done("pretrain")
+        log.info("pretrain done: %d steps; final model in %s", summary["global_step"], run.final)
     for name, w in summary["watchdogs"].items():
         if not w["fell"]:
             log.warning("watchdog: validation loss did not fall during phase %s (%.4f -> %.4f)",

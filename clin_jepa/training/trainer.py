@@ -327,10 +327,13 @@ class Trainer:
         return self._summary()
 
     def _cpu_threads(self, default: int) -> int:
-        """train.cpu_threads, or 1 for the debug models: their tiny matmuls gain nothing from a
-        second thread and stall on a busy CPU (BENCHMARKS.md, Training)."""
-        debug = self.encoder.flavor == "debug" and self.predictor.config.flavor == "debug"
-        return self.cfg.train.cpu_threads or (1 if debug else default)
+        """train.cpu_threads, or 1 for a tiny encoder flavor (flavor spec) with a predictor of under
+        1M weights (the debug models): their matmuls gain nothing from a second thread and
+        stall on a busy CPU (BENCHMARKS.md, Training)."""
+        from clin_jepa.models.encoder_flavors import spec
+
+        tiny = spec(self.encoder.flavor).tiny and sum(p.numel() for p in self.predictor.parameters()) < 1_000_000
+        return self.cfg.train.cpu_threads or (1 if tiny else default)
 
     def _summary(self) -> dict:
         """TrainState + run facts, written to RUN/pretrain_summary.json; ends the trackers."""
@@ -456,12 +459,13 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
                          f"or delete {ckpt_dir} (or use a new --run) to start over")
     corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
     if encoder is None:
-        if not (run_dir / "sft").exists():
-            raise FileNotFoundError(f"{run_dir / 'sft'} not found: pretraining starts from the SFT encoder; "
-                                    f"run `clin-jepa sft --run {run_dir}` first")
-        from clin_jepa.training.sft import load_sft_encoder
+        from clin_jepa.run import RunDir
 
-        encoder = load_sft_encoder(run_dir, cfg)
+        run = RunDir(run_dir)
+        if not run.sft.exists():
+            raise FileNotFoundError(f"{run.sft} not found: pretraining starts from the SFT encoder; "
+                                    f"run `clin-jepa sft --run {run_dir}` first")
+        encoder = run.load_sft_encoder(cfg)
     trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
     if resume or phases:
         if not trainer.resume():
