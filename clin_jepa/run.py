@@ -99,10 +99,15 @@ class RunDir:
         return self.config_file.exists()
 
     def create(self, cfg: RunConfig) -> RunConfig:
-        """Write the config of a new run (validated first; refuses an existing run)."""
-        if self.exists():
-            raise ValueError(f"{self.config_file} exists: {self.root} is already a run")
+        """Write the config of a new run (validated first; refuses an existing run with other
+        settings: another process of the same launch may have created it a moment ago)."""
         cfg.validate()
+        if self.exists():
+            diff = self.differences(cfg)
+            if diff:
+                raise ValueError(f"{self.config_file} exists: {self.root} is already a run (with other "
+                                 f"settings: {', '.join(diff)})")
+            return self.load_config()
         self.root.mkdir(parents=True, exist_ok=True)
         self._write(cfg)
         return self.load_config()

@@ -40,9 +40,11 @@ def changed_settings_error(run: RunDir, diff: dict[str, tuple], how: str) -> Val
                       f"it was made with. Use a new run directory, or {how}")
 
 
-def open_run(args: argparse.Namespace, create: bool = True, how_to_create: str = "") -> tuple[RunDir, RunConfig]:
+def open_run(args: argparse.Namespace, create: bool = True, how_to_create: str = "",
+             check: Callable[[RunDir, RunConfig], None] | None = None) -> tuple[RunDir, RunConfig]:
     """The run named by --run and its config: created from --config/--set when new (validated
-    before anything is written); an existing run's settings change only with --reconfigure."""
+    before anything is written); an existing run's settings change only with --reconfigure,
+    after ``check(run, new_cfg)`` (a stage's own refusal, e.g. a resume) has passed."""
     run = RunDir(args.run)
     config, overrides = getattr(args, "config", None), list(getattr(args, "overrides", None) or [])
     if not run.exists():
@@ -57,6 +59,8 @@ def open_run(args: argparse.Namespace, create: bool = True, how_to_create: str =
     if diff and not getattr(args, "reconfigure", False):
         raise changed_settings_error(run, diff, "pass --reconfigure to change this run's settings")
     if diff:
+        if check is not None:
+            check(run, cfg)
         run.change_config(cfg)
     return run, run.load_config()
 

@@ -30,6 +30,15 @@ def _names(raw: str | None) -> list[str]:
     return [n.strip() for n in raw.split(",") if n.strip()] if raw else []
 
 
+def _resumable(run, cfg) -> None:
+    """--resume --reconfigure: refuse settings the checkpoint cannot continue with before saving them."""
+    from clin_jepa.training.checkpoint import check_resumable, data_fingerprint, latest_checkpoint
+
+    last = latest_checkpoint(run.checkpoints)
+    if last is not None:
+        check_resumable(last, cfg.to_dict(), data_fingerprint(cfg.data_path))
+
+
 def run(args: argparse.Namespace) -> int:
     from clin_jepa.training.trainer import CollapseError, NonFiniteError, pretrain
     from clin_jepa.utils import get_logger, seed_everything
@@ -39,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.overrides.append(f"train.drop_phases=[{','.join(_names(args.drop_phases))}]")
     if args.curriculum:
         args.overrides.append(f"train.curriculum={args.curriculum}")
-    run, cfg = open_run(args)
+    run, cfg = open_run(args, check=_resumable if args.resume or args.phases else None)
     run_dir = run.root
     seed_everything(cfg.train.seed)
     try:

@@ -126,3 +126,18 @@ def test_not_a_run_directory(tmp_path, capsys):
     assert cli(["evaluate", "--run", str(tmp_path / "nope")]) == 2
     assert "is not a run directory" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
+
+
+def test_resume_with_a_changed_setting_is_refused_before_it_is_saved(cwd, capsys):
+    small = f"train.curriculum={cwd / 'small.yaml'}"
+    assert cli(["sft", "--run", "r", *_sets("data.data_dir=tiny", small, "train.stop_after_steps=1")]) == 0
+    assert cli(["pretrain", "--run", "r"]) == 0
+    run = RunDir(cwd / "r")
+    before = run.config_file.read_text()
+    rc = cli(["pretrain", "--run", "r", "--resume", "--reconfigure", "--set", "predictor.flavor=paper"])
+    assert rc == 2 and "predictor.flavor: checkpoint 'debug', now 'paper'" in capsys.readouterr().err
+    assert run.config_file.read_text() == before  # the failed resume did not poison the run
+    # a setting a resume may change (the stop step) is accepted, recorded, and the run finishes
+    assert cli(["pretrain", "--run", "r", "--resume", "--reconfigure", "--set", "train.stop_after_steps=0"]) == 0
+    assert json.loads(run.pretrain_summary.read_text())["finished"]
+    assert json.loads(run.changes_file.read_text())["changes"][-1]["changed"] == {"train.stop_after_steps": [1, 0]}

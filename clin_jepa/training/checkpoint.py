@@ -187,6 +187,18 @@ def resume_mismatch(saved: dict, current: dict) -> dict[str, tuple]:
     return out
 
 
+def check_resumable(path: Path, cfg_dict: dict, data_fp: str | None = None) -> None:
+    """Refuse a checkpoint made with other shapes / batch / seed / curriculum / data, naming the keys."""
+    diff = resume_mismatch(read_config(path), cfg_dict)
+    saved_fp = read_origin(path).get("data_fingerprint")
+    if data_fp and saved_fp and saved_fp != data_fp:
+        diff["data (fingerprint of data.data_dir)"] = (saved_fp, data_fp)
+    if diff:
+        keys = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"checkpoint {path} was made with other settings ({keys}); resume with the run's "
+                         f"saved settings, or start a new run (another --run) to use these")
+
+
 def data_fingerprint(data_dir: Path) -> str:
     """Identity of an extraction: its manifest.json (sql hash, row counts) and the name and size of
     every parquet file (contents are not hashed: a real extraction is gigabytes)."""

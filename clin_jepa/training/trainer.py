@@ -24,16 +24,15 @@ import torch
 
 from clin_jepa.config import RunConfig
 from clin_jepa.data.windows import Corpus, WindowBatch
+from clin_jepa.run import RunDir
 from clin_jepa.training.checkpoint import (
     TrainState,
     boundary_name,
+    check_resumable,
     complete_replacement,
     data_fingerprint,
     latest_checkpoint,
     load_checkpoint,
-    read_config,
-    read_origin,
-    resume_mismatch,
     save_checkpoint,
     verify_checkpoint,
 )
@@ -42,7 +41,14 @@ from clin_jepa.training.latent_cache import LatentCache
 from clin_jepa.training.losses import effective_rank, jepa_loss, z_std
 from clin_jepa.training.masked_jepa import build_masked_predictor, masked_jepa_loss
 from clin_jepa.training.schedule import DataOrder, lr_factor, step_seed
-from clin_jepa.training.trainer_setup import build_optimizer, flat_hparams, make_accelerator, write_final
+from clin_jepa.training.trainer_setup import (
+    allreduce_grads,
+    build_optimizer,
+    flat_hparams,
+    make_accelerator,
+    rank_divergence,
+    write_final,
+)
 from clin_jepa.utils import get_logger, progress, write_json
 
 log = get_logger(__name__)
@@ -60,7 +66,8 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir, curriculum: Curriculum, corpus: Corpus, encoder,
                  accelerator=None):
         self.cfg, self.run_dir, self.cur = cfg, Path(run_dir), curriculum
-        self.acc = accelerator or make_accelerator(cfg, self.run_dir)
+        self.rundir = RunDir(run_dir)
+        self.acc = accelerator or make_accelerator(cfg, self.rundir.logs)
         self.device = self.acc.device
         if not self.acc.is_main_process:  # one copy of the INFO log, from rank 0
             logging.getLogger("clin_jepa").setLevel("WARNING")
@@ -87,7 +94,7 @@ class Trainer:
         self._group_hparams = {g["name"]: (g["base_lr"], g["clip"]) for g in self.optimizer.param_groups}
         self.cache = LatentCache(encoder, self.texts, cfg.train.cache_block)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.ckpt_dir = self.rundir.checkpoints
         self._stop, self._phase = "", ""
         self._data_fp = data_fingerprint(cfg.data_path)
         self._texts_seen, self._t0 = 0, time.perf_counter()
@@ -100,7 +107,7 @@ class Trainer:
         if path is None:
             return False
         verify_checkpoint(path)
-        self._check_same_run(path)
+        check_resumable(path, self.cfg.to_dict(), self._data_fp)
         state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked, verify=False)
         self.acc.wait_for_everyone()  # every rank has read it: a leftover may now take its own name
         if self.acc.is_main_process:
@@ -116,18 +123,6 @@ class Trainer:
         log.info("resumed from %s at global step %d (phase %d, step %d)", path.name, state.global_step,
                  state.phase_index, state.phase_step)
         return True
-
-    def _check_same_run(self, path: Path) -> None:
-        """Refuse a checkpoint made with other shapes / batch / seed / curriculum / data."""
-        diff = resume_mismatch(read_config(path), self.cfg.to_dict())
-        saved_fp = read_origin(path).get("data_fingerprint")
-        if saved_fp and saved_fp != self._data_fp:
-            diff["data (fingerprint of data.data_dir)"] = (saved_fp, self._data_fp)
-        if diff:
-            keys = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in
-                             ((k, *v) for k, v in diff.items()))
-            raise ValueError(f"checkpoint {path} was made with other settings ({keys}); resume with the run's "
-                             f"saved settings, or start a new run (another --run) to use these")
 
     def save(self, name: str) -> None:
         self._check_finite_weights()  # never write a NaN state that looks complete
@@ -240,35 +235,14 @@ class Trainer:
         self.state.phase_step += 1
 
     def _allreduce_grads(self, groups: list[dict]) -> None:
-        """Average the trained groups' gradients over processes (a missing one counts as zero)."""
-        if self.acc.num_processes == 1:
-            return
-        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+        allreduce_grads([p for g in groups for p in g["params"]], self.acc.num_processes)
 
-        params = [p for g in groups for p in g["params"]]
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        grads = [p.grad for p in params]
-        flat = _flatten_dense_tensors(grads)
-        torch.distributed.all_reduce(flat)
-        flat /= self.acc.num_processes
-        for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
-            g.copy_(f)
-
-    @torch.no_grad()
     def _rank_divergence(self) -> float:
         """max |w - w_rank0| over every trained weight and all processes (0.0 when in sync)."""
-        if self.acc.num_processes == 1:
-            return 0.0
-        params = [*self.encoder.online_parameters(), *self.encoder.target_parameters(),
-                  *self.predictor.parameters(), *(self.masked.parameters() if self.masked is not None else [])]
-        flat = torch.cat([p.detach().float().reshape(-1) for p in params])  # (P,)
-        ref = flat.clone()
-        torch.distributed.broadcast(ref, src=0)
-        diff = (flat - ref).abs().max().reshape(1)
-        torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
-        return float(diff)
+        return rank_divergence([*self.encoder.online_parameters(), *self.encoder.target_parameters(),
+                                *self.predictor.parameters(),
+                                *(self.masked.parameters() if self.masked is not None else [])],
+                               self.acc.num_processes)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -323,7 +297,7 @@ class Trainer:
         if self.state.phase_index >= len(phases) and not self.state.stopped:
             self.state.finished = True
             if self.acc.is_main_process:
-                write_final(self.run_dir / "final", self.encoder, self.predictor)
+                write_final(self.rundir.final, self.encoder, self.predictor)
         return self._summary()
 
     def _cpu_threads(self, default: int) -> int:
@@ -340,7 +314,7 @@ class Trainer:
         summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded,
                    "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
-            write_json(self.run_dir / "pretrain_summary.json", summary)
+            write_json(self.rundir.pretrain_summary, summary)
         self.acc.end_training()
         return summary
 
@@ -446,22 +420,18 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
     from clin_jepa.data.windows import load_corpus
     from clin_jepa.training.curriculum import load_curriculum
 
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     t = cfg.train
     cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
     names = [p.name for p in cur.phases]
     bad = [n for n in phases or () if n not in names]
     if bad:
         raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {names}")
-    ckpt_dir = run_dir / "checkpoints"
-    if not (resume or phases) and latest_checkpoint(ckpt_dir) is not None:
-        raise ValueError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
-                         f"or delete {ckpt_dir} (or use a new --run) to start over")
+    if not (resume or phases) and latest_checkpoint(run.checkpoints) is not None:
+        raise ValueError(f"{run.checkpoints} already holds checkpoints: pass --resume to continue that run, "
+                         f"or delete {run.checkpoints} (or use a new --run) to start over")
     corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
     if encoder is None:
-        from clin_jepa.run import RunDir
-
-        run = RunDir(run_dir)
         if not run.sft.exists():
             raise FileNotFoundError(f"{run.sft} not found: pretraining starts from the SFT encoder; "
                                     f"run `clin-jepa sft --run {run_dir}` first")

@@ -14,8 +14,9 @@ from clin_jepa.utils import atomic_path, get_logger
 log = get_logger(__name__)
 
 
-def make_accelerator(cfg: RunConfig, run_dir: Path):
-    """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in RUN/logs."""
+def make_accelerator(cfg: RunConfig, logs_dir: Path):
+    """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in ``logs_dir``
+    (RunDir.logs)."""
     from accelerate import Accelerator
 
     mp = cfg.train.mixed_precision
@@ -24,7 +25,7 @@ def make_accelerator(cfg: RunConfig, run_dir: Path):
     # cpu=True on CUDA-less machines: processes started by torchrun then form a gloo group
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp,
                        gradient_accumulation_steps=cfg.optim.grad_accum,
-                       log_with="tensorboard", project_dir=str(Path(run_dir) / "logs"))
+                       log_with="tensorboard", project_dir=str(logs_dir))
 
 
 def build_optimizer(o: OptimConfig, encoder, predictor, masked=None) -> torch.optim.AdamW:
@@ -65,3 +66,33 @@ def write_final(final_dir: Path, encoder, predictor) -> None:
     with atomic_path(final_dir / "predictor.json") as tmp:
         tmp.write_text(json.dumps(dataclasses.asdict(predictor.config), indent=2))
     log.info("final encoder adapters and predictor written to %s", final_dir)
+
+
+def allreduce_grads(params: list, num_processes: int) -> None:
+    """Average gradients over processes in one flat all-reduce (a missing one counts as zero)."""
+    if num_processes == 1:
+        return
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = _flatten_dense_tensors(grads)
+    torch.distributed.all_reduce(flat)
+    flat /= num_processes
+    for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(f)
+
+
+@torch.no_grad()
+def rank_divergence(params: list, num_processes: int) -> float:
+    """max |w - w_rank0| over ``params`` and all processes (0.0 when in sync)."""
+    if num_processes == 1:
+        return 0.0
+    flat = torch.cat([p.detach().float().reshape(-1) for p in params])  # (P,)
+    ref = flat.clone()
+    torch.distributed.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max().reshape(1)
+    torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
+    return float(diff)
