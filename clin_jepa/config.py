@@ -164,8 +164,9 @@ class LossConfig:
     sigreg_knots: int = 17  # quadrature points of the Epps-Pulley integral on t in [0, 3]
 
     def validate(self) -> None:
-        if self.regularizer not in ("none", "vicreg", "sigreg"):
-            raise ValueError(f"loss.regularizer={self.regularizer!r}: use one of none, vicreg, sigreg")
+        from clin_jepa.training.losses import REGULARIZERS
+
+        _one_of("loss.regularizer", self.regularizer, REGULARIZERS)
         if min(self.tf_weight, self.rollout_weight, self.reg_weight) < 0:
             raise ValueError("loss.tf_weight, loss.rollout_weight and loss.reg_weight must be >= 0")
         if self.tf_weight == 0 and self.rollout_weight == 0:
