@@ -103,10 +103,12 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def resume(self, path: Path | None = None) -> bool:
         """Restore the latest (or given) checkpoint; False when there is none."""
-        path = path or latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            return False
-        verify_checkpoint(path)
+        if path is not None:
+            verify_checkpoint(path)
+        else:  # the newest checkpoint that verifies
+            path = latest_checkpoint(self.ckpt_dir)
+            if path is None:
+                return False
         check_resumable(path, self.cfg.to_dict(), self._data_fp)
         state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked, verify=False)
         self.acc.wait_for_everyone()  # every rank has read it: a leftover may now take its own name
