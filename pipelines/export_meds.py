@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, main_for, open_run, resolve_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,13 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.run and not args.data:
         raise ValueError("pass --run RUN (its data directory) or --data DIR")
-    cfg = resolve_config(args)
     if args.run:
-        cfg.run_dir = str(args.run)  # the run's data/ and mimic/ are under this directory (not saved)
-    data_dir = Path(args.data) if args.data else cfg.data_path
-    mimic = args.mimic or cfg.data.mimic_dir
-    if not mimic and args.run and (Path(args.run) / "mimic").is_dir():
-        mimic = str(Path(args.run) / "mimic")  # the run's synthetic MIMIC-IV (clin-jepa synth --run)
+        run, cfg = open_run(args, create=False, how_to_create="extract one with `clin-jepa demo` or `clin-jepa extract --run`")
+        data_dir = Path(args.data) if args.data else cfg.data_path  # the run's data/ unless data.data_dir
+        mimic = args.mimic or (str(run.mimic_source(cfg)) if run.mimic_source(cfg).is_dir() else "")
+    else:
+        cfg = resolve_config(args)
+        data_dir, mimic = Path(args.data), args.mimic or cfg.data.mimic_dir
     if not mimic:
         raise ValueError("the MEDS export needs the MIMIC-IV source of the extraction (for the real ICU times): "
                          "pass --mimic DIR")

@@ -132,13 +132,14 @@ def test_aces_tasks_without_es_aces_name_the_install(meds_export_dir):
 
 
 def test_export_of_a_run_finds_its_data_and_mimic(extracted_data_dir, synth_mimic_dir, tmp_path):
-    from clin_jepa.config import RunConfig
+    from clin_jepa.config import DataConfig, RunConfig
+    from clin_jepa.run import RunDir
     from pipelines.cli import main as cli
 
     run = tmp_path / "run"
     run.mkdir()
     (run / "data").symlink_to(extracted_data_dir)  # the layout `clin-jepa demo` writes: RUN/mimic, RUN/data
     (run / "mimic").symlink_to(synth_mimic_dir)
-    RunConfig(run_dir=str(run)).save(run / "config.yaml")
-    assert cli(["export-meds", "--run", str(run), "--out", str(run / "meds"), "--set", "data.duckdb_threads=1"]) == 0
+    RunDir(run).create(RunConfig(data=DataConfig(duckdb_threads=1)))
+    assert cli(["export-meds", "--run", str(run), "--out", str(run / "meds")]) == 0
     assert validate_meds(run / "meds")["subjects"] == pl.read_parquet(extracted_data_dir / "cohort.parquet")["subject_id"].n_unique()

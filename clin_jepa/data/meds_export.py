@@ -89,7 +89,7 @@ def check_sources(data_dir: Path, mimic_dir: Path) -> dict:
 
 def _load(con: duckdb.DuckDBPyConnection, data_dir: Path, mimic_dir: Path) -> None:
     """Source views + tables ``stays`` (cohort stays with times and MEDS split), ``codes``."""
-    from clin_jepa.data.sources import create_source_views
+    from clin_jepa.data.source_views import create_source_views
 
     create_source_views(con, mimic_dir)
     split_case = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in SPLIT_NAMES.items())
