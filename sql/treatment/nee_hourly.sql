@@ -37,10 +37,10 @@ infusions AS (
 valid AS (
     SELECT *, CASE WHEN r >= 0 AND r <= hi THEN r END AS rate FROM infusions
 ),
-hours AS (  -- every grid hour an infusion overlaps (as vasopressor_hourly)
-    SELECT DISTINCT stay_id, intime, hour
+infusion_hours AS (  -- each infusion in every grid hour it overlaps (as vasopressor_hourly)
+    SELECT *
     FROM (
-        SELECT stay_id, intime,
+        SELECT stay_id, intime, starttime, endtime, rate, nee_factor,
                unnest(range(greatest(CAST(floor(date_diff('second', intime, starttime) / 3600.0) AS BIGINT), 0),
                             least(greatest(CAST(ceil(date_diff('second', intime, endtime) / 3600.0) AS BIGINT),
                                            CAST(floor(date_diff('second', intime, starttime) / 3600.0) AS BIGINT) + 1),
@@ -49,21 +49,16 @@ hours AS (  -- every grid hour an infusion overlaps (as vasopressor_hourly)
     )
 ),
 instants AS (  -- the hour's start and every infusion start inside the hour
-    SELECT stay_id, hour, intime + to_hours(hour) AS t FROM hours
-    UNION
-    SELECT h.stay_id, h.hour, v.starttime
-    FROM hours h
-    JOIN valid v ON v.stay_id = h.stay_id
-     AND v.starttime > h.intime + to_hours(h.hour)
-     AND v.starttime < h.intime + to_hours(h.hour + 1)
+    SELECT DISTINCT stay_id, hour, greatest(starttime, intime + to_hours(hour)) AS t
+    FROM infusion_hours
 ),
-at_instant AS (
+at_instant AS (  -- joined within the hour: pairs stay bounded by the infusions of one hour
     SELECT i.stay_id, i.hour, i.t,
            CASE WHEN bool_or(v.rate IS NULL AND v.nee_factor > 0) THEN NULL
                 ELSE coalesce(fsum(v.rate * v.nee_factor), 0.0) END AS nee
     FROM instants i
-    LEFT JOIN valid v
-      ON v.stay_id = i.stay_id
+    JOIN infusion_hours v
+      ON v.stay_id = i.stay_id AND v.hour = i.hour
      AND v.starttime <= i.t
      AND (v.endtime > i.t OR (v.endtime = v.starttime AND v.starttime = i.t))
     GROUP BY i.stay_id, i.hour, i.t
