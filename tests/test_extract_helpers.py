@@ -135,3 +135,20 @@ def copy_demo(demo_dir: Path, out: Path) -> Path:
             except OSError:
                 shutil.copy(f, dst)
     return out
+
+
+def test_sql_fingerprint_covers_the_registry_data_files(tmp_path, monkeypatch):
+    """Editing the antibiotic list (sql/registry/antibiotic.csv) changes the extraction's SQL
+    fingerprint, like editing a .sql file does."""
+    import shutil
+
+    from clin_jepa.data import extract
+
+    sql = tmp_path / "sql"
+    shutil.copytree(extract.SQL_DIR, sql)
+    monkeypatch.setattr(extract, "SQL_DIR", sql)
+    monkeypatch.setattr(extract, "MANIFEST", sql / "manifest.txt")
+    before = extract._sql_fingerprint()
+    with open(sql / "registry" / "antibiotic.csv", "a") as f:
+        f.write("\n")
+    assert extract._sql_fingerprint() != before

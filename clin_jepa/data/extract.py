@@ -284,6 +284,8 @@ def _sql_fingerprint() -> str:
     h = hashlib.sha256(MANIFEST.read_bytes())
     for rel, _ in read_manifest():
         h.update(re.sub(rb"\s+", b" ", (SQL_DIR / rel).read_bytes()))
+    for data_file in sorted((SQL_DIR / "registry").glob("*.csv")):  # data the SQL reads (antibiotic list)
+        h.update(data_file.name.encode() + data_file.read_bytes())
     return h.hexdigest()
 
 
