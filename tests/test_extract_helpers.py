@@ -140,8 +140,6 @@ def copy_demo(demo_dir: Path, out: Path) -> Path:
 def test_sql_fingerprint_covers_the_registry_data_files(tmp_path, monkeypatch):
     """Editing the antibiotic list (sql/registry/antibiotic.csv) changes the extraction's SQL
     fingerprint, like editing a .sql file does."""
-    import shutil
-
     from clin_jepa.data import extract
 
     sql = tmp_path / "sql"
