@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -83,6 +84,8 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
             top.set(title=f"context {c['context']} h (n = {c['n_stays']:,} stays)", ylabel="L1(h) / L1(1)")
             bottom.set(xlabel="hours ahead h", ylabel="L1(h) / L1(1), log")
             bottom.set_yscale("log")
+            bottom.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            bottom.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         handles, labels = [], []
         for ax in axes.flat:
             for hd, lb in zip(*ax.get_legend_handles_labels()):
@@ -114,7 +117,7 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
         for ax, (space, measure) in zip(axes[0], cells):
             data = [np.asarray(spaces[space]["values"][c][measure], dtype=float) for c in COHORT_COLORS]
             if all(len(d) for d in data):
-                bp = ax.boxplot(data, widths=0.6, patch_artist=True,
+                bp = ax.boxplot(data, widths=0.6, patch_artist=True, medianprops={"color": "black"},
                                 flierprops={"marker": ".", "markersize": 2, "alpha": 0.5})
                 for patch, c in zip(bp["boxes"], COHORT_COLORS):
                     patch.set(facecolor=COHORT_COLORS[c], alpha=0.5)
@@ -132,7 +135,8 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
         ax.axhline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
         ax.text(len(cells) - 0.6, reference.DISPLACEMENT_RATIO["latent"], "paper (latent)", fontsize=6,
                 va="bottom", ha="right")
-        ax.set_xticks(range(len(cells)), [f"{names.space(s).split()[0]}\n{m}" for s, m in cells], fontsize=6)
+        ax.set_xticks(range(len(cells)), [f"{names.space(s)}, {names.measure(m).lower()}" for s, m in cells],
+                      rotation=35, ha="right", fontsize=6)
         ax.set(title="ratio deteriorating / stable\n(95 % CI)", ylabel="ratio of medians (x)",
                xlim=(-0.5, len(cells) - 0.5))
         fig.tight_layout()
@@ -294,6 +298,8 @@ def training_figure(scalars: dict, boundaries: list[tuple[int, str]]):
                         marker="o" if len(steps) < 30 else None, ms=2)
             if _log_scale_needed([v for tag in tags for _, v in scalars[tag]]):
                 ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ylabel += ", log"
             ax.set(title=title, xlabel="optimizer step", ylabel=ylabel)
             ax.legend(frameon=False)

@@ -48,22 +48,8 @@ def pipeline_steps(run_dir: Path, cfg, mimic: Path) -> list[Step]:
     return steps
 
 
-def format_headline(h: dict) -> str:
-    """Human-readable headline figures (aggregates only)."""
-    def f(x, spec):
-        return "n/a" if x is None else format(x, spec)
-
-    lines = [f"  latent rollout drift (mean over contexts): {f(h.get('drift_pct'), '+.1f')} %   (paper: -15.7 %)",
-             f"  deteriorating/stable displacement ratio:  {f(h.get('displacement_ratio'), '.2f')}x  (paper: 4.83x)"]
-    for fam, m in sorted(h.get("mean_auroc", {}).items()):
-        lines.append(f"  mean AUROC, {fam:<8} frozen backbone {f(m.get('model'), '.3f')}   "
-                     f"best baseline ({m.get('best_baseline') or 'n/a'}) {f(m.get('best_baseline_auroc'), '.3f')}"
-                     f"   [{m.get('n_tasks', 0)} tasks]")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
-    from evaluation.report import headline
+    from evaluation.report import format_headline, headline
 
     run_dir = Path(args.out)
     cfg = load_config(args.config, args.overrides, run_dir=str(run_dir))

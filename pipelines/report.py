@@ -1,33 +1,34 @@
 """`clin-jepa report --run RUN [--compare RUN ...] [--out DIR]`: tables (md/csv/tex), plots
 and manifest.json from RUN/eval/*.json (``clin-jepa evaluate``); with --compare, a grid of
-runs (mean +- sd over runs that differ only in seeds). Default output: RUN/report.
+runs (mean +- sd over runs that differ only in seeds). Default output: RUN/report; prints
+the headline figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from pipelines._common import main_for
+from pipelines._common import main_for, name_list
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory (its eval/ is reported)")
-    parser.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="more runs for the comparison grid")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="RUN",
+                        help="more runs for the comparison grid (comma- or space-separated)")
     parser.add_argument("--out", default=None, help="output directory (default RUN/report)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.report import build_report, headline
+    from evaluation.report import build_report, format_headline, headline
 
-    runs = [Path(args.run), *[Path(r) for r in args.compare]]
+    runs = [Path(args.run), *[Path(r) for r in name_list(args.compare)]]
     for r in runs:
         if not (r / "config.yaml").exists():
             raise FileNotFoundError(f"{r}/config.yaml not found: {r} is not a run directory")
     out = build_report(runs, args.out)
-    print(json.dumps(headline(runs[0]), indent=2))
-    print(f"report: {out}")
+    print(f"Report of {runs[0]}: {out / 'report.md'}")
+    print(format_headline(headline(runs[0])))
     return 0
 
 
