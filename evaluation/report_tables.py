@@ -193,7 +193,10 @@ def task_table(tasks: dict) -> tuple[list[dict], list[View]]:
         if not _ordered_tasks(tasks, fam):
             continue
         fname = names.family(fam)
-        views.append(_grid(tasks, fam, "auroc", f"{fname}: AUROC on the test split ({ci}).", f"tab:auroc-{fam}"))
+        anchors = "".join(f" {reference.YAIB}, {names.method(m)}, {names.task(t)} on MIMIC-IV: {v:.3f}."
+                          for (t, m), v in reference.TASK_AUROC.items() if t in FAMILIES[fam])
+        views.append(_grid(tasks, fam, "auroc", f"{fname}: AUROC on the test split ({ci}).{anchors}",
+                           f"tab:auroc-{fam}"))
         views.append(_grid(tasks, fam, "auprc", f"{fname}: AUPRC on the test split ({ci}).", f"tab:auprc-{fam}"))
         if fam == "eep":
             views.append(_grid(tasks, fam, "event_recall",

@@ -36,7 +36,8 @@ def test_demo_end_to_end_writes_every_report_artefact(tmp_path, capsys):
     assert cli(["demo", "--out", str(run), *_sets(["synth.stays=80"])]) == 0
     out = capsys.readouterr().out
     assert "Clin-JEPA demo finished" in out and str(run / "report" / "report.md") in out
-    assert "latent rollout drift" in out and "mean AUROC" in out
+    assert "Latent rollout drift" in out and "Mean AUROC" in out and "Clin-JEPA probe" in out
+    assert "{" not in out  # a formatted headline, no JSON dump
     for name in REPORT_FILES:
         p = run / "report" / name
         assert p.is_file() and p.stat().st_size > 0, f"missing report artefact {name}"
