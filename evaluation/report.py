@@ -79,7 +79,8 @@ def format_headline(h: dict) -> str:
         if not m:
             continue
         best = names.method(m["best_baseline"]) if m.get("best_baseline") else "n/a"
-        lines.append(f"  Mean AUROC, {names.family(fam)} [{m.get('n_tasks', 0)} tasks]")
+        n = m.get("n_tasks", 0)
+        lines.append(f"  Mean AUROC, {names.family(fam)} [{n} task{'' if n == 1 else 's'}]")
         lines.append(f"    {probe:<42} {f(m.get('model'), '.3f'):>7}     paper {reference.MEAN_AUROC[fam]:.3f}")
         lines.append(f"    {'best baseline: ' + best:<42} {f(m.get('best_baseline_auroc'), '.3f'):>7}")
     return "\n".join(lines)

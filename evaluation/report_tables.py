@@ -55,7 +55,7 @@ def drift_table(drift: dict) -> tuple[list[dict], list[View]]:
     caption = (f"Latent rollout drift on the test split. Columns h: L1(h)/L1(1), the mean L1 error of the "
                f"latent predicted h hours ahead over that of the one-hour-ahead one. Drift % = "
                f"(L1(H)/L1(1) - 1) x 100 at the last hour H rolled out; 95 % CI over stays (bootstrap) "
-               f"under each estimate. Paper ({reference.PAPER}): {reference.DRIFT_PCT['model']:+.1f} % for its "
+               f"under each estimate. {reference.PAPER}: {reference.DRIFT_PCT['model']:+.1f} % for its "
                f"predictor; its other world models and encoders +{reference.DRIFT_OTHERS_RANGE[0]:g} to "
                f"+{reference.DRIFT_OTHERS_RANGE[1]:g} % (copy-forward and linear extrapolation are latent "
                f"baselines, not those models).")
@@ -88,7 +88,7 @@ def displacement_table(disp: dict) -> tuple[list[dict], list[View]]:
                f"by deteriorating and stable stays (latent: encoder units; raw: standardised features) and "
                f"their ratio with a 95 % bootstrap CI"
                + (f"; SOFA baseline and admission period hours 0-{rule['baseline_hours']}" if rule else "")
-               + f". Paper ({reference.PAPER}): {reference.DISPLACEMENT_RATIO['latent']:.2f}x in its latent "
+               + f". {reference.PAPER}: {reference.DISPLACEMENT_RATIO['latent']:.2f}x in its latent "
                f"space; baseline encoders <= {reference.DISPLACEMENT_BASELINE_MAX:.2f}x.")
     header = ["Measure", "n det.", "n stable", "Median det.", "Median stable", "Ratio"]
     return records, [View(caption, "tab:displacement", header, rows)]
@@ -212,6 +212,9 @@ def task_table(tasks: dict) -> tuple[list[dict], list[View]]:
 def family_table(tasks: dict) -> tuple[list[dict], list[View]]:
     records, rows, notes = [], [], []
     for fam, f in tasks["families"].items():
+        if not f["n_tasks_ok"]:
+            notes.append(f"{names.family(fam)}: no evaluable task.")
+            continue
         rows.append([GROUP, names.family(fam)])
         for m in _methods(tasks):
             v = f["means"].get(m)
@@ -225,10 +228,10 @@ def family_table(tasks: dict) -> tuple[list[dict], list[View]]:
                             "best_baseline": best})
             rows.append([names.method(m) + (" *" if best else ""), Est(v["mean_auroc"]), Est(v["mean_auprc"]),
                          f"{v['n_tasks']}/{f['n_tasks']}"])
-    notes.insert(0, "* best baseline of the family (highest mean AUROC).")
+    notes.insert(0, "*: best baseline of the family (highest mean AUROC).")
     paper = "; ".join(f"{names.family(f).split(' (')[0].lower()} {v:.3f}" for f, v in reference.MEAN_AUROC.items())
-    caption = (f"Mean AUROC and AUPRC over the evaluable tasks of each family (test split). Paper "
-               f"({reference.PAPER}, MIMIC-IV), mean AUROC of its probe: {paper}.")
+    caption = (f"Mean AUROC and AUPRC over the evaluable tasks of each family (test split). "
+               f"{reference.PAPER} on MIMIC-IV, mean AUROC of its probe: {paper}.")
     return records, [View(caption, "tab:families", ["Method", "AUROC", "AUPRC", "Tasks"], rows, notes)]
 
 

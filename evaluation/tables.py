@@ -148,7 +148,7 @@ def render_md(views: list[View]) -> str:
                 out.append("| **" + md_cell(r[1]) + "** |" + " |" * (len(v.header) - 1))
             else:
                 out.append("| " + " | ".join(md_cell(c) for c in r) + " |")
-        out += [""] + [f"*{n}*" for n in v.notes] + ([""] if v.notes else [])
+        out += [""] + [f"Note: {n}  " for n in v.notes] + ([""] if v.notes else [])
     return "\n".join(out).rstrip() + "\n"
 
 
