@@ -32,6 +32,8 @@ TRAIN_PANELS = (  # (title, y label, tags); panels without any logged tag are le
     ("Teacher-forced and rollout terms", "loss (L1 in latent units)", ("train/tf", "train/rollout")),
     ("Latent spread", "z std (latent units)", ("train/z_std", "val/z_std")),
 )
+TAG_LABELS = {"train/loss": "train", "val/loss": "validation", "train/tf": "teacher-forced (train)",
+              "train/rollout": "rollout (train)", "train/z_std": "train", "val/z_std": "validation"}
 BOUNDARY_GID = "phase-boundary"
 
 
@@ -276,7 +278,7 @@ def phase_boundaries(run_dir: Path) -> list[tuple[int, str]]:
 
 def _log_scale_needed(values) -> bool:
     v = np.asarray([x for x in values if x > 0], dtype=float)
-    return len(v) > 1 and v.max() / v.min() > 20
+    return len(v) > 1 and v.max() / v.min() > 5  # a fast early drop would flatten the rest
 
 
 def training_figure(scalars: dict, boundaries: list[tuple[int, str]]):
@@ -294,14 +296,15 @@ def training_figure(scalars: dict, boundaries: list[tuple[int, str]]):
         for ax, (title, ylabel, tags) in zip(axes[0], panels):
             for k, tag in enumerate(tags):
                 steps, vals = zip(*scalars[tag])
-                ax.plot(steps, vals, lw=1, color=("#0072B2", "#D55E00")[k % 2], label=tag,
+                ax.plot(steps, vals, lw=1, color=("#0072B2", "#D55E00")[k % 2], label=TAG_LABELS.get(tag, tag),
                         marker="o" if len(steps) < 30 else None, ms=2)
             if _log_scale_needed([v for tag in tags for _, v in scalars[tag]]):
                 ax.set_yscale("log")
                 ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
                 ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ylabel += ", log"
-            ax.set(title=title, xlabel="optimizer step", ylabel=ylabel)
+            ax.set(xlabel="optimizer step", ylabel=ylabel)
+            ax.set_title(title, pad=22 if boundaries else 6)
             ax.legend(frameon=False)
             for step, phase in boundaries:
                 ax.axvline(step, color="grey", lw=0.7, ls="--", gid=BOUNDARY_GID, label=f"_{phase}")
@@ -310,8 +313,8 @@ def training_figure(scalars: dict, boundaries: list[tuple[int, str]]):
         for step, phase in boundaries:
             by_step.setdefault(step, []).append(phase)
         for step, phases in by_step.items():  # instant phases (hard sync) share their step with the next
-            ax0.text(step, 1.0, " " + " + ".join(phases), transform=ax0.get_xaxis_transform(), rotation=90,
-                     va="top", ha="left", fontsize=6, color="dimgrey")
+            ax0.text(step, 1.0, " " + " + ".join(phases), transform=ax0.get_xaxis_transform(),
+                     va="bottom", ha="left", fontsize=6, color="dimgrey", rotation=30)
         fig.tight_layout()
     return fig
 

@@ -1,4 +1,4 @@
-"""`clin-jepa report --run RUN [--compare RUN ...] [--out DIR]`: tables (md/csv/tex), plots
+"""`clin-jepa report --run RUN [--compare RUN ...] [--out DIR]`: tables (csv/md/tex), figures (pdf/png)
 and manifest.json from RUN/eval/*.json (``clin-jepa evaluate``); with --compare, a grid of
 runs (mean +- sd over runs that differ only in seeds). Default output: RUN/report; prints
 the headline figures.
