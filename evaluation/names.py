@@ -98,6 +98,12 @@ def linestyle(code: str) -> str:
     return LINESTYLES.get(code, "-")
 
 
+def ordered(codes) -> list[str]:
+    """Method codes in the registry's order (the Clin-JEPA methods first, then baselines)."""
+    rank = {c: i for i, c in enumerate(METHODS)}
+    return sorted(codes, key=lambda c: rank.get(c, len(rank)))
+
+
 def code_names() -> set[str]:
     """Every code name with a display name (tests check none leaks into a report)."""
     return set(METHODS) | set(TASKS) | set(SPACES)

@@ -78,7 +78,8 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
                                  gridspec_kw={"height_ratios": [2, 1]})
         for j, c in enumerate(ctxs):
             top, bottom = axes[0][j], axes[1][j]
-            for m, res in c["methods"].items():
+            for m in names.ordered(c["methods"]):
+                res = c["methods"][m]
                 if res["ratio"][0] is None:
                     continue
                 _curve(bottom if m == "linear" else top, m, res)
@@ -95,7 +96,8 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
                     handles.append(hd)
                     labels.append(lb)
         _legend_below(fig, handles, labels)
-        fig.text(0.5, -0.07, "shaded: 95 % CI over stays (bootstrap)", ha="center", fontsize=7)
+        fig.text(0.5, -0.07, "shaded: 95 % CI over stays (bootstrap); bottom row: linear extrapolation on its own "
+                 "log scale (its errors grow orders of magnitude faster)", ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         return _save(fig, stem)
 

@@ -119,7 +119,7 @@ def tex_cell(c) -> str:
         if not ci:
             return v
         lo, hi = ci[1:-1].split(", ")
-        return _stack(v, r"{\scriptsize " + _tex_num(lo) + "--" + _tex_num(hi) + "}")
+        return _stack(v, r"{\scriptsize [" + _tex_num(lo) + r",\," + _tex_num(hi) + "]}")
     if isinstance(c, (int, float)) and not isinstance(c, bool):
         return _tex_num(num(c)).replace(",", "{,}")
     return tex_escape(c)
@@ -137,6 +137,17 @@ def tex_header(h: str) -> str:
     spaces = [i for i, ch in enumerate(h) if ch == " "]
     cut = min(spaces, key=lambda i: abs(i - len(h) / 2))
     return _stack(tex_escape(h[:cut]), tex_escape(h[cut + 1:]), pos="b")
+
+
+def _column_spec(v: View) -> str:
+    """l for text columns (every cell a non-numeric string), r for numbers and estimates."""
+    body = [r for r in v.rows if not (r and r[0] is GROUP)]
+
+    def text(c) -> bool:
+        return isinstance(c, str) and c not in ("-", "") and not c.lstrip("+-").replace(".", "").isdigit()
+
+    return "".join("l" if j == 0 or (body and all(text(r[j]) for r in body)) else "r"
+                   for j in range(len(v.header)))
 
 
 def render_md(views: list[View]) -> str:
@@ -157,8 +168,8 @@ def render_tex(views: list[View]) -> str:
     for v in views:
         env = "table*" if v.wide else "table"
         ncol = len(v.header)
-        spec = v.align or "l" + "r" * (ncol - 1)
-        out += [rf"\begin{{{env}}}[tbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3pt}",
+        spec = v.align or _column_spec(v)
+        out += [rf"\begin{{{env}}}[tbp]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{2.5pt}",
                 rf"\caption{{{tex_escape(v.caption)}}}", rf"\label{{{v.label}}}",
                 rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                 " & ".join(tex_header(h) for h in v.header) + r" \\", r"\midrule"]

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_dir / "report"
     print(f"\nClin-JEPA demo finished in {total / 60:.1f} min. Report: {report / 'report.md'}")
     print(format_headline(headline(run_dir)))
-    print(f"Tables (md/csv/tex) and plots in {report}; docs/demo.md explains what they show.")
+    print(f"Tables (csv/md/tex) and figures (pdf/png) in {report}; docs/demo.md explains what they show.")
     return 0
 
 
