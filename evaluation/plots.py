@@ -48,6 +48,14 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def _whisker(a, b) -> float:
+    """Length a - b of one CI whisker; 0 when undefined or when a percentile CI from binned
+    replicates does not contain its exact point estimate."""
+    if a is None or b is None or not np.isfinite(a - b):
+        return 0.0
+    return max(0.0, float(a - b))
+
+
 def _legend_below(fig, handles, labels) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False,
                bbox_to_anchor=(0.5, -0.02))
@@ -133,7 +141,7 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
             r = spaces[space][measure].get("ratio") or {}
             if r.get("value") is None:
                 continue
-            err = [[r["value"] - r["lo"]], [r["hi"] - r["value"]]] if r.get("lo") is not None else None
+            err = [[_whisker(r["value"], r.get("lo"))], [_whisker(r.get("hi"), r["value"])]]
             ax.errorbar([i], [r["value"]], yerr=err, fmt="o", color=names.color(space), capsize=3)
         ax.axhline(1.0, color="black", lw=0.5)
         ax.axhline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
@@ -179,8 +187,8 @@ def auroc_intervals(tasks: dict, stem: Path) -> list[Path] | None:
                     a = r["auroc"]
                     ys.append(i - 0.4 + step * (j + 0.5))
                     xs.append(a["value"])
-                    lo.append(a["value"] - a["lo"])
-                    hi.append(a["hi"] - a["value"])
+                    lo.append(_whisker(a["value"], a["lo"]))
+                    hi.append(_whisker(a["hi"], a["value"]))
                 if xs:
                     ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=3, lw=1, color=names.color(m),
                                 label=names.method(m))

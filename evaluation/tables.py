@@ -192,7 +192,8 @@ def render_tex(views: list[View]) -> str:
 
 
 def render_csv(records: list[dict]) -> str:
-    """Tidy CSV: the union of the records' keys (first-seen order); missing numbers are empty."""
+    """Tidy CSV: the union of the records' keys (first-seen order); missing numbers are empty,
+    floats rounded to 6 significant digits."""
     cols: list[str] = []
     for r in records:
         cols += [k for k in r if k not in cols]
@@ -200,7 +201,8 @@ def render_csv(records: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in records:
-        w.writerow({k: "" if is_missing(v) else v for k, v in r.items()})
+        w.writerow({k: "" if is_missing(v) else float(f"{v:.6g}") if isinstance(v, float) else v
+                    for k, v in r.items()})  # 6 significant digits: beyond any CI's resolution
     return buf.getvalue()
 
 

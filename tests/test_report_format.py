@@ -150,3 +150,13 @@ def test_training_curves_mark_every_phase_change(tmp_path):
     assert fig.axes[0].get_yscale() == "log"  # loss spans 10 .. 0.07: a linear axis would hide the end
     labels = [t.get_text().strip() for t in fig.axes[0].texts]
     assert labels == ["joint", "align", "sync + finalize"]
+
+
+def test_auroc_plot_accepts_a_ci_that_misses_its_estimate(report, tmp_path):
+    """Binned bootstrap replicates can put a percentile CI beside the exact estimate (the
+    ablation's tiny runs do): the whisker on that side is drawn with length 0."""
+    run, _ = report
+    tasks = json.loads((run / "eval" / "tasks.json").read_text())
+    a = tasks["tasks"]["mort_hosp"]["methods"]["probe"]["auroc"]
+    a["lo"], a["hi"] = a["value"] + 0.01, a["value"] + 0.05
+    assert plots.auroc_intervals(tasks, tmp_path / "auroc_ci")[1].is_file()
