@@ -37,25 +37,95 @@ CONFIG_DIR = resource_dir("configs")
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+SPARSE_SECONDS = 30.0  # progress lines at most this often when stderr is not a terminal
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records through ``tqdm.write``: a live progress bar is cleared, the line printed
+    and the bar redrawn, so log lines never glue onto a bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def progress_mode() -> str:
+    """CLIN_JEPA_PROGRESS: 0 -> "off"; 1 -> "live" bars; unset/auto -> "live" on a terminal,
+    else "sparse" (one plain line per update, at most every SPARSE_SECONDS)."""
+    value = os.environ.get("CLIN_JEPA_PROGRESS", "auto").strip().lower()
+    if value in ("0", "off", "false", "no"):
+        return "off"
+    if value in ("1", "on", "true", "yes"):
+        return "live"
+    return "live" if sys.stderr.isatty() else "sparse"
+
+
+def quiet_libraries() -> None:
+    """Make transformers / huggingface_hub follow the project's progress setting: their bars
+    ("Loading weights", "Writing model shards") only with live bars, their warnings only
+    when progress is not off. Env vars cover a later import; the calls an earlier one."""
+    mode = progress_mode()
+    if mode != "live":
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if mode == "off":
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        if mode != "live":
+            hf_logging.disable_progress_bar()
+        if mode == "off":
+            hf_logging.set_verbosity_error()
+
+
 def get_logger(name: str) -> logging.Logger:
-    """A module logger that prints to stderr once (idempotent)."""
+    """A module logger that prints to stderr through tqdm (configured once, idempotent)."""
     root = logging.getLogger("clin_jepa")
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _TqdmHandler()
         handler.setFormatter(logging.Formatter(_LOG_FORMAT, "%H:%M:%S"))
         root.addHandler(handler)
         root.setLevel(os.environ.get("CLIN_JEPA_LOGLEVEL", "INFO"))
         root.propagate = False
+        quiet_libraries()
     return root.getChild(name.removeprefix("clin_jepa."))
 
 
+class _Lines:
+    """A file for tqdm that turns its carriage-return redraws into whole lines (sparse mode)."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.last = stream, ""
+
+    def write(self, s: str) -> int:
+        text = s.replace("\r", "").strip()
+        count = text.split(" [")[0]  # "desc: 100%|####| 3/3": closing a bar redraws its final count
+        if text and count != self.last:
+            self.stream.write(text + "\n")
+            self.last = count
+        return len(s)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def progress(iterable=None, **kwargs):
-    """tqdm progress bar on stderr; silenced with CLIN_JEPA_PROGRESS=0."""
+    """tqdm progress bar on stderr, following :func:`progress_mode` (CLIN_JEPA_PROGRESS)."""
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("disable", os.environ.get("CLIN_JEPA_PROGRESS", "1") == "0")
-    kwargs.setdefault("dynamic_ncols", True)
-    kwargs.setdefault("file", sys.stderr)
+    mode = progress_mode()
+    kwargs.setdefault("disable", mode == "off")
+    if mode == "sparse":
+        kwargs.setdefault("file", _Lines(sys.stderr))
+        kwargs.setdefault("mininterval", SPARSE_SECONDS)
+        kwargs.setdefault("ncols", 100)
+    else:
+        kwargs.setdefault("dynamic_ncols", True)
+        kwargs.setdefault("file", sys.stderr)
     return tqdm(iterable, **kwargs)
 
 

@@ -46,16 +46,18 @@ def linear_extrapolation(s_ctx: np.ndarray, horizon: int) -> np.ndarray:
     return s_ctx[:, -1:, :] + h * step[:, None, :]  # (N, H, D)
 
 
-def summarize(err: np.ndarray) -> dict:
-    """(N, H) per-stay per-step errors -> mean curve, normalised curve and drift %."""
+def summarize(err: np.ndarray, n_boot: int = 500, seed: int = 0) -> dict:
+    """(N, H) per-stay per-step errors -> mean curve, normalised curve and drift %, with
+    percentile CIs over ``n_boot`` bootstrap resamples of the stays (``ratio_ci``, ``drift_pct_ci``)."""
+    from evaluation.metrics import bootstrap_ratio_curve
+
     l1 = err.mean(axis=0)  # (H,)
     if l1[0] <= 0 or not np.isfinite(l1[0]):
-        ratio = [None] * len(l1)
-        drift = None  # a perfect one-step prediction leaves the ratio undefined
-    else:
-        ratio = (l1 / l1[0]).tolist()
-        drift = float((l1[-1] / l1[0] - 1.0) * 100.0)
-    return {"l1": l1.tolist(), "ratio": ratio, "drift_pct": drift}
+        return {"l1": l1.tolist(), "ratio": [None] * len(l1), "drift_pct": None}  # perfect first step: undefined
+    ci = bootstrap_ratio_curve(err, n_boot, seed)
+    return {"l1": l1.tolist(), "ratio": (l1 / l1[0]).tolist(), "drift_pct": float((l1[-1] / l1[0] - 1.0) * 100.0),
+            "ratio_ci": ci, "drift_pct_ci": [(ci["lo"][-1] - 1.0) * 100.0, (ci["hi"][-1] - 1.0) * 100.0],
+            "n_boot": int(n_boot)}
 
 
 @torch.no_grad()

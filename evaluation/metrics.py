@@ -180,7 +180,8 @@ def paired_bootstrap_test(y, score_a, score_b, groups, n_boot: int = 500, seed: 
     d = d[np.isfinite(d)]
     lo, hi = _ci(d, alpha)
     p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))) if len(d) else float("nan")
-    return {"delta": float(delta), "lo": lo, "hi": hi, "p_value": p, "metric": metric}
+    # n_boot: the replicates behind p; p = 0 only says p < 1 / n_boot (the report prints it so)
+    return {"delta": float(delta), "lo": lo, "hi": hi, "p_value": p, "metric": metric, "n_boot": int(len(d))}
 
 
 def bootstrap_ratio_of_medians(a, b, n_boot: int = 500, seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
@@ -195,3 +196,24 @@ def bootstrap_ratio_of_medians(a, b, n_boot: int = 500, seed: int = 0, alpha: fl
         rb = np.median(b[rng.integers(0, len(b), (n_boot, len(b)))], axis=1)  # (B,)
         lo, hi = _ci(ra / rb, alpha)
     return {"value": float(value), "lo": lo, "hi": hi}
+
+
+def bootstrap_ratio_curve(err, n_boot: int = 500, seed: int = 0, alpha: float = 0.05) -> dict[str, list]:
+    """Percentile CI of the curve mean(err[:, h]) / mean(err[:, 0]) with rows (stays) resampled.
+
+    err (N, H) per-stay errors; returns ``{"lo": (H,), "hi": (H,)}`` (NaN where undefined).
+    """
+    err = np.asarray(err, dtype=np.float64)
+    lo, hi = np.full(err.shape[1], np.nan), np.full(err.shape[1], np.nan)
+    if len(err) == 0:
+        return {"lo": lo.tolist(), "hi": hi.tolist()}
+    rng = np.random.default_rng(seed)
+    curves = []
+    for c in _stay_counts(np.arange(len(err)), n_boot, rng):  # (b, N) draw counts
+        sums = c @ err  # (b, H)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            curves.append(sums / sums[:, :1])
+    cur = np.concatenate(curves)  # (B, H)
+    for h in range(err.shape[1]):
+        lo[h], hi[h] = _ci(cur[:, h], alpha)
+    return {"lo": lo.tolist(), "hi": hi.tolist()}

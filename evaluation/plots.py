@@ -1,6 +1,10 @@
-"""PNG plots for the report (matplotlib, Agg backend): drift curves, displacement
-distributions, ROC curves, training curves. Inputs are the aggregate eval JSONs; every
-function writes one file atomically and returns its path (None when there is nothing to plot).
+"""Report figures (matplotlib, Agg): drift curves, displacement, AUROC intervals, ROC curves,
+training curves. Inputs are the aggregate eval JSONs and the run's training logs.
+
+Every figure is written as vector PDF and 300-dpi PNG (``<stem>.pdf``, ``<stem>.png``,
+atomically); each function returns the written paths, or None when there is nothing to plot.
+Methods are named and coloured through :mod:`evaluation.names`, the same in every figure;
+every panel has axis labels with units, and CIs are drawn wherever the tables have them.
 """
 
 from __future__ import annotations
@@ -9,80 +13,233 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from clin_jepa.utils import atomic_path  # noqa: E402
+from evaluation import names, reference  # noqa: E402
+from evaluation.tasks import FAMILIES  # noqa: E402
 
-METHOD_STYLE = {"model": ("C0", "-"), "copy_forward": ("C1", "--"), "linear": ("C2", ":")}
-TRAIN_TAGS = ("train/loss", "train/tf", "train/rollout", "val/loss", "train/z_std", "val/z_std")
+DPI = 300
+STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
+         "xtick.labelsize": 7, "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False}
+COHORT_COLORS = {"stable": "#999999", "deteriorating": "#D55E00"}
+TRAIN_PANELS = (  # (title, y label, tags); panels without any logged tag are left out
+    ("JEPA loss", "loss (L1 in latent units)", ("train/loss", "val/loss")),
+    ("Teacher-forced and rollout terms", "loss (L1 in latent units)", ("train/tf", "train/rollout")),
+    ("Latent spread", "z std (latent units)", ("train/z_std", "val/z_std")),
+)
+TAG_LABELS = {"train/loss": "train", "val/loss": "validation", "train/tf": "teacher-forced (train)",
+              "train/rollout": "rollout (train)", "train/z_std": "train", "val/z_std": "validation"}
+BOUNDARY_GID = "phase-boundary"
 
 
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+def _save(fig, stem: Path) -> list[Path]:
+    paths = []
+    for ext in ("pdf", "png"):
+        p = Path(f"{stem}.{ext}")
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=ext, dpi=DPI, bbox_inches="tight")
+        paths.append(p)
     plt.close(fig)
-    return path
+    return paths
 
 
-def drift_curves(drift: dict, path: Path) -> Path | None:
+def _whisker(a, b) -> float:
+    """Length a - b of one CI whisker; 0 when undefined or when a percentile CI from binned
+    replicates does not contain its exact point estimate."""
+    if a is None or b is None or not np.isfinite(a - b):
+        return 0.0
+    return max(0.0, float(a - b))
+
+
+def _legend_below(fig, handles, labels) -> None:
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+
+
+# ---------------------------------------------------------------------- #
+# drift
+# ---------------------------------------------------------------------- #
+
+
+def _curve(ax, m: str, res: dict) -> None:
+    h = np.arange(1, len(res["ratio"]) + 1)
+    ax.plot(h, res["ratio"], color=names.color(m), ls=names.linestyle(m), lw=1.3, label=names.method(m))
+    ci = res.get("ratio_ci")
+    if ci:
+        lo, hi = (np.array(ci[k], dtype=float) for k in ("lo", "hi"))
+        ax.fill_between(h, lo, hi, color=names.color(m), alpha=0.2, lw=0)
+
+
+def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
+    """Top row: model and copy-forward per context (linear axis around 1); bottom row: linear
+    extrapolation on its own log axis (its ratios are orders of magnitude larger)."""
     ctxs = sorted((c for c in drift["contexts"].values() if "methods" in c), key=lambda c: c["context"])
     if not ctxs:
         return None
-    fig, axes = plt.subplots(1, len(ctxs), figsize=(4 * len(ctxs), 3.2), squeeze=False)
-    for ax, c in zip(axes[0], ctxs):
-        for m, res in c["methods"].items():
-            if res["ratio"][0] is None:
-                continue
-            color, ls = METHOD_STYLE.get(m, ("k", "-"))
-            ax.plot(range(1, len(res["ratio"]) + 1), res["ratio"], color=color, ls=ls, label=m)
-        ax.axhline(1.0, color="grey", lw=0.5)
-        ax.set(title=f"context {c['context']} h (n={c['n_stays']})", xlabel="hours ahead h", ylabel="L1(h) / L1(1)")
-        ax.set_yscale("log")
-    axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, len(ctxs), figsize=(2.3 * len(ctxs), 4.2), squeeze=False,
+                                 gridspec_kw={"height_ratios": [2, 1]})
+        for j, c in enumerate(ctxs):
+            top, bottom = axes[0][j], axes[1][j]
+            for m in names.ordered(c["methods"]):
+                res = c["methods"][m]
+                if res["ratio"][0] is None:
+                    continue
+                _curve(bottom if m == "linear" else top, m, res)
+            top.axhline(1.0, color="black", lw=0.5)
+            top.set(title=f"context {c['context']} h (n = {c['n_stays']:,} stays)", ylabel="L1(h) / L1(1)")
+            bottom.set(xlabel="hours ahead h", ylabel="L1(h) / L1(1), log")
+            bottom.set_yscale("log")
+            bottom.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            bottom.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        handles, labels = [], []
+        for ax in axes.flat:
+            for hd, lb in zip(*ax.get_legend_handles_labels()):
+                if lb not in labels:
+                    handles.append(hd)
+                    labels.append(lb)
+        _legend_below(fig, handles, labels)
+        fig.text(0.5, -0.07, "shaded: 95 % CI over stays (bootstrap); bottom row: linear extrapolation on its own "
+                 "log scale (its errors grow orders of magnitude faster)", ha="center", fontsize=7)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        return _save(fig, stem)
 
 
-def displacement_distributions(disp: dict, path: Path) -> Path | None:
+# ---------------------------------------------------------------------- #
+# displacement
+# ---------------------------------------------------------------------- #
+
+UNITS = {"latent": "encoder units", "raw": "standardised units"}
+
+
+def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
+    """Per space and measure: distance distributions of the two cohorts (every point shown:
+    box = quartiles, whiskers = 1.5 IQR, dots beyond); last panel: the ratios with their CIs."""
     spaces = disp.get("spaces", {})
     if not spaces:
         return None
-    fig, axes = plt.subplots(1, 2 * len(spaces), figsize=(3.6 * 2 * len(spaces), 3.2), squeeze=False)
-    i = 0
-    for space, res in spaces.items():
-        for measure in ("endpoint", "path"):
-            ax = axes[0][i]
-            i += 1
-            data = [res["values"][c][measure] for c in ("stable", "deteriorating")]
+    cells = [(s, m) for s in spaces for m in ("endpoint", "path")]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(cells) + 1, figsize=(1.9 * (len(cells) + 1) + 0.6, 2.8), squeeze=False)
+        for ax, (space, measure) in zip(axes[0], cells):
+            data = [np.asarray(spaces[space]["values"][c][measure], dtype=float) for c in COHORT_COLORS]
             if all(len(d) for d in data):
-                ax.boxplot(data, showfliers=False)
-                ax.set_xticks([1, 2], [f"stable\n(n={len(data[0])})", f"deteriorating\n(n={len(data[1])})"])
-            ratio = res[measure].get("ratio")
-            title = f"{space} {measure}" + (f": {ratio['value']:.2f}x" if ratio and ratio.get("value") else "")
-            ax.set(title=title, ylabel="L2 distance")
-    return _save(fig, path)
+                bp = ax.boxplot(data, widths=0.6, patch_artist=True, medianprops={"color": "black"},
+                                flierprops={"marker": ".", "markersize": 2, "alpha": 0.5})
+                for patch, c in zip(bp["boxes"], COHORT_COLORS):
+                    patch.set(facecolor=COHORT_COLORS[c], alpha=0.5)
+            ax.set_xticks([1, 2], [f"{c}\n(n = {len(d):,})" for c, d in zip(COHORT_COLORS, data)])
+            ax.set(title=f"{names.space(space)}\n{names.measure(measure).lower()}",
+                   ylabel=f"L2 distance ({UNITS.get(space, 'units')})")
+        ax = axes[0][-1]
+        for i, (space, measure) in enumerate(cells):
+            r = spaces[space][measure].get("ratio") or {}
+            if r.get("value") is None:
+                continue
+            err = [[_whisker(r["value"], r.get("lo"))], [_whisker(r.get("hi"), r["value"])]]
+            ax.errorbar([i], [r["value"]], yerr=err, fmt="o", color=names.color(space), capsize=3)
+        ax.axhline(1.0, color="black", lw=0.5)
+        ax.axhline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
+        ax.text(len(cells) - 0.6, reference.DISPLACEMENT_RATIO["latent"], "paper (latent)", fontsize=6,
+                va="bottom", ha="right")
+        ax.set_xticks(range(len(cells)), [f"{names.space(s)}, {names.measure(m).lower()}" for s, m in cells],
+                      rotation=35, ha="right", fontsize=6)
+        ax.set(title="ratio deteriorating / stable\n(95 % CI)", ylabel="ratio of medians (x)",
+               xlim=(-0.5, len(cells) - 0.5))
+        fig.tight_layout()
+        return _save(fig, stem)
 
 
-def roc_curves(tasks: dict, path: Path, methods: list[str] | None = None) -> Path | None:
-    ok = [(t, e) for t, e in tasks["tasks"].items() if e["status"] == "ok"]
+# ---------------------------------------------------------------------- #
+# tasks
+# ---------------------------------------------------------------------- #
+
+
+def _task_methods(tasks: dict) -> list[str]:
+    ms = list(tasks.get("methods") or [])
+    return [m for m in ms if m.startswith("probe")] + [m for m in ms if not m.startswith("probe")]
+
+
+def auroc_intervals(tasks: dict, stem: Path) -> list[Path] | None:
+    """AUROC with its 95 % CI per task and method, one panel per family (forest plot)."""
+    fams = {f: [t for t in ts if tasks["tasks"].get(t, {}).get("status") == "ok"] for f, ts in FAMILIES.items()}
+    fams = {f: ts for f, ts in fams.items() if ts}
+    if not fams:
+        return None
+    methods = _task_methods(tasks)
+    heights = [len(ts) for ts in fams.values()]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(len(fams), 1, figsize=(6.5, 0.45 * sum(heights) + 1.4), squeeze=False,
+                                 gridspec_kw={"height_ratios": heights})
+        step = 0.8 / max(len(methods), 1)
+        for ax, (fam, ts) in zip(axes[:, 0], fams.items()):
+            for j, m in enumerate(methods):
+                ys, xs, lo, hi = [], [], [], []
+                for i, t in enumerate(ts):
+                    r = tasks["tasks"][t]["methods"].get(m)
+                    if r is None:
+                        continue
+                    a = r["auroc"]
+                    ys.append(i - 0.4 + step * (j + 0.5))
+                    xs.append(a["value"])
+                    lo.append(_whisker(a["value"], a["lo"]))
+                    hi.append(_whisker(a["hi"], a["value"]))
+                if xs:
+                    ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=3, lw=1, color=names.color(m),
+                                label=names.method(m))
+            ax.axvline(0.5, color="black", lw=0.5)
+            ax.set_yticks(range(len(ts)), [names.task(t) for t in ts])
+            ax.invert_yaxis()
+            ax.set(title=names.family(fam), xlabel="AUROC (95 % CI, test split)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        for ax in axes[1:, 0]:
+            for hd, lb in zip(*ax.get_legend_handles_labels()):
+                if lb not in labels:
+                    handles.append(hd)
+                    labels.append(lb)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        _legend_below(fig, handles, labels)
+        return _save(fig, stem)
+
+
+def roc_curves(tasks: dict, stem: Path) -> list[Path] | None:
+    ok = [t for ts in FAMILIES.values() for t in ts if tasks["tasks"].get(t, {}).get("status") == "ok"]
     if not ok:
         return None
-    cols = 5
+    cols = min(5, len(ok))
     rows = (len(ok) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
-    for ax in axes.flat[len(ok):]:
-        ax.axis("off")
-    for ax, (task, e) in zip(axes.flat, ok):
-        for m, roc in e["roc"].items():
-            if methods and m not in methods:
-                continue
-            auc = e["methods"][m]["auroc"]["value"]
-            ax.plot(roc["fpr"], roc["tpr"], lw=1, label=f"{m} {auc:.2f}")
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
-        ax.set_title(task, fontsize=9)
-        ax.legend(fontsize=6, loc="lower right")
-    return _save(fig, path)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 1.9 * rows + 0.5), squeeze=False)
+        for ax in axes.flat[len(ok):]:
+            ax.axis("off")
+        for ax, t in zip(axes.flat, ok):
+            e = tasks["tasks"][t]
+            for m in _task_methods(tasks):
+                if m in e["roc"]:
+                    ax.plot(e["roc"][m]["fpr"], e["roc"][m]["tpr"], lw=1, color=names.color(m),
+                            ls=names.linestyle(m), label=names.method(m))
+            ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
+            ax.set(title=names.task(t), xlabel="false positive rate", ylabel="true positive rate",
+                   xlim=(0, 1), ylim=(0, 1), aspect="equal")
+        handles, labels = [], []
+        for ax in axes.flat:
+            for hd, lb in zip(*ax.get_legend_handles_labels()):
+                if lb not in labels:
+                    handles.append(hd)
+                    labels.append(lb)
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _legend_below(fig, handles, labels)
+        return _save(fig, stem)
+
+
+# ---------------------------------------------------------------------- #
+# training
+# ---------------------------------------------------------------------- #
 
 
 def read_training_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
@@ -113,13 +270,65 @@ def read_training_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {k: sorted(v) for k, v in out.items()}
 
 
-def training_curves(scalars: dict, path: Path) -> Path | None:
-    tags = [t for t in TRAIN_TAGS if t in scalars] or sorted(scalars)[:6]
-    if not tags:
+def phase_boundaries(run_dir: Path) -> list[tuple[int, str]]:
+    """(global step, name of the phase that starts there) for every phase change of the run,
+    read from the phase-boundary checkpoints RUN/checkpoints/<NN>_<phase>/train_state.json."""
+    ends = []
+    for d in sorted((Path(run_dir) / "checkpoints").glob("[0-9][0-9]_*")):
+        f = d / "train_state.json"
+        if f.is_file():
+            s = json.loads(f.read_text())
+            ends.append((int(d.name[:2]), int(s["global_step"]), list(s.get("phases") or [])))
+    out = []
+    for index, step, phases in sorted(ends):
+        if index < len(phases):  # the last phase's end is the end of training, not a change
+            out.append((step, phases[index]))
+    return out
+
+
+def _log_scale_needed(values) -> bool:
+    v = np.asarray([x for x in values if x > 0], dtype=float)
+    return len(v) > 1 and v.max() / v.min() > 5  # a fast early drop would flatten the rest
+
+
+def training_figure(scalars: dict, boundaries: list[tuple[int, str]]):
+    """The training-curve figure (not saved): one panel per quantity, phase boundaries as
+    vertical lines (gid ``phase-boundary``, label = the phase that starts) on every panel."""
+    panels = [(t, y, [g for g in tags if g in scalars]) for t, y, tags in TRAIN_PANELS]
+    panels = [p for p in panels if p[2]]
+    if not panels:
+        fallback = sorted(scalars)[:3]
+        panels = [(tag, "value", [tag]) for tag in fallback]
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, len(tags), figsize=(3.6 * len(tags), 3), squeeze=False)
-    for ax, tag in zip(axes[0], tags):
-        steps, vals = zip(*scalars[tag])
-        ax.plot(steps, vals, lw=1)
-        ax.set(title=tag, xlabel="optimizer step")
-    return _save(fig, path)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.6), squeeze=False)
+        for ax, (title, ylabel, tags) in zip(axes[0], panels):
+            for k, tag in enumerate(tags):
+                steps, vals = zip(*scalars[tag])
+                ax.plot(steps, vals, lw=1, color=("#0072B2", "#D55E00")[k % 2], label=TAG_LABELS.get(tag, tag),
+                        marker="o" if len(steps) < 30 else None, ms=2)
+            if _log_scale_needed([v for tag in tags for _, v in scalars[tag]]):
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+                ylabel += ", log"
+            ax.set(xlabel="optimizer step", ylabel=ylabel)
+            ax.set_title(title, pad=22 if boundaries else 6)
+            ax.legend(frameon=False)
+            for step, phase in boundaries:
+                ax.axvline(step, color="grey", lw=0.7, ls="--", gid=BOUNDARY_GID, label=f"_{phase}")
+        ax0 = axes[0][0]
+        by_step: dict[int, list[str]] = {}
+        for step, phase in boundaries:
+            by_step.setdefault(step, []).append(phase)
+        for step, phases in by_step.items():  # instant phases (hard sync) share their step with the next
+            ax0.text(step, 1.0, " " + " + ".join(phases), transform=ax0.get_xaxis_transform(),
+                     va="bottom", ha="left", fontsize=6, color="dimgrey", rotation=30)
+        fig.tight_layout()
+    return fig
+
+
+def training_curves(scalars: dict, boundaries: list[tuple[int, str]], stem: Path) -> list[Path] | None:
+    fig = training_figure(scalars, boundaries)
+    return _save(fig, stem) if fig is not None else None

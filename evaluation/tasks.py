@@ -221,7 +221,8 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     from evaluation.metrics import auroc, bootstrap_metrics, event_recall_at_precision
 
     rows = rows.with_row_index("ridx")
-    out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds)}
+    out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds),
+                 "bootstrap": int(cfg.bootstrap), "recall_precision": float(cfg.recall_precision)}
     scores: dict = {}
     families = (families or FAMILIES) | ({EXTRA_FAMILY: tuple(extra)} if extra else {})
     family_of = {t: fam for fam, names in families.items() for t in names}
@@ -253,7 +254,8 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             m = bootstrap_metrics(y[tei], per_seed[0], groups, cfg.bootstrap, seed=0,
                                   precision=cfg.recall_precision)
             aurocs = [m["auroc"]["value"], *[auroc(y[tei], p) for p in per_seed[1:]]]
-            m["auroc_seeds"] = {"mean": float(np.mean(aurocs)), "sd": float(np.std(aurocs)), "n": len(aurocs)}
+            m["auroc_seeds"] = {"mean": float(np.mean(aurocs)), "sd": float(np.std(aurocs)), "n": len(aurocs),
+                                "values": [float(v) for v in aurocs]}  # per eval seed, in cfg.seeds order
             if entry["family"] == "eep":
                 m["event_recall"] = event_recall_at_precision(y[tei], per_seed[0], groups, cfg.recall_precision)
             m["fit_seconds"] = round(fit_s, 2)

@@ -82,3 +82,12 @@ def main_for(add_arguments: Callable, run: Callable, argv: list[str] | None = No
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def name_list(values: list[str] | str | None) -> list[str]:
+    """A list option's values, given space- or comma-separated (`--only drift,tasks` or
+    `--only drift tasks`): every list option of the CLI takes both."""
+    if not values:
+        return []
+    items = [values] if isinstance(values, str) else values
+    return [n.strip() for v in items for n in str(v).split(",") if n.strip()]

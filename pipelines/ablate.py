@@ -23,7 +23,7 @@ import time
 from clin_jepa.config import RunConfig, from_dict, load_config
 from clin_jepa.run import RunDir
 from clin_jepa.utils import get_logger, write_json
-from pipelines._common import main_for
+from pipelines._common import main_for, name_list
 from pipelines._stages import open_or_create, run_stages, source_stages
 
 log = get_logger("pipelines.ablate")
@@ -34,8 +34,8 @@ PARADIGMS: tuple[str, ...] = ("full", "no_warmup", "no_align_sync", "naive_cotra
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="ablation directory to create (e.g. runs/ablate)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per paradigm (train and SFT seeds 0..K-1)")
-    p.add_argument("--paradigms", default=",".join(PARADIGMS),
-                   help=f"comma-separated curricula to compare (default: {','.join(PARADIGMS)})")
+    p.add_argument("--paradigms", nargs="+", default=list(PARADIGMS), metavar="NAME",
+                   help=f"curricula to compare, comma- or space-separated (default: {','.join(PARADIGMS)})")
     p.add_argument("--config", default="default", help="base YAML config (default: configs/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override applied to every run (repeatable)")
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.report import build_report
 
     out = RunDir(args.out)
-    paradigms = [p.strip() for p in args.paradigms.split(",") if p.strip()]
+    paradigms = name_list(args.paradigms)
     if not paradigms or args.seeds < 1:
         raise ValueError("give at least one paradigm (--paradigms) and --seeds >= 1")
     from clin_jepa.training.curriculum import load_curriculum

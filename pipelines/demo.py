@@ -36,23 +36,9 @@ def pipeline_stages(run: RunDir, cfg) -> list[str]:
     return source_stages(run, cfg) + [s for s in STAGES if s not in ("synth", "extract")]
 
 
-def format_headline(h: dict) -> str:
-    """Human-readable headline figures (aggregates only)."""
-    def f(x, spec):
-        return "n/a" if x is None else format(x, spec)
-
-    lines = [f"  latent rollout drift (mean over contexts): {f(h.get('drift_pct'), '+.1f')} %   (paper: -15.7 %)",
-             f"  deteriorating/stable displacement ratio:  {f(h.get('displacement_ratio'), '.2f')}x  (paper: 4.83x)"]
-    for fam, m in sorted(h.get("mean_auroc", {}).items()):
-        lines.append(f"  mean AUROC, {fam:<8} frozen backbone {f(m.get('model'), '.3f')}   "
-                     f"best baseline ({m.get('best_baseline') or 'n/a'}) {f(m.get('best_baseline_auroc'), '.3f')}"
-                     f"   [{m.get('n_tasks', 0)} tasks]")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from clin_jepa.training.trainer import CollapseError, NonFiniteError
-    from evaluation.report import headline
+    from evaluation.report import format_headline, headline
 
     run = RunDir(args.out)
     overrides = [*args.overrides, *([f"data.mimic_dir={args.mimic}"] if args.mimic else [])]
@@ -72,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     report = run.report
     print(f"\nClin-JEPA demo finished in {total / 60:.1f} min. Report: {report / 'report.md'}")
     print(format_headline(headline(run_dir)))
-    print(f"Tables (md/csv/tex) and plots in {report}; docs/demo.md explains what they show.")
+    print(f"Tables (csv/md/tex) and figures (pdf/png) in {report}; docs/demo.md explains what they show.")
     return 0
 
 

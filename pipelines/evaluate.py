@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import add_config_arguments, main_for, open_run
+from pipelines._common import add_config_arguments, main_for, name_list, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, run_required=True)
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
-                        help="subset of: drift displacement tasks (default: all)")
+                        help="subset of drift, displacement, tasks (comma- or space-separated; default: all)")
     parser.add_argument("--aces-task", nargs="+", default=(), metavar="CONFIG",
                         help="extra binary tasks as ACES task configs (e.g. configs/aces/mort_icu.yaml), "
                              "run on the MEDS export (docs/meds.md)")
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.suite import EVALUATIONS, evaluate_run
 
     run, cfg = open_run(args, create=False, how_to_create=f"train one with `clin-jepa pretrain --run {args.run}`")
-    evaluate_run(run.root, cfg, tuple(args.only or EVALUATIONS), tuple(args.aces_task), args.meds)
+    evaluate_run(run.root, cfg, tuple(name_list(args.only) or EVALUATIONS), tuple(args.aces_task), args.meds)
     if not args.only:
         run.mark_done("evaluate")
     return 0

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import add_config_arguments, main_for, open_run
+from pipelines._common import add_config_arguments, main_for, name_list, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, run_required=True)
-    parser.add_argument("--phases", default=None,
-                        help="comma-separated phase names to run, starting from the latest saved state")
-    parser.add_argument("--drop-phases", default=None,
-                        help="comma-separated phase names removed from the curriculum (= train.drop_phases)")
+    parser.add_argument("--phases", nargs="+", default=None, metavar="PHASE",
+                        help="phase names to run (comma- or space-separated), starting from the latest saved state")
+    parser.add_argument("--drop-phases", nargs="+", default=None, metavar="PHASE",
+                        help="phase names removed from the curriculum (comma- or space-separated; "
+                             "= train.drop_phases)")
     parser.add_argument("--curriculum", default=None, help="curriculum name or YAML path (= train.curriculum)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint of RUN")
-
-
-def _names(raw: str | None) -> list[str]:
-    return [n.strip() for n in raw.split(",") if n.strip()] if raw else []
 
 
 def _resumable(run, cfg) -> None:
@@ -45,14 +42,16 @@ def run(args: argparse.Namespace) -> int:
 
     log = get_logger("pipelines.pretrain")
     if args.drop_phases:
-        args.overrides.append(f"train.drop_phases=[{','.join(_names(args.drop_phases))}]")
+        args.overrides.append(f"train.drop_phases=[{','.join(name_list(args.drop_phases))}]")
     if args.curriculum:
         args.overrides.append(f"train.curriculum={args.curriculum}")
-    run, cfg = open_run(args, check=_resumable if args.resume or args.phases else None)
+    # a run is created by `sft` (pretraining starts from its encoder): a missing run is an error, not a new directory
+    run, cfg = open_run(args, create=False, check=_resumable if args.resume or args.phases else None,
+                        how_to_create=f"create it and train its encoder with `clin-jepa sft --run {args.run}`")
     run_dir = run.root
     seed_everything(cfg.train.seed)
     try:
-        summary = pretrain(cfg, run_dir, phases=_names(args.phases) or None, resume=args.resume)
+        summary = pretrain(cfg, run_dir, phases=name_list(args.phases) or None, resume=args.resume)
     except (CollapseError, NonFiniteError) as e:
         log.error("%s", e)
         return 3

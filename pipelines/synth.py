@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from clin_jepa.run import RunDir
@@ -34,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None and args.run is None:
         raise ValueError("clin-jepa synth needs --out DIR (or --run DIR to write DIR/mimic)")
     out = Path(args.out) if args.out else RunDir(args.run).mimic
-    summary = generate(out, cfg.synth)
-    print(json.dumps(summary, indent=2))
+    s = generate(out, cfg.synth)
+    print(f"wrote {out}: synthetic MIMIC-IV, {s['stays']:,} ICU stays of {s['patients']:,} patients "
+          f"({s['admissions']:,} admissions, {s['icu_deaths']:,} ICU deaths, "
+          f"{s['rows'].get('chartevents', 0):,} chartevents rows) in {s['seconds']:.1f} s")
     return 0
 
 

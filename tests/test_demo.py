@@ -55,7 +55,8 @@ def demo_run(tmp_path_factory):
 def test_demo_end_to_end_writes_every_report_artefact(demo_run, capsys):
     run, out = demo_run
     assert "Clin-JEPA demo finished" in out and str(run / "report" / "report.md") in out
-    assert "latent rollout drift" in out and "mean AUROC" in out
+    assert "Latent rollout drift" in out and "Mean AUROC" in out and "Clin-JEPA probe" in out
+    assert "{" not in out  # a formatted headline, no JSON dump
     for name in REPORT_FILES:
         p = run / "report" / name
         assert p.is_file() and p.stat().st_size > 0, f"missing report artefact {name}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 
 import numpy as np
 import polars as pl
@@ -18,10 +17,12 @@ from evaluation.baselines import fit_predict_flat
 from evaluation.report import build_report, headline
 
 N, T, D = 160, 30, 6
+TABLE_STEMS = ("drift", "displacement", "tasks", "families")
+FIGURES = ("drift_curves", "displacement", "auroc_ci", "roc_curves", "training_curves")
 
 
 
-def _make_run(root, name="run_a", seed=0, curriculum="full"):
+def _make_run(root, name="run_a", seed=0, curriculum="full", seeds=(0,)):
     """A run directory with real eval JSONs computed by the evaluation functions on constructed
     data, a data dir holding identifiers, and a training-metrics log."""
     rng = np.random.default_rng(seed)
@@ -34,7 +35,7 @@ def _make_run(root, name="run_a", seed=0, curriculum="full"):
                                 "los_hours": np.full(N, 40.0), "first_stay": [True] * N}), data / "cohort.parquet")
     cfg = RunConfig(run_dir=str(run))
     cfg.train.seed, cfg.train.curriculum = seed, curriculum
-    cfg.eval.bootstrap = 50
+    cfg.eval.bootstrap, cfg.eval.seeds = 50, tuple(seeds)
     cfg.save(run / "config.yaml")
 
     latents = rng.normal(size=(N * T + 2, D)).astype(np.float32)
@@ -70,32 +71,38 @@ def test_report_files_parse_and_hold_no_ids(tmp_path):
     run, ids = _make_run(tmp_path)
     other, ids_b = _make_run(tmp_path, "run_b", seed=1)
     out = build_report([run, other], tmp_path / "report")
-    names = {p.name for p in out.iterdir()}
-    for stem in ("drift", "displacement", "tasks", "families", "comparison"):
-        assert {f"{stem}.md", f"{stem}.csv", f"{stem}.tex"} <= names
-    assert {"drift_curves.png", "displacement.png", "roc_curves.png", "training_curves.png",
-            "manifest.json", "headline.json", "report.md"} <= names
+    files = {p.name for p in out.iterdir()}
+    for stem in TABLE_STEMS + ("comparison",):
+        assert {f"{stem}.md", f"{stem}.csv", f"{stem}.tex"} <= files
+    for stem in FIGURES:
+        assert {f"{stem}.png", f"{stem}.pdf"} <= files
+    assert {"manifest.json", "headline.json", "report.md"} <= files
 
     tasks_csv = list(csv.DictReader((out / "tasks.csv").open()))
-    sepsis = [r for r in tasks_csv if r["task"] == "sepsis"]
+    sepsis = [r for r in tasks_csv if r["task"] == "Sepsis"]
     assert sepsis and sepsis[0]["status"].startswith("insufficient positives (n=")  # reported, not dropped
-    mort = [r for r in tasks_csv if r["task"] == "mort_hosp" and r["method"] == "probe"]
-    assert re.fullmatch(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]", mort[0]["AUROC [95% CI]"])
+    mort = [r for r in tasks_csv if r["task"] == "Hospital mortality" and r["method"] == "Clin-JEPA probe"]
+    tasks_json = json.loads((run / "eval" / "tasks.json").read_text())
+    auroc = tasks_json["tasks"]["mort_hosp"]["methods"]["probe"]["auroc"]
+    assert [float(mort[0][k]) for k in ("auroc", "auroc_ci_low", "auroc_ci_high")] == pytest.approx(
+        [auroc["value"], auroc["lo"], auroc["hi"]], rel=1e-5)  # tidy: one number per column (6 digits)
+    assert int(mort[0]["n_stays"]) == 30 and int(mort[0]["n_rows"]) == 30
     drift_csv = list(csv.DictReader((out / "drift.csv").open()))
-    cf = [r for r in drift_csv if r["method"] == "copy_forward"]
-    assert [r["context (h)"] for r in cf] == ["6", "12"]  # numeric order
-    assert cf and all("other models" in r["reference"] for r in cf)
-    assert float(cf[0]["drift %"]) == pytest.approx(json.loads((run / "eval" / "drift.json").read_text())
-                                                     ["contexts"]["6"]["methods"]["copy_forward"]["drift_pct"], abs=0.05)
+    cf = [r for r in drift_csv if r["method"] == "Copy-forward"]
+    assert [r["context_h"] for r in cf] == ["6", "12"]  # numeric order
+    d6 = json.loads((run / "eval" / "drift.json").read_text())["contexts"]["6"]["methods"]["copy_forward"]
+    assert float(cf[0]["drift_pct"]) == pytest.approx(d6["drift_pct"], rel=1e-5)
+    assert float(cf[0]["drift_pct_ci_low"]) <= float(cf[0]["drift_pct"]) <= float(cf[0]["drift_pct_ci_high"])
+    assert "other world models" in (out / "drift.tex").read_text()  # the paper's figures: in the caption
     md = (out / "families.md").read_text().splitlines()
     header = md[2].split("|")
     assert all(len(line.split("|")) == len(header) for line in md[2:] if line.startswith("|"))
-    assert "0.883" in (out / "families.md").read_text()  # paper reference column
+    assert "0.883" in (out / "families.md").read_text()  # paper reference
     comp = list(csv.DictReader((out / "comparison.csv").open()))
-    assert comp[0]["n"] == "2" and "+-" in comp[0]["binary AUROC (model)"]  # seeds grouped, mean +- sd
+    assert [r["run"] for r in comp] == ["run_a", "run_b"] and comp[0]["n_runs_in_configuration"] == "2"
+    assert "+-" in (out / "comparison.md").read_text()  # two seeds: mean +- sd
     man = json.loads((out / "manifest.json").read_text())
     assert man["runs"][0]["seeds"]["train"] == 0 and man["packages"]["torch"]
-    assert "\\begin{tabular}" in (out / "tasks.tex").read_text()
 
     blob = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     for arr in ids + ids_b:

@@ -353,7 +353,7 @@ def test_cli_writes_a_directory_and_rejects_bad_arguments(tmp_path, capsys):
     from pipelines.cli import main
 
     assert main(["synth", "--stays", "5", "--seed", "3", "--out", str(tmp_path / "m")]) == 0
-    assert '"stays": 5' in capsys.readouterr().out
+    assert "5 ICU stays" in capsys.readouterr().out  # one formatted line, no JSON dump
     assert all((tmp_path / "m" / t.relpath).exists() for t in schema.TABLES.values())
     for bad in ("0", "-4"):
         assert main(["synth", "--stays", bad, "--out", str(tmp_path / "bad")]) == 2

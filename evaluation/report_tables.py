@@ -1,0 +1,301 @@
+"""The report's tables: eval JSON -> (tidy records, paper views) for :func:`tables.write_table`.
+
+Each builder returns ``(records, views)``: records hold every number in its own CSV column
+(estimate, CI low, CI high, n, p, ...), views hold what a paper shows (display names,
+CIs under estimates, references in the caption, empty rows dropped with a note).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evaluation import names, reference
+from evaluation.tables import GROUP, Est, View, format_p
+from evaluation.tasks import FAMILIES
+
+DRIFT_STEPS = (6, 12, 24, 48)  # hours ahead shown in the drift table (h = 1 is 1 by definition)
+
+
+def _ci(m: dict | None) -> tuple:
+    return (m.get("value"), m.get("lo"), m.get("hi")) if m else (None, None, None)
+
+
+# ---------------------------------------------------------------------- #
+# drift
+# ---------------------------------------------------------------------- #
+
+
+def drift_table(drift: dict) -> tuple[list[dict], list[View]]:
+    records, rows, notes = [], [], []
+    for c in sorted(drift["contexts"].values(), key=lambda c: c["context"]):
+        if "methods" not in c:
+            notes.append(f"Context {c['context']} h not evaluable: {c.get('status', 'no stays')}.")
+            records.append({"context_h": c["context"], "horizon_h": c["horizon"], "n_stays": c.get("n_stays", 0),
+                            "status": c.get("status", "")})
+            continue
+        rows.append([GROUP, f"Context {c['context']} h: {c['n_stays']:,} test stays, rolled out {c['horizon']} h"])
+        for m in names.ordered(c["methods"]):
+            res = c["methods"][m]
+            ratio, ci = res["ratio"], res.get("ratio_ci") or {}
+            rec = {"context_h": c["context"], "horizon_h": c["horizon"], "n_stays": c["n_stays"],
+                   "method": names.method(m), "status": "ok"}
+            cells = [names.method(m)]
+            for h in DRIFT_STEPS:
+                ok = h <= len(ratio) and ratio[h - 1] is not None
+                v = ratio[h - 1] if ok else None
+                lo = ci["lo"][h - 1] if ok and ci else None
+                hi = ci["hi"][h - 1] if ok and ci else None
+                rec |= {f"ratio_h{h}": v, f"ratio_h{h}_ci_low": lo, f"ratio_h{h}_ci_high": hi}
+                cells.append(Est(v, nd=2))
+            d, dci = res["drift_pct"], res.get("drift_pct_ci") or [None, None]
+            rec |= {"drift_pct": d, "drift_pct_ci_low": dci[0], "drift_pct_ci_high": dci[1],
+                    "n_bootstrap": res.get("n_boot")}
+            nd = 1 if d is None or abs(d) < 100 else 0  # keeps +2734 [2551, 2931] as narrow as -2.4 [-17.0, 12.3]
+            cells.append(Est(d, dci[0], dci[1], nd=nd, sign=True) if d is not None else "undefined")
+            records.append(rec)
+            rows.append(cells)
+    caption = (f"Latent rollout drift on the test split. Columns h: L1(h)/L1(1), the mean L1 error of the "
+               f"latent predicted h hours ahead over that of the one-hour-ahead one. Drift % = "
+               f"(L1(H)/L1(1) - 1) x 100 at the last hour H rolled out; 95 % CI over stays (bootstrap) "
+               f"under each estimate. {reference.PAPER}: {reference.DRIFT_PCT['model']:+.1f} % for its "
+               f"predictor; its other world models and encoders +{reference.DRIFT_OTHERS_RANGE[0]:g} to "
+               f"+{reference.DRIFT_OTHERS_RANGE[1]:g} % (copy-forward and linear extrapolation are latent "
+               f"baselines, not those models).")
+    header = ["Method", *[f"h={h}" for h in DRIFT_STEPS], "Drift %"]
+    return records, [View(caption, "tab:drift", header, rows, notes)]
+
+
+# ---------------------------------------------------------------------- #
+# displacement
+# ---------------------------------------------------------------------- #
+
+
+def displacement_table(disp: dict) -> tuple[list[dict], list[View]]:
+    records, rows = [], []
+    for space, res in disp.get("spaces", {}).items():
+        rows.append([GROUP, names.space(space)])
+        for measure in ("endpoint", "path"):
+            r = res[measure]
+            v, lo, hi = _ci(r.get("ratio"))
+            records.append({"space": names.space(space), "measure": names.measure(measure),
+                            "n_deteriorating": r["n_deteriorating"], "n_stable": r["n_stable"],
+                            "median_deteriorating": r["median_deteriorating"], "median_stable": r["median_stable"],
+                            "ratio": v, "ratio_ci_low": lo, "ratio_ci_high": hi, "status": r.get("status", "ok")})
+            rows.append([names.measure(measure), r["n_deteriorating"], r["n_stable"],
+                         Est(r["median_deteriorating"], nd=2), Est(r["median_stable"], nd=2),
+                         Est(v, lo, hi, nd=2) if v is not None else r.get("status", "-")])
+    window = disp.get("window_hours")
+    rule = disp.get("cohort_rule", {})
+    caption = (f"Cohort displacement over hours 0-{window} of the test stays: median L2 distance travelled "
+               f"by deteriorating and stable stays (latent: encoder units; raw: standardised features) and "
+               f"their ratio with a 95 % bootstrap CI"
+               + (f"; SOFA baseline and admission period hours 0-{rule['baseline_hours']}" if rule else "")
+               + f". {reference.PAPER}: {reference.DISPLACEMENT_RATIO['latent']:.2f}x in its latent "
+               f"space; baseline encoders <= {reference.DISPLACEMENT_BASELINE_MAX:.2f}x.")
+    header = ["Measure", "n det.", "n stable", "Median det.", "Median stable", "Ratio"]
+    return records, [View(caption, "tab:displacement", header, rows)]
+
+
+# ---------------------------------------------------------------------- #
+# tasks and families
+# ---------------------------------------------------------------------- #
+
+
+def _ordered_tasks(tasks: dict, family: str) -> list[str]:
+    return [t for t in FAMILIES[family] if t in tasks["tasks"]]
+
+
+def _methods(tasks: dict) -> list[str]:
+    ms = list(tasks.get("methods") or [])
+    return [m for m in ms if m.startswith("probe")] + [m for m in ms if not m.startswith("probe")]
+
+
+def task_records(tasks: dict) -> list[dict]:
+    """One row per task and method (one per task when it was not evaluable)."""
+    n_boot, seeds = tasks["bootstrap"], tasks.get("seeds") or []
+    records = []
+    for fam in FAMILIES:
+        for t in _ordered_tasks(tasks, fam):
+            e = tasks["tasks"][t]
+            base = {"family": names.family(fam), "task": names.task(t), "status": e["status"]}
+            if e["status"] != "ok":
+                records.append(base | {"n_rows": e["n"]["test"]})
+                continue
+            for m in _methods(tasks):
+                r = e["methods"].get(m)
+                if r is None:
+                    continue
+                rec = base | {"method": names.method(m), "n_stays": r.get("n_stays"), "n_rows": r["n"],
+                              "prevalence": r["prevalence"]}
+                for k in ("auroc", "auprc"):
+                    rec |= dict(zip((k, f"{k}_ci_low", f"{k}_ci_high"), _ci(r[k])))
+                rec["event_recall"] = r.get("event_recall")
+                rec["event_recall_at_precision"] = tasks["recall_precision"] if fam == "eep" else None
+                test = e.get("vs_best_baseline", {}).get(m)
+                rec |= {"best_baseline": names.method(test["baseline"]) if test else None,
+                        "delta_auroc_vs_best_baseline": test["delta"] if test else None,
+                        "delta_ci_low": test["lo"] if test else None, "delta_ci_high": test["hi"] if test else None,
+                        "p_value": test["p_value"] if test else None,
+                        "p_value_resolution": 1.0 / test.get("n_boot", n_boot) if test else None}
+                sel = r.get("selected")
+                rec["probe_selected_on_validation"] = names.PROBE_KINDS.get(sel["kind"], sel["kind"]) if sel else None
+                s = r["auroc_seeds"]
+                if s["n"] >= 2:  # seed statistics only when there is a spread to show
+                    rec |= {"auroc_seed_mean": s["mean"], "auroc_seed_sd": s["sd"], "n_seeds": s["n"]}
+                    rec |= {f"auroc_seed_{sd}": v for sd, v in zip(seeds, s.get("values", []))}
+                records.append(rec)
+    return records
+
+
+def _grid(tasks: dict, fam: str, metric: str, title: str, label: str) -> View:
+    methods = [m for m in _methods(tasks) if any(m in tasks["tasks"][t].get("methods", {})
+                                                   for t in _ordered_tasks(tasks, fam))]
+    rows, notes = [], []
+    for t in _ordered_tasks(tasks, fam):
+        e = tasks["tasks"][t]
+        if e["status"] != "ok":
+            notes.append(f"{names.task(t)}: not evaluable ({e['status']}).")
+            continue
+        first = next(iter(e["methods"].values()))
+        cells = [names.task(t), first.get("n_stays") or first["n"], Est(first["prevalence"], nd=2)]
+        for m in methods:
+            r = e["methods"].get(m)
+            if r is None:
+                cells.append("-")
+            elif metric == "event_recall":
+                cells.append(Est(r.get("event_recall"), nd=2))
+            else:
+                cells.append(Est(*_ci(r[metric])))
+        rows.append(cells)
+    absent = [names.method(m) for m in _methods(tasks) if m not in methods]
+    if absent:
+        notes.append(f"Not evaluated on this family: {', '.join(absent)}.")
+    header = ["Task", "Stays", "Prev.", *[names.method(m) for m in methods]]
+    return View(title, label, header, rows, notes, wide=len(header) > 5)
+
+
+def _tests_view(tasks: dict, fam: str) -> View | None:
+    rows = []
+    for t in _ordered_tasks(tasks, fam):
+        for m, test in tasks["tasks"][t].get("vs_best_baseline", {}).items():
+            rows.append([names.task(t), names.method(m), names.method(test["baseline"]),
+                         Est(test["delta"], test["lo"], test["hi"], sign=True),
+                         format_p(test["p_value"], test.get("n_boot", tasks["bootstrap"]))])
+    if not rows:
+        return None
+    caption = (f"{names.family(fam)}: AUROC difference to the family's best baseline on the same test stays "
+               f"(paired stay-clustered bootstrap, {tasks['bootstrap']} replicates; two-sided p).")
+    return View(caption, f"tab:tests-{fam}", ["Task", "Model", "Baseline", "Delta AUROC", "p"], rows, wide=True)
+
+
+def task_table(tasks: dict) -> tuple[list[dict], list[View]]:
+    views = []
+    ci = "95 % stay-clustered bootstrap CI under each estimate"
+    for fam in FAMILIES:
+        if not _ordered_tasks(tasks, fam):
+            continue
+        fname = names.family(fam)
+        anchors = "".join(f" {reference.YAIB}, {names.method(m)}, {names.task(t)} on MIMIC-IV: {v:.3f}."
+                          for (t, m), v in reference.TASK_AUROC.items() if t in FAMILIES[fam])
+        views.append(_grid(tasks, fam, "auroc", f"{fname}: AUROC on the test split ({ci}).{anchors}",
+                           f"tab:auroc-{fam}"))
+        views.append(_grid(tasks, fam, "auprc", f"{fname}: AUPRC on the test split ({ci}).", f"tab:auprc-{fam}"))
+        if fam == "eep":
+            views.append(_grid(tasks, fam, "event_recall",
+                               f"{fname}: event recall at time-point precision {tasks['recall_precision']:g} "
+                               "(share of stays with an event alarmed at least once before it).",
+                               f"tab:recall-{fam}"))
+        tv = _tests_view(tasks, fam)
+        if tv:
+            views.append(tv)
+    return task_records(tasks), views
+
+
+def family_table(tasks: dict) -> tuple[list[dict], list[View]]:
+    records, rows, notes = [], [], []
+    for fam, f in tasks["families"].items():
+        if not f["n_tasks_ok"]:
+            notes.append(f"{names.family(fam)}: no evaluable task.")
+            continue
+        rows.append([GROUP, names.family(fam)])
+        for m in _methods(tasks):
+            v = f["means"].get(m)
+            if not v or v["n_tasks"] == 0:
+                if v is not None:
+                    notes.append(f"{names.method(m)} is not evaluated on {names.family(fam).lower()}.")
+                continue
+            best = m == f["best_baseline"]
+            records.append({"family": names.family(fam), "method": names.method(m), "mean_auroc": v["mean_auroc"],
+                            "mean_auprc": v["mean_auprc"], "n_tasks": v["n_tasks"], "n_tasks_family": f["n_tasks"],
+                            "best_baseline": best})
+            rows.append([names.method(m) + (" *" if best else ""), Est(v["mean_auroc"]), Est(v["mean_auprc"]),
+                         f"{v['n_tasks']}/{f['n_tasks']}"])
+    notes.insert(0, "*: best baseline of the family (highest mean AUROC).")
+    paper = "; ".join(f"{names.family(f).split(' (')[0].lower()} {v:.3f}" for f, v in reference.MEAN_AUROC.items())
+    caption = (f"Mean AUROC and AUPRC over the evaluable tasks of each family (test split). "
+               f"{reference.PAPER} on MIMIC-IV, mean AUROC of its probe: {paper}.")
+    return records, [View(caption, "tab:families", ["Method", "AUROC", "AUPRC", "Tasks"], rows, notes)]
+
+
+# ---------------------------------------------------------------------- #
+# comparison of runs
+# ---------------------------------------------------------------------- #
+
+COMPARE_FIELDS = ("drift_pct", "displacement_ratio", "binary_model", "binary_best_baseline", "eep_model",
+                  "eep_best_baseline")
+
+
+def _group_key(cfg: dict) -> str:
+    """The config with seeds and paths removed: runs sharing it differ only in seeds."""
+    import json
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items()
+                    if "seed" not in k and k not in ("run_dir", "data_dir", "mimic_dir")}
+        return d
+    c = strip(cfg)
+    return json.dumps({k: c.get(k) for k in ("train", "loss", "encoder", "predictor", "optim", "sft")}, sort_keys=True)
+
+
+def _flat(h: dict) -> dict:
+    out = {"drift_pct": h["drift_pct"], "displacement_ratio": h["displacement_ratio"]}
+    for fam in ("binary", "eep"):
+        m = h["mean_auroc"].get(fam, {})
+        out[f"{fam}_model"], out[f"{fam}_best_baseline"] = m.get("model"), m.get("best_baseline_auroc")
+    return out
+
+
+def _stat(vals: list, nd: int = 3, sign: bool = False) -> str:
+    v = [x for x in vals if x is not None]
+    if not v:
+        return "-"
+    fmt = f"{'+' if sign else ''}.{nd}f"
+    return (f"{format(float(np.mean(v)), fmt)} +- {float(np.std(v)):.{nd}f}" if len(v) > 1
+            else format(float(v[0]), fmt))
+
+
+def compare_table(run_dirs, heads: list[dict], cfgs: list[dict]) -> tuple[list[dict], list[View]]:
+    """Per-run records (tidy: one row per run) and a view of mean +- sd over runs differing only in seeds."""
+    groups: dict[str, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(_group_key(cfg), []).append(i)
+    records, rows = [], []
+    for idx in groups.values():
+        train = cfgs[idx[0]].get("train", {})
+        drop = train.get("drop_phases") or []
+        name = train.get("curriculum", "?") + (f" -{'-'.join(drop)}" if drop else "")
+        flats = [_flat(heads[i]) for i in idx]
+        for i, fl in zip(idx, flats):
+            records.append({"configuration": name, "run": run_dirs[i].name, "train_seed": train.get("seed"),
+                            "n_runs_in_configuration": len(idx)} | fl)
+        rows.append([name, len(idx), *[_stat([fl[k] for fl in flats], 1 if k == "drift_pct" else 3,
+                                             sign=k == "drift_pct") for k in COMPARE_FIELDS]])
+    rows.append(["paper (Clin-JEPA)", "-", f"{reference.DRIFT_PCT['model']:+.1f}",
+                 f"{reference.DISPLACEMENT_RATIO['latent']:.2f}", f"{reference.MEAN_AUROC['binary']:.3f}", "-",
+                 f"{reference.MEAN_AUROC['eep']:.3f}", "-"])
+    header = ["Configuration", "Runs", "Drift %", "Disp. ratio", "Outcomes: model", "Outcomes: best base.",
+              "Early events: model", "Early events: best base."]
+    caption = ("Ablations and paradigms: mean +- sd over runs that differ only in seeds (a single value "
+               f"when one run). Model = {names.method('probe')}; last row: {reference.PAPER}, MIMIC-IV.")
+    return records, [View(caption, "tab:comparison", header, rows, wide=True)]
