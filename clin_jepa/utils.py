@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -103,7 +104,9 @@ class _Lines:
 
     def write(self, s: str) -> int:
         text = s.replace("\r", "").strip()
-        count = text.split(" [")[0]  # "desc: 100%|####| 3/3": closing a bar redraws its final count
+        # "desc: 100%|####| 3/3": closing a bar redraws its final count. The bar graphic is left out of
+        # the comparison: its width depends on the rate text beside it, which changes between redraws
+        count = re.sub(r"\|[^|]*\|", "||", text.split(" [")[0])
         if text and count != self.last:
             self.stream.write(text + "\n")
             self.last = count

@@ -92,3 +92,19 @@ def test_sparse_progress_and_log_lines_when_not_a_terminal(monkeypatch, capsys):
     for _ in progress(range(3), desc="quiet"):
         pass
     assert "quiet" not in capsys.readouterr().err
+
+
+def test_sparse_lines_ignore_a_redraw_whose_bar_width_changed():
+    """Closing a bar redraws its final count; a different rate text beside it changes the bar
+    graphic's width, which must not print the same state twice."""
+    import io
+
+    from clin_jepa.utils import _Lines
+
+    out = io.StringIO()
+    lines = _Lines(out)
+    lines.write("\rsteps: 100%|##########| 3/3 [00:00<00:00, 5.21it/s]")
+    lines.write("\rsteps: 100%|#######| 3/3 [00:00<00:00, 12345.67it/s]")
+    lines.write("\rsteps: 100%|#######| 4/4 [00:00<00:00, 12345.67it/s]")
+    assert out.getvalue().splitlines() == ["steps: 100%|##########| 3/3 [00:00<00:00, 5.21it/s]",
+                                           "steps: 100%|#######| 4/4 [00:00<00:00, 12345.67it/s]"]
