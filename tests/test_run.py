@@ -104,9 +104,12 @@ def test_changing_settings_is_explicit_validated_and_recorded(cwd, capsys):
 def test_invalid_settings_create_no_run(cwd, capsys):
     assert cli(["sft", "--run", "new", "--set", "optim.lr_predictor=.nan"]) == 2
     assert "optim.lr_predictor: expected a finite number" in capsys.readouterr().err
-    assert cli(["pretrain", "--run", "new2", "--set", "encoder.flavor=qwen9"]) == 2
+    assert cli(["sft", "--run", "new2", "--set", "encoder.flavor=qwen9"]) == 2
     assert "encoder.flavor='qwen9': use one of debug, qwen3-0.6b, qwen3-8b" in capsys.readouterr().err
-    assert not (cwd / "new").exists() and not (cwd / "new2").exists()
+    # pretraining starts from an SFT run: a missing run is an error naming the fix, not a new directory
+    assert cli(["pretrain", "--run", "new3"]) == 2
+    assert "clin-jepa sft --run new3" in capsys.readouterr().err
+    assert not (cwd / "new").exists() and not (cwd / "new2").exists() and not (cwd / "new3").exists()
 
 
 @pytest.mark.parametrize("damage, message", [
