@@ -155,6 +155,10 @@ def _step_error(err: Exception, sources: dict[str, Path]) -> str:
     """The fix for a failed SQL step: disk full, a damaged gzip (checked, not guessed), or none."""
     if disk_full(err):
         return disk_full_message("DuckDB's spill files (data.duckdb_temp_dir)")
+    if "out of memory" in str(err).lower():
+        return ("DuckDB could not finish this step inside data.duckdb_memory_limit: raise it (e.g. "
+                "--set data.duckdb_memory_limit=4GB) or lower data.duckdb_threads (each thread holds its own "
+                "buffers); about 1 GB per 35,000 stays is enough on MIMIC-IV-like data (docs/data.md, Scale)")
     for path in sources.values():
         damage = gzip_damage(path)
         if damage:
