@@ -24,15 +24,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _run(cmd: list[str], env: dict) -> tuple[float, float]:
-    """(wall s, peak RSS GiB) of one child command."""
+def _run(cmd: list[str], env: dict) -> tuple[float, float, str]:
+    """(wall s, peak RSS GiB, phases) of one child command; phases: the extraction's own
+    log of the source stage and the texts step."""
     t0 = time.perf_counter()
     out = subprocess.run(["/usr/bin/time", "-v", *cmd], env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
-    return wall, kb / 1024**2
+    src = re.search(r"source tables ready in ([\d.]+) s", out.stderr)
+    txt = re.search(r"texts written in ([\d.]+) s", out.stderr)
+    phases = f"sources {src.group(1)} s, texts {txt.group(1)} s" if src and txt else ""
+    return wall, kb / 1024**2, phases
 
 
 def main() -> None:
@@ -50,13 +54,13 @@ def main() -> None:
     print(f"# {platform.node()} {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
           f"duckdb_memory_limit={args.memory}, threads={args.threads or 'all'}")
     print("| stays | chartevents rows | synth wall s / peak GiB | extract first run s / GiB | rows/s "
-          "| cached rerun s / GiB | rows/s | stay-hours |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| cached rerun s / GiB | rows/s | stay-hours | phases first / rerun |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.stays:
         mimic, out, cache = work / f"mimic_{n}", work / f"data_{n}", work / f"cache_{n}"
         for d in (mimic, out, cache):
             shutil.rmtree(d, ignore_errors=True)
-        s_wall, s_rss = _run([*cli, "synth", "--stays", str(n), "--out", str(mimic)], env)
+        s_wall, s_rss, _ = _run([*cli, "synth", "--stays", str(n), "--out", str(mimic)], env)
         sets = ["--set", f"data.duckdb_memory_limit={args.memory}", "--set", f"data.duckdb_threads={args.threads}",
                 "--set", f"data.source_cache_dir={cache}"]
         extract = [*cli, "extract", "--mimic", str(mimic), "--out", str(out), *sets]
@@ -67,7 +71,7 @@ def main() -> None:
         total_ce = _chartevents_rows(mimic)
         print(f"| {n:,} | {total_ce:,} | {s_wall:.1f} / {s_rss:.2f} | {e1[0]:.1f} / {e1[1]:.2f} | "
               f"{total_ce / e1[0]:,.0f} | {e2[0]:.1f} / {e2[1]:.2f} | {total_ce / e2[0]:,.0f} | "
-              f"{man['rows']['hourly.parquet']:,} |", flush=True)
+              f"{man['rows']['hourly.parquet']:,} | {e1[2]} / {e2[2]} |", flush=True)
         if not args.keep:
             for d in (mimic, out, cache):
                 shutil.rmtree(d, ignore_errors=True)

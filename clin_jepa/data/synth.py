@@ -9,8 +9,8 @@ byte-identical files. See docs/synthetic.md.
 
 Memory: stays are simulated and charted CHUNK at a time and each chunk's event rows are
 streamed into the open csv.gz files at once, so peak memory is one chunk's rows (~0.3 GB
-at CHUNK = 2000) plus O(stays) per-stay arrays (~100 bytes per stay), whatever the number
-of stays. The bytes are those of writing the concatenated tables in one go: the rows are
+at CHUNK = 2000) plus O(stays) per-stay arrays and hosp tables (~2 KB per stay; 0.63 /
+0.69 GiB peak at 5,000 / 40,000 stays, BENCHMARKS.md). The bytes are those of writing the concatenated tables in one go: the rows are
 the same, in the same order, through one gzip stream per file (deflate's output does not
 depend on how its input is split into writes).
 """

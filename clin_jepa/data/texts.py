@@ -119,7 +119,7 @@ def _action_body() -> pl.Expr:
 
 def hourly_texts(hourly: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
     """hourly.parquet rows -> [stay_id, hour, state_text, action_text] (a LazyFrame in,
-    a LazyFrame out: run_extraction streams full MIMIC-IV through it).
+    a LazyFrame out; run_extraction feeds it batches of rows, extract.TEXT_BATCH_ROWS).
 
     Two stages: every piece used more than once (group bodies, scores, the action body)
     is computed once as a column first. As one nested expression the pieces were
