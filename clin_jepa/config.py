@@ -233,6 +233,9 @@ class TrainConfig:
     stop_after_steps: int = 0  # >0: save state and stop at this global optimizer step (resume later)
     latent_cache: bool = True  # reuse frozen-online-encoder latents across steps (False: re-encode every step)
     cache_block: int = 64  # texts encoded together on a latent-cache miss (fixed blocks of ids)
+    cache_storage: str = "host"  # device | host (CPU RAM, pinned on CUDA) | memmap (temporary file in cache_dir)
+    cache_dtype: str = "auto"  # auto (the encoder's dtype: lossless) | float32 | bfloat16 | float16
+    cache_dir: str = ""  # directory of the memmap cache file ("" = the system temp directory)
     mask_ratio: float = 0.5  # masked_jepa: fraction of a window's state latents masked
     masked_layers: int = 2  # masked_jepa: throw-away predictor depth
     masked_width: int = 64  # masked_jepa: throw-away predictor width
@@ -247,6 +250,10 @@ class TrainConfig:
             raise ValueError("train.log_every/checkpoint_every/val_every/val_stays/cache_block must be >= 1")
         if self.stop_after_steps < 0:
             raise ValueError("train.stop_after_steps must be >= 0 (0 = run to the end)")
+        if self.cache_storage not in ("device", "host", "memmap"):
+            raise ValueError(f"train.cache_storage={self.cache_storage!r}: use device, host or memmap")
+        if self.cache_dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"train.cache_dtype={self.cache_dtype!r}: use auto, float32, bfloat16 or float16")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"train.mask_ratio={self.mask_ratio}: must be in (0, 1), e.g. 0.5")
         if self.masked_layers < 1 or self.masked_width < 8 or self.masked_width % 4:
