@@ -300,6 +300,7 @@ class EvalConfig:
     seq_dropout: float = 0.1
     seq_epochs: int = 15  # max epochs (early stopping on validation loss)
     seq_lr: float = 1e-3
+    encode_chunk: int = 1024  # texts per encode call of `clin-jepa embed` (the unit shared out across processes)
     threads: int = 1  # CPU threads for LightGBM / torch in evaluation (tiny models: 1 is fastest on a shared CPU)
 
     def validate(self) -> None:
@@ -307,6 +308,8 @@ class EvalConfig:
             raise ValueError("eval.contexts must be hours >= 2 (linear extrapolation needs two), e.g. [6, 12, 24, 48]")
         if self.horizon < 1:
             raise ValueError("eval.horizon must be >= 1 hour, e.g. 48")
+        if self.encode_chunk < 1:
+            raise ValueError("eval.encode_chunk must be >= 1 text, e.g. 1024")
         if self.displacement_window < 1:
             raise ValueError("eval.displacement_window must be >= 1 hour, e.g. 24")
         if not 0 <= self.displacement_baseline_hours < self.displacement_window:

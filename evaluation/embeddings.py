@@ -24,9 +24,6 @@ from clin_jepa.utils import atomic_path, get_logger, progress, write_json
 
 log = get_logger(__name__)
 
-ENCODE_CHUNK = 1024  # texts per encode call (progress granularity)
-
-
 def _hash_tree(h, root: Path) -> None:
     for p in sorted(root.rglob("*")):
         if p.is_file():
@@ -70,13 +67,13 @@ def encode_threads(flavor: str) -> int:
     return 1 if flavor == "debug" else torch.get_num_threads()
 
 
-def my_chunks(n_texts: int, rank: int, world: int) -> list[tuple[int, int]]:
-    """(lo, hi) chunks of ENCODE_CHUNK consecutive text ids for process ``rank`` of ``world``.
+def my_chunks(n_texts: int, rank: int, world: int, chunk: int) -> list[tuple[int, int]]:
+    """(lo, hi) chunks of ``chunk`` (eval.encode_chunk) consecutive text ids for process ``rank`` of ``world``.
 
     Chunks are fixed by n_texts alone and dealt round-robin, so every text is encoded in the
     same chunk (same batches, same float sums) whatever the number of processes: latents are
     identical with 1 or N processes."""
-    bounds = [(lo, min(lo + ENCODE_CHUNK, n_texts)) for lo in range(0, n_texts, ENCODE_CHUNK)]
+    bounds = [(lo, min(lo + chunk, n_texts)) for lo in range(0, n_texts, chunk)]
     return bounds[rank::world]
 
 
@@ -116,7 +113,7 @@ def compute(run_dir, cfg, force: bool = False) -> Path:
             np.lib.format.open_memmap(staging / "latents.npy", mode="w+", dtype=np.float32, shape=(n, dim))
         state.wait_for_everyone()
         latents = np.load(staging / "latents.npy", mmap_mode="r+")  # (U, D) float32, shared file
-        mine = my_chunks(n, state.process_index, state.num_processes)
+        mine = my_chunks(n, state.process_index, state.num_processes, cfg.eval.encode_chunk)
         quiet = {} if state.is_local_main_process else {"disable": True}
         with torch.no_grad():
             for lo, hi in progress(mine, desc="embed", unit="chunk", **quiet):

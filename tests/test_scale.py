@@ -66,3 +66,105 @@ def test_latent_cache_auto_dtype_follows_the_encoder(enc_corpus):
     assert LatentCache(enc, corpus.texts, dtype="auto").dtype == torch.float32  # fp32 debug encoder on CPU
     with pytest.raises(ValueError, match="train.cache_storage"):
         LatentCache(enc, corpus.texts, storage="gpu")
+
+
+# ---------------------------------------------------------------------- streamed evaluation
+def _eval_inputs(tmp_path, n=120, T=24, D=16, seed=0):
+    """Demo-sized corpus arrays (120 test stays, 24 h, every hour its own text) + the latents
+    written as latents.npy and read back memory-mapped, as evaluation.embeddings.load does."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    U = n * T * 2 + n
+    latents = rng.normal(size=(U, D)).astype(np.float32).cumsum(axis=0) / 30  # drifting, like hours of a stay
+    state_ids = np.arange(n * T).reshape(n, T)
+    action_ids = n * T + state_ids
+    demo_ids = 2 * n * T + np.arange(n)
+    lengths = rng.integers(4, T + 1, n)
+    for i, L in enumerate(lengths):
+        state_ids[i, L:] = action_ids[i, L:] = -1
+    np.save(tmp_path / "latents.npy", latents)
+    mm = np.load(tmp_path / "latents.npy", mmap_mode="r")
+    assert isinstance(mm, np.memmap)
+    return latents, mm, demo_ids, state_ids, action_ids, lengths
+
+
+def test_memmap_streamed_evaluation_matches_in_memory(tmp_path):
+    import numpy as np
+
+    from clin_jepa.config import PredictorConfig
+    from clin_jepa.models import build_predictor
+    from evaluation import displacement, drift, probes
+    from evaluation.streaming import HourLatents
+
+    latents, mm, demo_ids, state_ids, action_ids, lengths = _eval_inputs(tmp_path)
+    torch.manual_seed(0)
+    pred = build_predictor("debug", PredictorConfig(max_steps=24), latent_dim=latents.shape[1]).eval()
+    whole = 10 ** 9  # one chunk: today's in-memory computation
+    ref = drift.rollout_drift(latents, demo_ids, state_ids, action_ids, lengths, pred, (6, 12), 12, stay_chunk=whole)
+    got = drift.rollout_drift(mm, demo_ids, state_ids, action_ids, lengths, pred, (6, 12), 12, stay_chunk=7)
+    for c in ("6", "12"):
+        assert got["contexts"][c]["n_stays"] == ref["contexts"][c]["n_stays"] > 0
+        for m in drift.METHODS:
+            np.testing.assert_allclose(got["contexts"][c]["methods"][m]["l1"], ref["contexts"][c]["methods"][m]["l1"],
+                                       rtol=1e-6)
+
+    groups = np.where(np.arange(len(lengths)) % 3 == 0, displacement.DETERIORATING, displacement.STABLE)
+    ids = np.where(state_ids >= 0, state_ids, 0)
+    ref = displacement.evaluate_displacement({"latent": latents[ids].astype(np.float64)}, lengths, groups, 12, 6, 50)
+    got = displacement.evaluate_displacement({"latent": HourLatents(mm, state_ids)}, lengths, groups, 12, 6, 50,
+                                             stay_chunk=7)
+    for kind in ("endpoint", "path"):  # float64 in memory vs float32 streamed: same to ~1e-6
+        r, g = ref["spaces"]["latent"][kind], got["spaces"]["latent"][kind]
+        assert g["n_deteriorating"] == r["n_deteriorating"] and g["n_stable"] == r["n_stable"]
+        np.testing.assert_allclose(g["median_deteriorating"], r["median_deteriorating"], rtol=1e-5)
+        np.testing.assert_allclose(list(g["ratio"].values()), list(r["ratio"].values()), rtol=1e-5)
+
+    rows = np.repeat(np.arange(len(lengths)), 2)[::-1].copy()  # several rows per stay, out of order
+    hours = np.minimum(lengths[rows] - 1, np.tile([2, 9], len(lengths))[: len(rows)])
+    f_ref = probes.state_features(latents, demo_ids, state_ids, action_ids, lengths, pred, stay_chunk=whole)
+    f_got = probes.state_features(mm, demo_ids, state_ids, action_ids, lengths, pred, stay_chunk=5)
+    np.testing.assert_allclose(probes.probe_inputs(f_got, rows, hours), probes.probe_inputs(f_ref, rows, hours),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probes.rollout_inputs(f_got, pred, rows, hours, 4),
+                               probes.rollout_inputs(f_ref, pred, rows, hours, 4), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- sharded embedding
+def test_embed_gives_identical_latents_with_one_and_two_processes(base, tmp_path):
+    """`accelerate launch -m pipelines.embed` (2 gloo processes on CPU) writes the same bytes
+    as one process: chunks of texts are fixed by eval.encode_chunk and dealt out to ranks."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from clin_jepa.training.sft import load_sft_encoder, run_sft
+    from clin_jepa.utils import REPO_ROOT
+    from pipelines.cli import main as cli_main
+
+    run = tmp_path / "run"
+    cfg = make_cfg(base, run, "sft.steps=1", "tokenizer.vocab_size=300", "eval.encode_chunk=16")
+    shutil.copytree(base / "tokenizer", run / "tokenizer")
+    run_sft(run, cfg)
+    cfg.save(run / "config.yaml")
+    enc = load_sft_encoder(run, cfg)
+    with torch.no_grad():  # a "trained" online adapter that differs from the SFT one
+        for p in enc.online_parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    enc.save_adapters(run / "final" / "encoder")
+    assert cli_main(["embed", "--run", str(run)]) == 0
+    one = np.load(run / "embeddings" / "latents.npy")
+    assert one.shape[0] > 2 * 16  # several chunks: both ranks get work
+    env = dict(os.environ, CLIN_JEPA_PROGRESS="0", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(REPO_ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29561",
+           "-m", "pipelines.embed", "--run", str(run), "--force"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on 2 process(es)" in proc.stderr + proc.stdout
+    two = np.load(run / "embeddings" / "latents.npy")
+    np.testing.assert_array_equal(one, two)
+    assert not list(run.glob(".embeddings*"))  # no staging directory left behind
