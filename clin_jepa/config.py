@@ -11,6 +11,7 @@ Units are given in field comments (hours, mmHg, ...).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import types
 import typing
@@ -91,6 +92,9 @@ class TokenizerConfig:
             raise ValueError("tokenizer.max_texts must be >= 1, e.g. 200000")
 
 
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
+
+
 @dataclass
 class EncoderConfig:
     flavor: str = "debug"  # debug | qwen3-0.6b | qwen3-8b
@@ -104,6 +108,10 @@ class EncoderConfig:
     ema_tau: float = 0.996  # target <- tau * target + (1 - tau) * online
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16
     init_seed: int = 0  # debug base weights + LoRA init (built under a forked RNG)
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (needs flash-attn, CUDA) | flex_attention
+    gradient_checkpointing: str = "auto"  # auto (on for the real flavors) | on | off: recompute layers in backward
+    packing: str = "auto"  # auto (on for the real flavors) | on | off: texts packed into rows without padding
+    pack_row_tokens: int = 1024  # tokens per packed row (sdpa/eager build a row x row mask per row)
 
     def validate(self) -> None:
         if self.flavor not in ("debug", "qwen3-0.6b", "qwen3-8b"):
@@ -122,6 +130,25 @@ class EncoderConfig:
             raise ValueError("encoder.ema_tau must be in [0, 1], e.g. 0.996")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"encoder.dtype={self.dtype!r}: use auto, float32 or bfloat16")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"encoder.attn_implementation={self.attn_implementation!r}: use one of "
+                             f"{', '.join(ATTN_IMPLEMENTATIONS)}")
+        if self.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            raise ValueError("encoder.attn_implementation=flash_attention_2 needs the flash-attn package "
+                             "(pip install flash-attn, CUDA only); or use sdpa")
+        for name in ("gradient_checkpointing", "packing"):
+            value = str(getattr(self, name)).lower()  # YAML reads on/off/true/false as booleans
+            setattr(self, name, {"true": "on", "false": "off"}.get(value, value))
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ValueError(f"encoder.{name}={getattr(self, name)!r}: use auto, on or off")
+        if self.pack_row_tokens < self.max_length or self.pack_row_tokens > self.encode_batch_tokens:
+            raise ValueError("encoder.pack_row_tokens must lie in [encoder.max_length, encoder.encode_batch_tokens], "
+                             "e.g. 1024")
+
+    def enabled(self, name: str) -> bool:
+        """Resolve a tri-state flag (gradient_checkpointing, packing): auto = on for the real flavors."""
+        value = getattr(self, name)
+        return value == "on" or (value == "auto" and self.flavor != "debug")
 
 
 @dataclass

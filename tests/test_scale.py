@@ -168,3 +168,62 @@ def test_embed_gives_identical_latents_with_one_and_two_processes(base, tmp_path
     two = np.load(run / "embeddings" / "latents.npy")
     np.testing.assert_array_equal(one, two)
     assert not list(run.glob(".embeddings*"))  # no staging directory left behind
+
+
+# ---------------------------------------------------------------------- packing, checkpointing, bf16
+def _encoder(base, *overrides):
+    cfg = make_cfg(base, base / "unused", *overrides)
+    return encoder(base, cfg)
+
+
+def test_packed_encoding_equals_padded(base, enc_corpus):
+    _, corpus = enc_corpus
+    texts = corpus.texts[:60] + corpus.texts[:5]  # duplicates too
+    padded = _encoder(base, "encoder.packing=off")
+    packed = _encoder(base, "encoder.packing=on", "encoder.pack_row_tokens=256", "encoder.encode_batch_tokens=512")
+    assert packed.packing and not padded.packing
+    lengths = [len(r) for r in packed._token_ids(list(dict.fromkeys(texts)))]
+    batches = packed._packs(lengths)
+    assert sum(len(row) for b in batches for row in b) == len(lengths)
+    assert max(len(row) for b in batches for row in b) > 1  # several texts really share a row
+    assert all(sum(lengths[i] for i in row) <= 256 for b in batches for row in b)
+    a, b = padded.encode(texts), packed.encode(texts)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)  # fp32: only the summation order differs
+
+
+def _lora_grads(enc, texts):
+    enc.set_online_trainable(True)
+    for p in enc.online_parameters():
+        p.grad = None
+    enc.encode(texts, grad=True).pow(2).sum().backward()
+    return [p.grad.clone() for p in enc.online_parameters()]
+
+
+def test_gradient_checkpointing_recomputes_layers_and_keeps_gradients(base, enc_corpus):
+    _, corpus = enc_corpus
+    texts = corpus.texts[:24]
+    plain = _encoder(base, "encoder.gradient_checkpointing=off")
+    ckpt = _encoder(base, "encoder.gradient_checkpointing=on")
+    calls = []
+    hook = ckpt._layers[0].self_attn.register_forward_hook(lambda *a: calls.append(1))
+    g_ckpt = _lora_grads(ckpt, texts)
+    n_fwd = len(calls)
+    calls.clear()
+    with torch.no_grad():
+        ckpt.encode(texts)
+    hook.remove()
+    assert n_fwd == 2 * len(calls) > 0  # every layer ran again in the backward: checkpointing is live
+    for g1, g0 in zip(g_ckpt, _lora_grads(plain, texts)):
+        torch.testing.assert_close(g1, g0, rtol=1e-5, atol=1e-7)
+    assert not ckpt._layers[0].training  # eval mode restored after the encode
+
+
+def test_flags_default_on_for_real_flavors_only():
+    from clin_jepa.config import EncoderConfig
+
+    assert not EncoderConfig(flavor="debug").enabled("packing")
+    assert EncoderConfig(flavor="qwen3-8b").enabled("packing")
+    assert EncoderConfig(flavor="qwen3-0.6b").enabled("gradient_checkpointing")
+    assert not EncoderConfig(flavor="qwen3-8b", gradient_checkpointing="off").enabled("gradient_checkpointing")
+    with pytest.raises(ValueError, match="attn_implementation"):
+        EncoderConfig(attn_implementation="flash").validate()
