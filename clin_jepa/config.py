@@ -271,6 +271,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.cpu_threads < 0:
             raise ValueError("train.cpu_threads must be >= 0 (0 = automatic)")
+        if str(self.mixed_precision).lower() == "false":  # YAML reads `no` as a boolean
+            self.mixed_precision = "no"
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"train.mixed_precision={self.mixed_precision!r}: use auto, no or bf16")
         if min(self.log_every, self.checkpoint_every, self.val_every, self.val_stays, self.cache_block) < 1:

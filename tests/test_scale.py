@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_trainer import WINDOW, encoder, make_cfg
+import yaml
+from test_trainer import SMALL, WINDOW, encoder, make_cfg
 from test_windows import write_tiny_data
 
 from clin_jepa.data.tokenizer import train_tokenizer
@@ -17,6 +18,9 @@ from clin_jepa.training.latent_cache import LatentCache
 
 BF16_REL = 2 ** -7  # bf16 keeps 8 significant bits: relative rounding error <= 2^-8 per value, 2x slack
 FP16_REL = 2 ** -10  # fp16 keeps 11 significant bits
+BF16_RUN_TOL = 0.1  # predictor |w_bf16 - w_fp32| / |w_fp32 - w_0| after the small curriculum (8 steps)
+BF16_LORA_TOL = 0.4  # the same for the online LoRA (see the test's docstring)
+BF16_VAL_TOL = 0.01  # relative difference of the final validation loss
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,7 @@ def base(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("scale")
     data = write_tiny_data(root / "data", stays=12, hours=8)
     train_tokenizer(load_corpus(data, WINDOW).texts * 3, 300, root / "tokenizer")
+    (root / "small.yaml").write_text(yaml.safe_dump(SMALL))
     return root
 
 
@@ -227,3 +232,32 @@ def test_flags_default_on_for_real_flavors_only():
     assert not EncoderConfig(flavor="qwen3-8b", gradient_checkpointing="off").enabled("gradient_checkpointing")
     with pytest.raises(ValueError, match="attn_implementation"):
         EncoderConfig(attn_implementation="flash").validate()
+
+
+def test_bf16_autocast_cpu_run_agrees_with_fp32(base, tmp_path):
+    """train.mixed_precision=bf16 on CPU (accelerate's CPU autocast) trains the debug flavor; after
+    the same 8 steps its validation loss is within BF16_VAL_TOL of the fp32 run's and its predictor
+    within BF16_RUN_TOL (relative to the fp32 weight change). The LoRA adapters get a looser bound,
+    BF16_LORA_TOL: Adam moves every weight by ~lr on its first steps whatever the gradient's size,
+    so near-zero gradients whose sign bf16 rounding flips move as much as large ones."""
+    from accelerate.state import AcceleratorState
+    from test_trainer import snap, trainer
+
+    from clin_jepa.training.curriculum import behaviour
+
+    runs = {}
+    for mp in ("no", "bf16"):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        tr = trainer(base, tmp_path / mp, f"train.mixed_precision={mp}")
+        start = snap(tr)
+        assert tr.run()["finished"] and tr.acc.mixed_precision == mp
+        with tr.acc.autocast():
+            val = tr.validate(behaviour(tr.cur.phases[-1]))["val/loss"]
+        runs[mp] = (start, snap(tr), val)
+    AcceleratorState._reset_state(reset_partial_state=True)
+    (s0, fp32, val32), (_, bf16, val16) = runs["no"], runs["bf16"]
+    assert abs(val16 - val32) / val32 < BF16_VAL_TOL, (val16, val32)
+    for part, tol in (("predictor", BF16_RUN_TOL), ("online", BF16_LORA_TOL)):
+        change = (fp32[part] - s0[part]).norm()
+        rel = float((bf16[part] - fp32[part]).norm() / change)
+        assert change > 0 and 0 < rel < tol, (part, rel)  # > 0: bf16 really ran
