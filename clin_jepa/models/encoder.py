@@ -206,7 +206,7 @@ class TextEncoder(nn.Module):
     def _packs(self, lengths: list[int]) -> list[list[list[int]]]:
         """First-fit-decreasing packing: batches (rows x pack_row_tokens <= encode_batch_tokens) of
         rows (text indices whose lengths sum to <= pack_row_tokens)."""
-        cap = self.cfg.pack_row_tokens
+        cap = min(self.cfg.pack_row_tokens, self.cfg.encode_batch_tokens)
         rows: list[list[int]] = []
         room: list[int] = []
         for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
