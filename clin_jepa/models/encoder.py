@@ -18,6 +18,7 @@ The target adapter is kept in fp32 and only ever changes by
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -83,7 +84,7 @@ class TextEncoder(nn.Module):
         self._layers = list(backbone.model.layers)  # Qwen3DecoderLayer (GradientCheckpointingLayer)
         if self.gradient_checkpointing:
             enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
-            enable({"use_reentrant": False})
+            enable({"use_reentrant": False, "context_fn": self._recompute_context})
 
     @property
     def weights_version(self) -> int:
@@ -242,6 +243,23 @@ class TextEncoder(nn.Module):
         self.forward_rows += len(rb)
         return h[torch.tensor(rb, device=self.device), torch.tensor(rl, device=self.device)].float()  # (n, D)
 
+    def _recompute_context(self):
+        """torch.utils.checkpoint context_fn: the backward's recompute of a layer runs with the
+        adapter its forward used (a target encode between the online forward and the backward,
+        as in the joint phase, would otherwise recompute with the target adapter)."""
+        adapter = self._active
+
+        @contextlib.contextmanager
+        def recompute():
+            previous = self._active
+            self._use(adapter)
+            try:
+                yield
+            finally:
+                self._use(previous)
+
+        return contextlib.nullcontext(), recompute()
+
     def _checkpointing(self, on: bool) -> None:
         """transformers checkpoints a layer only in training mode; the encoder stays in eval mode
         (no dropout), so only the decoder layers' own flag is switched (their children keep eval)."""
@@ -390,7 +408,7 @@ def build_encoder(flavor: str, cfg: EncoderConfig | None = None, model_dir=None,
     model_dir = model_dir or cfg.model_dir or None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.init_seed)
-        base, tok = FLAVORS[flavor](cfg, model_dir, tokenizer_dir, random_weights, dtype)
+        base, tok = FLAVORS[flavor](cfg, model_dir, tokenizer_dir, random_weights, dtype, device)
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
         with warnings.catch_warnings():  # peft calls a transformers 5 deprecated helper
