@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = p.parse_args(argv)
     if args.cpu_smoke:
         device = torch.device("cpu")
+        torch.set_num_threads(1)  # the debug model's rule (train.cpu_threads, eval.threads)
         args.flavors, args.encode_windows, args.step_windows, args.hours = ["debug"], 2, 2, 6
         args.steps, args.curriculum_steps, args.stays = 1, 4, 40
     elif not torch.cuda.is_available():

@@ -270,3 +270,23 @@ def test_bf16_autocast_cpu_run_agrees_with_fp32(base, tmp_path):
         change = (fp32[part] - s0[part]).norm()
         rel = float((bf16[part] - fp32[part]).norm() / change)
         assert change > 0 and 0 < rel < tol, (part, rel)  # > 0: bf16 really ran
+
+
+def test_gpu_check_cpu_smoke_runs_every_code_path(capsys):
+    """benchmarks/gpu_check.py --cpu-smoke: the CUDA check's code paths on the debug flavor."""
+    import sys
+
+    from clin_jepa.utils import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import gpu_check
+
+    rows = gpu_check.main(["--cpu-smoke"])
+    checks = [r["check"] for r in rows]
+    assert checks.count("debug encode") == 2 and checks.count("debug joint step") == 4
+    steps = [r for r in rows if r["check"] == "debug joint step"]
+    assert {(r["packing"], r["grad_ckpt"]) for r in steps} == {(p, c) for p in (False, True) for c in (False, True)}
+    assert all(r["step_s"] > 0 and r["tokens"] > 0 and "status" not in r for r in steps)
+    cur = next(r for r in rows if r["check"] == "debug curriculum")
+    assert cur["finished"] and cur["steps"] == 4
+    assert "| check |" in capsys.readouterr().out  # the one table
