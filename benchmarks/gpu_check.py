@@ -154,7 +154,7 @@ def curriculum_row(flavor: str, device: torch.device, steps: int, stays: int, wo
     from clin_jepa.data.tokenizer import train_tokenizer
     from clin_jepa.data.windows import load_corpus
     from clin_jepa.models import build_encoder
-    from clin_jepa.training.trainer_setup import pretrain
+    from clin_jepa.training.trainer import pretrain
 
     t0 = time.perf_counter()
     generate(work / "mimic", SynthConfig(stays=stays, seed=0))

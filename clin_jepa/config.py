@@ -3,7 +3,9 @@
 One resolved :class:`RunConfig` drives every stage. Defaults live here and only here;
 YAML files in ``configs/`` override them, and ``--set section.key=value`` on the
 command line overrides the YAML. Unknown keys and bad values raise ``ValueError``
-naming the key and the fix. The resolved config is saved into each run directory.
+naming the key and the fix; valid names (flavors, baselines, probe kinds, curricula)
+come from the registries that implement them. A run's config is written once, when the
+run is created, and changed only explicitly (clin_jepa.run.RunDir).
 
 Units are given in field comments (hours, mmHg, ...).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 import types
 import typing
@@ -114,8 +117,9 @@ class EncoderConfig:
     pack_row_tokens: int = 1024  # tokens per packed row, capped by encode_batch_tokens (sdpa/eager: a row x row mask)
 
     def validate(self) -> None:
-        if self.flavor not in ("debug", "qwen3-0.6b", "qwen3-8b"):
-            raise ValueError(f"encoder.flavor={self.flavor!r}: use one of debug, qwen3-0.6b, qwen3-8b")
+        from clin_jepa.models.encoder_flavors import FLAVORS  # the registry that builds them
+
+        _one_of("encoder.flavor", self.flavor, FLAVORS)
         if self.lora_r < 1 or self.lora_alpha <= 0:
             raise ValueError("encoder.lora_r must be >= 1 and encoder.lora_alpha > 0 (paper: r=16, alpha=32)")
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -145,9 +149,12 @@ class EncoderConfig:
             raise ValueError("encoder.pack_row_tokens must be >= encoder.max_length (one text must fit a row), e.g. 1024")
 
     def enabled(self, name: str) -> bool:
-        """Resolve a tri-state flag (gradient_checkpointing, packing): auto = on for the real flavors."""
+        """Resolve a tri-state flag (gradient_checkpointing, packing): auto = on for the real
+        flavors (off for a ``tiny`` one: the debug model gains nothing)."""
+        from clin_jepa.models.encoder_flavors import spec
+
         value = getattr(self, name)
-        return value == "on" or (value == "auto" and self.flavor != "debug")
+        return value == "on" or (value == "auto" and not spec(self.flavor).tiny)
 
 
 @dataclass
@@ -163,8 +170,9 @@ class PredictorConfig:
     max_steps: int = 0  # hours the learned hour embedding covers (window + rollout); 0 -> flavor default (72)
 
     def validate(self) -> None:
-        if self.flavor not in ("debug", "paper"):
-            raise ValueError(f"predictor.flavor={self.flavor!r}: use one of debug, paper")
+        from clin_jepa.models.predictor import FLAVORS
+
+        _one_of("predictor.flavor", self.flavor, FLAVORS)
         for name in ("latent_dim", "width", "layers", "heads", "ffn", "max_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"predictor.{name} must be >= 0 (0 = flavor default)")
@@ -185,8 +193,9 @@ class LossConfig:
     sigreg_knots: int = 17  # quadrature points of the Epps-Pulley integral on t in [0, 3]
 
     def validate(self) -> None:
-        if self.regularizer not in ("none", "vicreg", "sigreg"):
-            raise ValueError(f"loss.regularizer={self.regularizer!r}: use one of none, vicreg, sigreg")
+        from clin_jepa.training.losses import REGULARIZERS
+
+        _one_of("loss.regularizer", self.regularizer, REGULARIZERS)
         if min(self.tf_weight, self.rollout_weight, self.reg_weight) < 0:
             raise ValueError("loss.tf_weight, loss.rollout_weight and loss.reg_weight must be >= 0")
         if self.tf_weight == 0 and self.rollout_weight == 0:
@@ -288,6 +297,9 @@ class TrainConfig:
             raise ValueError("train.masked_layers must be >= 1 and train.masked_width a multiple of 4 >= 8")
         if self.z_std_floor < 0:
             raise ValueError("train.z_std_floor must be >= 0 (0 disables the collapse watchdog)")
+        from clin_jepa.training.curriculum import load_curriculum  # names, drop_phases, phase_steps
+
+        load_curriculum(self.curriculum, self.drop_phases, self.steps_scale, self.phase_steps)
 
 
 @dataclass
@@ -344,16 +356,20 @@ class EvalConfig:
             raise ValueError("eval.displacement_baseline_hours must be in [0, eval.displacement_window), e.g. 6")
         if self.bootstrap < 10:
             raise ValueError("eval.bootstrap must be >= 10 replicates (500 is the paper's setting)")
-        bad = sorted(set(self.baselines) - {"logreg", "lightgbm", "lstm", "tcn"})
+        from evaluation.baselines import FLAT, SEQUENCE
+        from evaluation.probes import PROBE_KINDS
+
+        bad = sorted(set(self.baselines) - set(FLAT + SEQUENCE))
         if bad:
-            raise ValueError(f"eval.baselines has unknown {bad}; use a subset of logreg, lightgbm, lstm, tcn")
+            raise ValueError(f"eval.baselines has unknown {bad}; use a subset of {', '.join(FLAT + SEQUENCE)}")
         if not 0.0 < self.recall_precision < 1.0:
             raise ValueError("eval.recall_precision must be in (0, 1), e.g. 0.5")
         if not self.seeds:
             raise ValueError("eval.seeds needs at least one seed, e.g. [0]")
         kinds = set(self.probe_kinds)
-        if not kinds or kinds - {"linear", "mlp"}:
-            raise ValueError(f"eval.probe_kinds={list(self.probe_kinds)}: use a non-empty subset of linear, mlp")
+        if not kinds or kinds - set(PROBE_KINDS):
+            raise ValueError(f"eval.probe_kinds={list(self.probe_kinds)}: use a non-empty subset of "
+                             f"{', '.join(PROBE_KINDS)}")
         if "mlp" in kinds and self.probe_hidden < 1:
             raise ValueError("eval.probe_hidden must be >= 1 unit for the mlp probe, e.g. 32")
         if not 0.0 <= self.probe_dropout < 1.0 or self.probe_weight_decay < 0:
@@ -362,6 +378,11 @@ class EvalConfig:
             raise ValueError("eval.probe_l2 needs at least one penalty >= 0 for the linear probe, e.g. [1, 0.1, 0.01]")
         if self.probe_batch_size < 1 or self.probe_epochs < 1:
             raise ValueError("eval.probe_batch_size and eval.probe_epochs must be >= 1, e.g. 64 and 50")
+
+
+def _one_of(key: str, value: str, registry) -> None:
+    if value not in registry:
+        raise ValueError(f"{key}={value!r}: use one of {', '.join(registry)}")
 
 
 @dataclass
@@ -390,12 +411,20 @@ class RunConfig:
         return _plain(asdict(self))
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the resolved config (complete, with the end line; see clin_jepa.run.RunDir)."""
         with atomic_path(path) as tmp:
-            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            tmp.write_text(dump_config(self.to_dict()) + CONFIG_END + "\n")
 
     @property
     def data_path(self) -> Path:
         return Path(self.data.data_dir) if self.data.data_dir else Path(self.run_dir) / "data"
+
+
+CONFIG_END = "# end of clin-jepa run config"  # last line of a saved config: a truncated file lacks it
+
+
+def dump_config(tree: dict) -> str:
+    return yaml.safe_dump(tree, sort_keys=False)
 
 
 # ---------------------------------------------------------------------- #
@@ -441,10 +470,15 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
         except (TypeError, ValueError):
             raise ValueError(f"{where}: expected an integer, got {value!r}") from None
     if typ is float:
+        if isinstance(value, bool):  # YAML true is not 1.0
+            raise ValueError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            out = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(out):
+            raise ValueError(f"{where}: expected a finite number, got {value!r}")
+        return out
     if typ is str:
         if isinstance(value, (dict, list)):
             raise ValueError(f"{where}: expected a string, got {value!r}")
@@ -538,8 +572,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
 
 
 def load_run_config(run_dir: str | os.PathLike) -> RunConfig:
-    """The resolved config saved in a run directory."""
-    p = Path(run_dir) / "config.yaml"
-    if not p.exists():
-        raise ValueError(f"{p} not found: {run_dir} is not a clin-jepa run directory (run `clin-jepa pretrain` first)")
-    return from_dict(RunConfig, yaml.safe_load(p.read_text())).validate()
+    """The config saved in a run directory (clin_jepa.run.RunDir.load_config)."""
+    from clin_jepa.run import RunDir
+
+    return RunDir(run_dir).load_config()

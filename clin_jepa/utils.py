@@ -1,4 +1,4 @@
-"""Small shared helpers: repository paths, atomic writes, seeding, logging, progress bars."""
+"""Small shared helpers: packaged resources, atomic writes, seeding, logging, progress bars."""
 
 from __future__ import annotations
 
@@ -16,9 +16,23 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SQL_DIR = REPO_ROOT / "sql"
-CONFIG_DIR = REPO_ROOT / "configs"
+REPO_ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages when installed)
+
+
+def resource_dir(name: str) -> Path:
+    """``sql`` or ``configs``: shipped inside the package by a wheel (pyproject maps the
+    top-level folders to clin_jepa/sql, clin_jepa/configs), else the repository's own
+    folder (a checkout or an editable install)."""
+    package = Path(__file__).resolve().parent
+    for cand in (package / name, package.parent / name):
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError(f"{name}/ not found in {package} or {package.parent}: the clin-jepa installation is "
+                            f"incomplete; reinstall it (pip install clin-jepa, or pip install -e . in a checkout)")
+
+
+SQL_DIR = resource_dir("sql")
+CONFIG_DIR = resource_dir("configs")
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -84,6 +98,10 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically (sorted keys, 2-space indent)."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
 
 
 def _json_default(o: Any) -> Any:

@@ -40,7 +40,9 @@ def fingerprint(run_dir: Path, cfg, texts: list[str]) -> str:
         raise FileNotFoundError(f"{final}/online not found: train the run first (`clin-jepa pretrain --run {run_dir}`)")
     h = hashlib.sha256()
     _hash_tree(h, final)
-    if cfg.encoder.flavor == "debug":
+    from clin_jepa.models.encoder_flavors import spec
+
+    if spec(cfg.encoder.flavor).own_tokenizer:  # the run's own base and tokenizer are part of the weights
         for sub in ("sft/base", "tokenizer"):
             if (run_dir / sub).is_dir():
                 _hash_tree(h, run_dir / sub)
@@ -51,11 +53,9 @@ def fingerprint(run_dir: Path, cfg, texts: list[str]) -> str:
 
 def load_final_encoder(run_dir: Path, cfg, device=None):
     """The run's SFT encoder with the final online/target adapters loaded (on ``device``)."""
-    from clin_jepa.training.sft import load_sft_encoder
+    from clin_jepa.run import RunDir
 
-    enc = load_sft_encoder(run_dir, cfg, device=device)
-    enc.load_adapters(Path(run_dir) / "final" / "encoder")
-    return enc
+    return RunDir(run_dir).load_final_encoder(cfg, device)
 
 
 def encode_threads(flavor: str) -> int:
@@ -64,7 +64,9 @@ def encode_threads(flavor: str) -> int:
     torch default otherwise; the same rule as train.cpu_threads / sft.cpu_threads."""
     import torch
 
-    return 1 if flavor == "debug" else torch.get_num_threads()
+    from clin_jepa.models.encoder_flavors import spec
+
+    return 1 if spec(flavor).tiny else torch.get_num_threads()
 
 
 def my_chunks(n_texts: int, rank: int, world: int, chunk: int) -> list[tuple[int, int]]:
@@ -165,20 +167,6 @@ def load(run_dir, texts: list[str]) -> np.ndarray:
 
 def load_final_predictor(run_dir):
     """The trained predictor from RUN/final/predictor.{json,safetensors}, in eval mode."""
-    from safetensors.torch import load_file
+    from clin_jepa.run import RunDir
 
-    from clin_jepa.config import PredictorConfig, from_dict
-    from clin_jepa.models import build_predictor
-
-    final = Path(run_dir) / "final"
-    if not (final / "predictor.safetensors").exists() or not (final / "predictor.json").exists():
-        raise FileNotFoundError(f"{final}/predictor.safetensors not found: run `clin-jepa pretrain --run {run_dir}`")
-    try:
-        pcfg = from_dict(PredictorConfig, json.loads((final / "predictor.json").read_text()), "predictor")
-        state = load_file(str(final / "predictor.safetensors"))
-    except Exception as e:  # noqa: BLE001 - truncated safetensors / bad json
-        raise ValueError(f"{final} predictor files are unreadable ({e}); the run's final save is "
-                         f"truncated: rerun `clin-jepa pretrain --run {run_dir}`") from None
-    pred = build_predictor(pcfg.flavor, pcfg)
-    pred.load_state_dict(state)
-    return pred.eval()
+    return RunDir(run_dir).load_final_predictor()

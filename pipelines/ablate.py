@@ -9,7 +9,9 @@ and evaluated on the same data and seeds, then one comparison report.
 
 Paradigms are curricula in configs/curriculum/ (see docs/training.md): the full five-phase
 curriculum, each named ablation, the SFT-only encoder with a predictor trained on it frozen,
-and the V-JEPA 2-AC style paradigm. Completed stages are skipped on a rerun.
+and the V-JEPA 2-AC style paradigm. Every directory is a run (clin_jepa.run.RunDir) driven by
+the stage functions of ``pipelines._stages``: completed stages are skipped on a rerun, an
+interrupted pretraining resumes, and a rerun with other settings is refused naming them.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from pathlib import Path
 
-from clin_jepa.config import RunConfig, load_config
+from clin_jepa.config import RunConfig, from_dict, load_config
+from clin_jepa.run import RunDir
 from clin_jepa.utils import get_logger, write_json
 from pipelines._common import main_for
-from pipelines._stages import Step, run_steps
+from pipelines._stages import open_or_create, run_stages, source_stages
 
 log = get_logger("pipelines.ablate")
 
@@ -40,32 +42,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="rerun every stage even if its output exists")
 
 
-def _seeded(base: RunConfig, run_dir: Path, seed: int, curriculum: str | None = None) -> RunConfig:
-    """A copy of ``base`` for one run: its own directory and seeds, the shared data directory."""
-    from clin_jepa.config import RunConfig, from_dict
-
+def _seeded(base: RunConfig, run: RunDir, seed: int, curriculum: str | None = None) -> RunConfig:
+    """The run of one seed (and paradigm): ``base`` with its seeds, on the shared data directory."""
     cfg = from_dict(RunConfig, base.to_dict())
-    cfg.run_dir = str(run_dir)
     cfg.data.data_dir = str(base.data_path)
     cfg.sft.seed = seed
     cfg.train.seed = seed
     if curriculum:
         cfg.train.curriculum = curriculum
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / "config.yaml")
-    return cfg
+    return open_or_create(run, cfg, "use a new --out")
 
 
-def _share_sft(sft_dir: Path, run_dir: Path) -> None:
+def _share_sft(sft: RunDir, run: RunDir) -> None:
     """Copy the seed's tokenizer and SFT encoder into a paradigm run (each run stays self-contained)."""
-    for name in ("tokenizer", "sft"):
-        src, dst = sft_dir / name, run_dir / name
+    for src, dst in ((sft.tokenizer, run.tokenizer), (sft.sft, run.sft)):
         if src.exists() and not dst.exists():
             shutil.copytree(src, dst)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    from evaluation.report import build_report
+
+    out = RunDir(args.out)
     paradigms = [p.strip() for p in args.paradigms.split(",") if p.strip()]
     if not paradigms or args.seeds < 1:
         raise ValueError("give at least one paradigm (--paradigms) and --seeds >= 1")
@@ -73,46 +71,28 @@ def run(args: argparse.Namespace) -> int:
 
     for p in paradigms:  # fail before hours of work on a misspelt name
         load_curriculum(p)
-    base = load_config(args.config, args.overrides, run_dir=str(out))
-    base.data.data_dir = base.data.data_dir or str(out / "data")
-    out.mkdir(parents=True, exist_ok=True)
-    base.save(out / "config.yaml")
-    mimic = Path(base.data.mimic_dir) if base.data.mimic_dir else out / "mimic"
+    base = open_or_create(out, load_config(args.config, args.overrides), "use a new --out")
     t0 = time.perf_counter()
+    timings = {"shared": run_stages(out, base, source_stages(out, base), force=args.force, label="ablate ")}
 
-    shared = []
-    if not base.data.mimic_dir and not (base.data_path / "manifest.json").exists():
-        shared.append(Step("synthetic MIMIC-IV", mimic / "icu" / "icustays.csv.gz",
-                           ["synth", "--run", out, "--out", mimic]))
-    shared.append(Step("DuckDB extraction", base.data_path / "manifest.json",
-                       ["extract", "--run", out, "--mimic", mimic, "--out", base.data_path]))
-    timings = {"shared": run_steps(shared, force=args.force, label="ablate ")}
-
-    runs: list[Path] = []
+    runs: list[RunDir] = []
     for seed in range(args.seeds):
-        sft_dir = out / f"sft_s{seed}"
-        _seeded(base, sft_dir, seed)
-        timings[sft_dir.name] = run_steps([Step("tokenizer + SFT", sft_dir / "sft" / "metrics.json",
-                                                ["sft", "--run", sft_dir])], force=args.force, label=f"seed {seed} ")
+        sft = RunDir(out.root / f"sft_s{seed}")
+        cfg = _seeded(base, sft, seed)
+        timings[sft.root.name] = run_stages(sft, cfg, ["sft"], force=args.force, label=f"seed {seed} ")
         for paradigm in paradigms:
-            run_dir = out / "runs" / f"{paradigm}_s{seed}"
-            _seeded(base, run_dir, seed, curriculum=paradigm)
-            _share_sft(sft_dir, run_dir)
-            steps = [
-                Step(f"pretrain ({paradigm})", run_dir / "final" / "predictor.json", ["pretrain", "--run", run_dir]),
-                Step("embeddings", run_dir / "embeddings" / "fingerprint.json", ["embed", "--run", run_dir]),
-                Step("evaluation", run_dir / "eval" / "tasks.json", ["evaluate", "--run", run_dir]),
-            ]
-            timings[run_dir.name] = run_steps(steps, force=args.force, label=f"{run_dir.name} ")
-            runs.append(run_dir)
+            run = RunDir(out.root / "runs" / f"{paradigm}_s{seed}")
+            cfg = _seeded(base, run, seed, curriculum=paradigm)
+            _share_sft(sft, run)
+            timings[run.root.name] = run_stages(run, cfg, ["pretrain", "embed", "evaluate"], force=args.force,
+                                                label=f"{run.root.name} ")
+            runs.append(run)
 
-    report = out / "report"
-    compare = ["--compare", *runs[1:]] if len(runs) > 1 else []
-    run_steps([Step("comparison report", report / "manifest.json",
-                    ["report", "--run", runs[0], *compare, "--out", report])], force=True, label="ablate ")
+    report = build_report([r.root for r in runs], out.report)
     total = time.perf_counter() - t0
-    write_json(out / "ablation.json", {"paradigms": paradigms, "seeds": args.seeds,
-                                       "runs": [r.name for r in runs], "seconds": timings, "total_seconds": total})
+    write_json(out.root / "ablation.json", {"paradigms": paradigms, "seeds": args.seeds,
+                                            "runs": [r.root.name for r in runs], "seconds": timings,
+                                            "total_seconds": total})
     print(f"\nAblation finished in {total / 60:.1f} min: {len(runs)} runs. "
           f"Comparison table: {report / 'comparison.md'}")
     comparison = report / "comparison.md"

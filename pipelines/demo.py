@@ -2,21 +2,22 @@
 
 synthetic MIMIC-IV -> DuckDB extraction -> tokenizer + SFT -> the five-phase curriculum ->
 embeddings -> every evaluation -> the report; then prints where the report is and its
-headline figures. Each stage runs through its own `clin-jepa` entry point on the run
-directory; a stage whose output is already complete is skipped, so an interrupted demo
-continues where it stopped (`--force` redoes everything).
+headline figures. The stages are the functions of ``pipelines._stages`` on one run
+directory: a completed stage is skipped, so an interrupted demo continues where it stopped
+(an interrupted pretraining resumes from its latest checkpoint, exactly); a rerun with other
+settings is refused naming them (`--force` redoes every stage).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from clin_jepa.config import load_config
+from clin_jepa.run import STAGES, RunDir
 from clin_jepa.utils import get_logger, write_json
 from pipelines._common import main_for
-from pipelines._stages import Step, run_steps
+from pipelines._stages import open_or_create, run_stages, source_stages
 
 log = get_logger("pipelines.demo")
 
@@ -30,22 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="rerun every stage even if its output exists")
 
 
-def pipeline_steps(run_dir: Path, cfg, mimic: Path) -> list[Step]:
-    """The demo's stages, in order, with the file each one writes last."""
-    run, data = str(run_dir), cfg.data_path
-    steps = []
-    if not cfg.data.mimic_dir and not (data / "manifest.json").exists():  # no source needed once extracted
-        steps.append(Step("synthetic MIMIC-IV", mimic / "icu" / "icustays.csv.gz",
-                          ["synth", "--run", run, "--out", mimic]))
-    steps += [
-        Step("DuckDB extraction", data / "manifest.json", ["extract", "--run", run, "--mimic", mimic, "--out", data]),
-        Step("tokenizer + SFT", run_dir / "sft" / "metrics.json", ["sft", "--run", run]),
-        Step("five-phase curriculum", run_dir / "final" / "predictor.json", ["pretrain", "--run", run]),
-        Step("embeddings", run_dir / "embeddings" / "fingerprint.json", ["embed", "--run", run]),
-        Step("evaluation", run_dir / "eval" / "tasks.json", ["evaluate", "--run", run]),
-        Step("report", run_dir / "report" / "manifest.json", ["report", "--run", run]),
-    ]
-    return steps
+def pipeline_stages(run: RunDir, cfg) -> list[str]:
+    """The demo's stages, in order."""
+    return source_stages(run, cfg) + [s for s in STAGES if s not in ("synth", "extract")]
 
 
 def format_headline(h: dict) -> str:
@@ -63,22 +51,25 @@ def format_headline(h: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clin_jepa.training.trainer import CollapseError, NonFiniteError
     from evaluation.report import headline
 
-    run_dir = Path(args.out)
-    cfg = load_config(args.config, args.overrides, run_dir=str(run_dir))
-    if args.mimic:
-        cfg.data.mimic_dir = str(args.mimic)
-    mimic = Path(cfg.data.mimic_dir) if cfg.data.mimic_dir else run_dir / "mimic"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / "config.yaml")
-
+    run = RunDir(args.out)
+    overrides = [*args.overrides, *([f"data.mimic_dir={args.mimic}"] if args.mimic else [])]
+    cfg = open_or_create(run, load_config(args.config, overrides),
+                         f"change a setting explicitly with `clin-jepa <stage> --run {run.root} --set KEY=VALUE "
+                         f"--reconfigure` (then rerun the demo with the new settings)")
+    run_dir = run.root
     t0 = time.perf_counter()
-    timings = run_steps(pipeline_steps(run_dir, cfg, mimic), force=args.force, label="demo ")
+    try:
+        timings = run_stages(run, cfg, pipeline_stages(run, cfg), force=args.force, label="demo ")
+    except (CollapseError, NonFiniteError) as e:
+        log.error("%s", e)
+        return 3
     total = time.perf_counter() - t0
-    write_json(run_dir / "demo_timings.json", {"seconds": timings, "total_seconds": total})
+    write_json(run.demo_timings, {"seconds": timings, "total_seconds": total})
 
-    report = run_dir / "report"
+    report = run.report
     print(f"\nClin-JEPA demo finished in {total / 60:.1f} min. Report: {report / 'report.md'}")
     print(format_headline(headline(run_dir)))
     print(f"Tables (md/csv/tex) and plots in {report}; docs/demo.md explains what they show.")

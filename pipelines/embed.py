@@ -8,9 +8,8 @@ Needs RUN/final/encoder (``clin-jepa pretrain``) and RUN/sft (``clin-jepa sft``)
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipelines._common import add_config_arguments, existing_run_config, main_for
+from pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from evaluation.embeddings import compute
 
-    run_dir = Path(args.run)
-    cfg = existing_run_config(args, f"create it with `clin-jepa sft --run {run_dir}` and `clin-jepa pretrain`")
-    compute(run_dir, cfg, force=args.force)
+    run, cfg = open_run(args, create=False, how_to_create=f"create it with `clin-jepa sft --run {args.run}` and "
+                                                          f"`clin-jepa pretrain`")
+    compute(run.root, cfg, force=args.force)
+    run.mark_done("embed")
     return 0
 
 

@@ -7,9 +7,8 @@ Needs RUN/embeddings (``clin-jepa embed``) and RUN/final/predictor.* (``clin-jep
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipelines._common import add_config_arguments, existing_run_config, main_for
+from pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from evaluation.suite import EVALUATIONS, evaluate_run
 
-    run_dir = Path(args.run)
-    cfg = existing_run_config(args, f"train one with `clin-jepa pretrain --run {run_dir}`")
-    evaluate_run(run_dir, cfg, tuple(args.only or EVALUATIONS))
+    run, cfg = open_run(args, create=False, how_to_create=f"train one with `clin-jepa pretrain --run {args.run}`")
+    evaluate_run(run.root, cfg, tuple(args.only or EVALUATIONS))
+    if not args.only:
+        run.mark_done("evaluate")
     return 0
 
 

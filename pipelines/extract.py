@@ -1,7 +1,7 @@
 """`clin-jepa extract`: MIMIC-IV (csv.gz or parquet) -> hourly parquet, labels, splits, texts.
 
     clin-jepa extract --mimic /data/mimic-iv --out runs/full/data [--config ...] [--set data.x=y]
-    clin-jepa extract --run runs/demo          # <run>/mimic -> <run>/data, saves <run>/config.yaml
+    clin-jepa extract --run runs/demo          # <run>/mimic -> <run>/data (creates the run if new)
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, main_for, open_run, resolve_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,20 +21,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from clin_jepa.data.extract import run_extraction
 
-    cfg = resolve_config(args)
-    mimic = args.mimic or cfg.data.mimic_dir
-    if not mimic and args.run and (Path(args.run) / "mimic").is_dir():
-        mimic = str(Path(args.run) / "mimic")  # the run's synthetic MIMIC-IV (clin-jepa synth --run)
+    if args.run:  # --mimic/--out are settings of the run (later stages find the data through them)
+        args.overrides += [f"data.{k}={v}" for k, v in (("mimic_dir", args.mimic), ("data_dir", args.out)) if v]
+        run, cfg = open_run(args)
+        mimic = cfg.data.mimic_dir or (str(run.mimic) if run.mimic.is_dir() else "")  # `clin-jepa synth --run`
+        out = cfg.data_path
+    else:
+        cfg = resolve_config(args)
+        mimic = args.mimic or cfg.data.mimic_dir
+        out = Path(args.out) if args.out else cfg.data_path
     if not mimic:
         raise ValueError("no MIMIC-IV directory: pass --mimic DIR or set data.mimic_dir "
                          "(or run `clin-jepa synth` to write a synthetic one)")
-    out = Path(args.out) if args.out else cfg.data_path
     manifest = run_extraction(mimic, out, cfg.data)
-    if args.run:  # later stages find the data through the run's resolved config
-        cfg.data.mimic_dir = str(mimic)
-        if args.out:
-            cfg.data.data_dir = str(out)
-        cfg.save(Path(args.run) / "config.yaml")
+    if args.run:
+        run.mark_done("extract")
     rows = manifest["rows"]
     print(f"wrote {out}: {rows.get('cohort.parquet', 0)} stays, {rows.get('hourly.parquet', 0)} stay-hours")
     return 0

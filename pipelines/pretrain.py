@@ -12,9 +12,8 @@ RUN/pretrain_summary.json (watchdogs, stop reason). See docs/training.md.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +30,17 @@ def _names(raw: str | None) -> list[str]:
     return [n.strip() for n in raw.split(",") if n.strip()] if raw else []
 
 
+def _resumable(run, cfg) -> None:
+    """--resume --reconfigure: refuse settings the checkpoint cannot continue with before saving them."""
+    from clin_jepa.training.checkpoint import check_resumable, data_fingerprint, latest_checkpoint
+
+    last = latest_checkpoint(run.checkpoints)
+    if last is not None:
+        check_resumable(last, cfg.to_dict(), data_fingerprint(cfg.data_path))
+
+
 def run(args: argparse.Namespace) -> int:
-    from clin_jepa.training.trainer import CollapseError
-    from clin_jepa.training.trainer_setup import pretrain
+    from clin_jepa.training.trainer import CollapseError, NonFiniteError, pretrain
     from clin_jepa.utils import get_logger, seed_everything
 
     log = get_logger("pipelines.pretrain")
@@ -41,21 +48,20 @@ def run(args: argparse.Namespace) -> int:
         args.overrides.append(f"train.drop_phases=[{','.join(_names(args.drop_phases))}]")
     if args.curriculum:
         args.overrides.append(f"train.curriculum={args.curriculum}")
-    cfg = resolve_config(args)
-    run_dir = Path(args.run)
-    cfg.run_dir = str(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run, cfg = open_run(args, check=_resumable if args.resume or args.phases else None)
+    run_dir = run.root
     seed_everything(cfg.train.seed)
     try:
         summary = pretrain(cfg, run_dir, phases=_names(args.phases) or None, resume=args.resume)
-    except CollapseError as e:
+    except (CollapseError, NonFiniteError) as e:
         log.error("%s", e)
         return 3
     if summary["stopped"]:
         log.info("pretrain stopped (%s) at step %d; continue with `clin-jepa pretrain --run %s --resume`",
                  summary["stopped"], summary["global_step"], run_dir)
     elif summary["finished"]:
-        log.info("pretrain done: %d steps; final model in %s", summary["global_step"], run_dir / "final")
+        run.mark_done("pretrain")
+        log.info("pretrain done: %d steps; final model in %s", summary["global_step"], run.final)
     for name, w in summary["watchdogs"].items():
         if not w["fell"]:
             log.warning("watchdog: validation loss did not fall during phase %s (%.4f -> %.4f)",

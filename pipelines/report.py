@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from pipelines._common import main_for
 
@@ -19,14 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clin_jepa.run import RunDir
     from evaluation.report import build_report, headline
 
-    runs = [Path(args.run), *[Path(r) for r in args.compare]]
+    runs = [RunDir(r) for r in (args.run, *args.compare)]
     for r in runs:
-        if not (r / "config.yaml").exists():
-            raise FileNotFoundError(f"{r}/config.yaml not found: {r} is not a run directory")
-    out = build_report(runs, args.out)
-    print(json.dumps(headline(runs[0]), indent=2))
+        r.load_config()  # a run directory with a readable config, else an error naming the file
+    out = build_report([r.root for r in runs], args.out)
+    print(json.dumps(headline(runs[0].root), indent=2))
     print(f"report: {out}")
     return 0
 

@@ -1,16 +1,15 @@
 """`clin-jepa sft --run RUN`: tokenizer (debug flavor) + next-token SFT of the online adapter.
 
-Reads the run's config and its data (texts.parquet, demographics.parquet under data.data_dir
-or RUN/data); writes RUN/tokenizer, RUN/sft/{base,adapter,metrics.json} (see
+Creates the run (from --config/--set) when RUN has no config yet. Reads the run's data
+(texts.parquet, demographics.parquet under data.data_dir or RUN/data); writes RUN/tokenizer, RUN/sft/{base,adapter,metrics.json} (see
 clin_jepa.training.sft). RUN/sft/metrics.json is written last: it marks completion.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,16 +20,13 @@ def run(args: argparse.Namespace) -> int:
     from clin_jepa.training.sft import run_sft
     from clin_jepa.utils import get_logger, seed_everything
 
-    cfg = resolve_config(args)
-    run_dir = Path(args.run)
-    cfg.run_dir = str(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / "config.yaml")
+    run, cfg = open_run(args)
     seed_everything(cfg.sft.seed)
-    metrics = run_sft(run_dir, cfg)
+    metrics = run_sft(run.root, cfg)
+    run.mark_done("sft")
     get_logger("pipelines.sft").info(
         "sft done: held-out next-token loss %.4f -> %.4f (%d steps); adapter in %s",
-        metrics["heldout_loss_before"], metrics["heldout_loss_after"], metrics["steps"], run_dir / "sft" / "adapter")
+        metrics["heldout_loss_before"], metrics["heldout_loss_after"], metrics["steps"], run.sft_adapter)
     return 0
 
 

@@ -7,12 +7,17 @@ point); only budgets are shrunk with --set so this runs in CI.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import polars as pl
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from clin_jepa.training.checkpoint import KILL_ENV
+from clin_jepa.utils import REPO_ROOT
 from pipelines.cli import main as cli
 
 # budgets shrunk for CI; everything else is the embedded default
@@ -30,11 +35,25 @@ REPORT_FILES = ["report.md", "manifest.json", "headline.json", "drift_curves.png
     f"{t}.{ext}" for t in ("drift", "displacement", "tasks", "families") for ext in ("md", "csv", "tex")]
 
 
+DEMO_SETS = ["synth.stays=80"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One uninterrupted tiny demo (read-only) and what it printed."""
+    import contextlib
+    import io
+
+    run = tmp_path_factory.mktemp("demo") / "demo"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert cli(["demo", "--out", str(run), *_sets(DEMO_SETS)]) == 0
+    return run, buf.getvalue()
+
+
 @pytest.mark.slow
-def test_demo_end_to_end_writes_every_report_artefact(tmp_path, capsys):
-    run = tmp_path / "demo"
-    assert cli(["demo", "--out", str(run), *_sets(["synth.stays=80"])]) == 0
-    out = capsys.readouterr().out
+def test_demo_end_to_end_writes_every_report_artefact(demo_run, capsys):
+    run, out = demo_run
     assert "Clin-JEPA demo finished" in out and str(run / "report" / "report.md") in out
     assert "latent rollout drift" in out and "mean AUROC" in out
     for name in REPORT_FILES:
@@ -51,10 +70,47 @@ def test_demo_end_to_end_writes_every_report_artefact(tmp_path, capsys):
 
     # a rerun finds every stage complete and rewrites nothing but the report summary lines
     stamp = (run / "final" / "predictor.safetensors").stat().st_mtime_ns
-    assert cli(["demo", "--out", str(run), *_sets(["synth.stays=80"])]) == 0
+    config = (run / "config.yaml").read_text()
+    assert cli(["demo", "--out", str(run), *_sets(DEMO_SETS)]) == 0
     assert (run / "final" / "predictor.safetensors").stat().st_mtime_ns == stamp
     timings = json.loads((run / "demo_timings.json").read_text())["seconds"]
     assert all(v == 0.0 for v in timings.values())
+    # a rerun with other settings is refused naming them: the finished run never mixes settings
+    capsys.readouterr()
+    assert cli(["demo", "--out", str(run), *_sets([*DEMO_SETS, "optim.lr_predictor=1e-3"])]) == 2
+    assert "optim.lr_predictor: run 0.0005, given 0.001" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == config
+    assert (run / "final" / "predictor.safetensors").stat().st_mtime_ns == stamp
+
+
+def _eval_results(run) -> dict:
+    out = {}
+    for name in ("drift", "displacement", "tasks"):
+        res = json.loads((run / "eval" / f"{name}.json").read_text())
+        res.pop("seconds", None)  # wall time, not a result
+        out[name] = res
+    return out
+
+
+@pytest.mark.slow
+def test_demo_killed_during_pretraining_continues_to_the_same_results(demo_run, tmp_path):
+    ref, _ = demo_run
+    run = tmp_path / "demo"
+    # a real crash: SIGKILL right after the joint-phase checkpoint is complete, before it is renamed
+    env = dict(os.environ, CLIN_JEPA_PROGRESS="0", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT),
+               **{KILL_ENV: "saved:02_joint"})
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", str(run), *_sets(DEMO_SETS)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert (run / "checkpoints" / "01_warmup").is_dir() and not (run / "final").exists()
+    assert cli(["demo", "--out", str(run), *_sets(DEMO_SETS)]) == 0  # continues: no "already holds checkpoints"
+    summary = json.loads((run / "pretrain_summary.json").read_text())
+    assert summary["finished"] and summary["global_step"] == json.loads(
+        (ref / "pretrain_summary.json").read_text())["global_step"]
+    a, b = load_file(ref / "final" / "predictor.safetensors"), load_file(run / "final" / "predictor.safetensors")
+    assert _same(a, b)  # bit for bit the uninterrupted demo's predictor
+    assert _same(_adapter(ref / "final" / "encoder" / "online"), _adapter(run / "final" / "encoder" / "online"))
+    assert _eval_results(run) == _eval_results(ref)
 
 
 def _adapter(path):

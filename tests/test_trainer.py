@@ -24,8 +24,7 @@ from clin_jepa.models import build_encoder
 from clin_jepa.training.checkpoint import load_checkpoint, verify_checkpoint
 from clin_jepa.training.curriculum import behaviour, load_curriculum
 from clin_jepa.training.latent_cache import LatentCache
-from clin_jepa.training.trainer import CollapseError, Trainer
-from clin_jepa.training.trainer_setup import pretrain
+from clin_jepa.training.trainer import CollapseError, Trainer, pretrain
 from clin_jepa.utils import REPO_ROOT
 
 WINDOW = 6

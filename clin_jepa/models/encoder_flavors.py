@@ -1,4 +1,5 @@
-"""Encoder flavors: a dict of factories that build a Qwen3 base model and its tokenizer.
+"""Encoder flavors: a registry of specs, each a factory that builds a Qwen3 base model and
+its tokenizer plus the facts the stages need (own tokenizer, trainable base, tiny).
 
 - ``debug``: a tiny Qwen3 built from a config (a few hundred thousand parameters) with the
   BPE tokenizer trained on the run's own texts (``tokenizer_dir`` required); ``model_dir``
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -147,8 +149,25 @@ def _real(flavor: str) -> Callable[..., BaseAndTokenizer]:
     return factory
 
 
-FLAVORS: dict[str, Callable[..., BaseAndTokenizer]] = {
-    "debug": _debug,
-    "qwen3-0.6b": _real("qwen3-0.6b"),
-    "qwen3-8b": _real("qwen3-8b"),
+@dataclass(frozen=True)
+class FlavorSpec:
+    build: Callable[..., BaseAndTokenizer]  # (cfg, model_dir, tokenizer_dir, random_weights, dtype, device)
+    own_tokenizer: bool = False  # SFT trains a BPE on the run's texts (RUN/tokenizer)
+    trainable_base: bool = False  # SFT may train the base too (sft.train_base); saved in RUN/sft/base
+    tiny: bool = False  # matmuls too small to gain from a second CPU thread (sft/train cpu_threads=0 -> 1)
+
+    def __call__(self, *args, **kwargs) -> BaseAndTokenizer:
+        return self.build(*args, **kwargs)
+
+
+FLAVORS: dict[str, FlavorSpec] = {
+    "debug": FlavorSpec(_debug, own_tokenizer=True, trainable_base=True, tiny=True),
+    "qwen3-0.6b": FlavorSpec(_real("qwen3-0.6b")),
+    "qwen3-8b": FlavorSpec(_real("qwen3-8b")),
 }
+
+
+def spec(flavor: str) -> FlavorSpec:
+    if flavor not in FLAVORS:
+        raise ValueError(f"unknown encoder flavor {flavor!r}; use one of {', '.join(FLAVORS)}")
+    return FLAVORS[flavor]

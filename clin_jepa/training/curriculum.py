@@ -25,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from clin_jepa.training.losses import ROLLOUT_MODES
 from clin_jepa.utils import CONFIG_DIR
 
 CURRICULUM_DIR = CONFIG_DIR / "curriculum"
@@ -33,7 +34,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "encoder": ("frozen", "trainable"),
     "targets": ("online", "ema"),
     "ema": ("off", "update"),
-    "rollout": ("native", "teacher_forced"),
+    "rollout": ROLLOUT_MODES,
     "objective": ("ac_jepa", "masked_jepa"),
 }
 INSTANT_KINDS = ("hard_sync",)

@@ -21,6 +21,7 @@ from torch import Tensor
 from clin_jepa.config import LossConfig
 
 ROLLOUT_MODES = ("native", "teacher_forced")
+REGULARIZERS = ("none", "vicreg", "sigreg")  # loss.regularizer (jepa_loss below)
 
 
 def _l1(pred: Tensor, target: Tensor) -> Tensor:

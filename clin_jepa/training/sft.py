@@ -1,8 +1,9 @@
 """SFT: next-token prediction on the hourly texts initialises the online LoRA adapter.
 
-For the ``debug`` flavor the stage first trains the BPE tokenizer on the run's texts (if
-RUN/tokenizer is absent) and, with ``sft.train_base``, trains the small base as well, so the
-default run starts from an encoder that has learned the texts' structure. Afterwards the
+For a flavor with its own tokenizer (``debug``) the stage first trains the BPE tokenizer on
+the run's texts (if RUN/tokenizer is absent) and, for a flavor with a trainable base and
+``sft.train_base``, trains the small base as well, so the default run starts from an
+encoder that has learned the texts' structure (flavor spec fields, encoder_flavors.FLAVORS). Afterwards the
 target adapter is a copy of the online one. Outputs (atomic):
 
     RUN/tokenizer/        debug flavor: HF tokenizer
@@ -28,6 +29,8 @@ import torch
 from clin_jepa.config import RunConfig, SFTConfig
 from clin_jepa.data.tokenizer import train_tokenizer
 from clin_jepa.models.encoder import TextEncoder, build_encoder
+from clin_jepa.models.encoder_flavors import spec
+from clin_jepa.run import RunDir
 from clin_jepa.utils import get_logger, progress, write_json
 
 log = get_logger(__name__)
@@ -141,55 +144,38 @@ def _sample(texts: list[str], n: int, seed: int) -> list[str]:
 
 def run_sft(run_dir: str | os.PathLike, cfg: RunConfig) -> dict:
     """The whole SFT stage for one run directory (see module docstring); returns the metrics."""
-    run_dir = Path(run_dir)
-    flavor = cfg.encoder.flavor
+    run = RunDir(run_dir)
+    flavor, own = cfg.encoder.flavor, spec(cfg.encoder.flavor)
     texts = sft_texts(cfg.data_path)
     train, held = split_heldout(texts, cfg.sft.val_fraction)
     log.info("SFT on %d unique texts (%d held out), flavor %s", len(train), len(held), flavor)
     tok_dir = None
-    if flavor == "debug":
-        tok_dir = run_dir / "tokenizer"
+    if own.own_tokenizer:
+        tok_dir = run.tokenizer
         if not (tok_dir / "tokenizer.json").exists():
             train_tokenizer(_sample(train, cfg.tokenizer.max_texts, cfg.tokenizer.seed), cfg.tokenizer.vocab_size,
                             tok_dir)
     enc = build_encoder(flavor, cfg.encoder, tokenizer_dir=tok_dir, device=default_device())
     threads = torch.get_num_threads()
     if enc.device.type == "cpu":  # a 64-wide model runs fastest (and robustly on a busy CPU) on one thread
-        torch.set_num_threads(cfg.sft.cpu_threads or (1 if flavor == "debug" else threads))
+        torch.set_num_threads(cfg.sft.cpu_threads or (1 if own.tiny else threads))
     try:
         before = next_token_loss(enc, held) if held else float("nan")
-        losses = train_sft(enc, train, cfg.sft, train_base=(flavor == "debug" and cfg.sft.train_base))
+        losses = train_sft(enc, train, cfg.sft, train_base=(own.trainable_base and cfg.sft.train_base))
         after = next_token_loss(enc, held) if held else float("nan")
     finally:
         torch.set_num_threads(threads)
     log.info("held-out next-token loss %.4f -> %.4f", before, after)
-    if flavor == "debug":
-        enc.save_base(run_dir / "sft" / "base")
-    enc.save_adapter(run_dir / "sft" / "adapter", "online")
+    if own.trainable_base:
+        enc.save_base(run.sft_base)
+    enc.save_adapter(run.sft_adapter, "online")
     metrics = {"flavor": flavor, "steps": cfg.sft.steps, "texts_train": len(train), "texts_heldout": len(held),
                "heldout_loss_before": before, "heldout_loss_after": after, "loss": losses}
-    write_json(run_dir / "sft" / "metrics.json", metrics)
+    write_json(run.sft_metrics, metrics)
     return metrics
 
 
 def load_sft_encoder(run_dir: str | os.PathLike, cfg: RunConfig, device: str | torch.device | None = None
                      ) -> TextEncoder:
-    """The encoder after SFT (online = target = the SFT adapter), built from RUN's files.
-
-    ``device`` defaults to the current CUDA device when there is one (so encoder.dtype=auto
-    picks bf16 there), else the CPU.
-    """
-    run_dir = Path(run_dir)
-    device = device if device is not None else default_device()
-    adapter = run_dir / "sft" / "adapter"
-    if not (adapter / "adapter_model.safetensors").exists():
-        raise FileNotFoundError(f"{adapter}/adapter_model.safetensors not found; run `clin-jepa sft --run {run_dir}` "
-                                "first")
-    if cfg.encoder.flavor == "debug":
-        enc = build_encoder("debug", cfg.encoder, model_dir=run_dir / "sft" / "base",
-                            tokenizer_dir=run_dir / "tokenizer", device=device)
-    else:
-        enc = build_encoder(cfg.encoder.flavor, cfg.encoder, device=device)
-    enc.load_adapter(adapter, "online")
-    enc.hard_sync()
-    return enc
+    """The encoder after SFT (online = target = the SFT adapter): RunDir.load_sft_encoder."""
+    return RunDir(run_dir).load_sft_encoder(cfg, device)

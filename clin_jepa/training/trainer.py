@@ -14,6 +14,7 @@ Randomness of micro-batch m is seeded from (seed, m, rank): resume needs no repl
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
 from dataclasses import replace
@@ -23,19 +24,31 @@ import torch
 
 from clin_jepa.config import RunConfig
 from clin_jepa.data.windows import Corpus, WindowBatch
+from clin_jepa.run import RunDir
 from clin_jepa.training.checkpoint import (
     TrainState,
     boundary_name,
+    check_resumable,
+    complete_replacement,
+    data_fingerprint,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
+    verify_checkpoint,
 )
 from clin_jepa.training.curriculum import Behaviour, Curriculum, behaviour
 from clin_jepa.training.latent_cache import LatentCache
 from clin_jepa.training.losses import effective_rank, jepa_loss, z_std
 from clin_jepa.training.masked_jepa import build_masked_predictor, masked_jepa_loss
 from clin_jepa.training.schedule import DataOrder, lr_factor, step_seed
-from clin_jepa.training.trainer_setup import build_optimizer, flat_hparams, make_accelerator, write_final
+from clin_jepa.training.trainer_setup import (
+    allreduce_grads,
+    build_optimizer,
+    flat_hparams,
+    make_accelerator,
+    rank_divergence,
+    write_final,
+)
 from clin_jepa.utils import get_logger, progress, write_json
 
 log = get_logger(__name__)
@@ -45,11 +58,16 @@ class CollapseError(RuntimeError):
     """z_std fell below train.z_std_floor: the representation collapsed."""
 
 
+class NonFiniteError(RuntimeError):
+    """A loss, gradient or weight became NaN/inf: training stopped before saving it."""
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir, curriculum: Curriculum, corpus: Corpus, encoder,
                  accelerator=None):
         self.cfg, self.run_dir, self.cur = cfg, Path(run_dir), curriculum
-        self.acc = accelerator or make_accelerator(cfg, self.run_dir)
+        self.rundir = RunDir(run_dir)
+        self.acc = accelerator or make_accelerator(cfg, self.rundir.logs)
         self.device = self.acc.device
         if not self.acc.is_main_process:  # one copy of the INFO log, from rank 0
             logging.getLogger("clin_jepa").setLevel("WARNING")
@@ -78,18 +96,26 @@ class Trainer:
         self.cache = LatentCache(encoder, self.texts, t.cache_block, storage=t.cache_storage, dtype=t.cache_dtype,
                                  cache_dir=t.cache_dir)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self._stop = ""
+        self.ckpt_dir = self.rundir.checkpoints
+        self._stop, self._phase = "", ""
+        self._data_fp = data_fingerprint(cfg.data_path)
         self._texts_seen, self._t0 = 0, time.perf_counter()
         self._grad_norms: dict[str, float] = {}
 
     # ------------------------------------------------------------------ state
     def resume(self, path: Path | None = None) -> bool:
         """Restore the latest (or given) checkpoint; False when there is none."""
-        path = path or latest_checkpoint(self.ckpt_dir)
-        if path is None:
-            return False
-        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked)
+        if path is not None:
+            verify_checkpoint(path)
+        else:  # the newest checkpoint that verifies
+            path = latest_checkpoint(self.ckpt_dir)
+            if path is None:
+                return False
+        check_resumable(path, self.cfg.to_dict(), self._data_fp)
+        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked, verify=False)
+        self.acc.wait_for_everyone()  # every rank has read it: a leftover may now take its own name
+        if self.acc.is_main_process:
+            complete_replacement(path)
         if state.phases != self.state.phases:
             raise ValueError(f"checkpoint {path} was written for phases {state.phases}, this curriculum has "
                              f"{self.state.phases}; resume with the same train.curriculum/drop_phases or start a new run")
@@ -103,10 +129,30 @@ class Trainer:
         return True
 
     def save(self, name: str) -> None:
+        self._check_finite_weights()  # never write a NaN state that looks complete
         if self.acc.is_main_process:
             save_checkpoint(self.ckpt_dir / name, self.state, self.encoder, self.predictor, self.optimizer,
-                            self.cfg.to_dict(), self.cur.to_dict(), self.masked)
+                            self.cfg.to_dict(), self.cur.to_dict(), self.masked,
+                            origin={"data_fingerprint": self._data_fp})
         self.acc.wait_for_everyone()
+
+    def _non_finite(self, what: str, value: float) -> NonFiniteError:
+        o = self.cfg.optim
+        last = latest_checkpoint(self.ckpt_dir)
+        self.state.stopped = "non_finite"
+        return NonFiniteError(
+            f"non-finite {what} ({value}) in phase {self._phase or '?'} at step {self.state.global_step + 1}: "
+            f"training stopped before saving (last good checkpoint: {last or 'none'}). Likely cause: a learning "
+            f"rate too high (optim.lr_encoder={o.lr_encoder}, optim.lr_predictor={o.lr_predictor}) or "
+            f"non-finite values in the data ({self.cfg.data_path}); lower the learning rates or fix the data, "
+            f"then start again or --resume")
+
+    def _check_finite_weights(self) -> None:
+        for name, params in (("encoder", self.encoder.online_parameters()),
+                             ("predictor", list(self.predictor.parameters()))):
+            bad = next((p for p in params if not torch.isfinite(p).all()), None)
+            if bad is not None:
+                raise self._non_finite(f"{name} weight", float(bad.detach()[~torch.isfinite(bad.detach())].flatten()[0]))
 
     # ------------------------------------------------------------------ latents
     def _latents(self, batch: WindowBatch, beh: Behaviour):
@@ -179,7 +225,10 @@ class Trainer:
             group["lr"] = group["base_lr"] * factor
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                self._grad_norms[group["name"]] = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+                norm = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+                if not math.isfinite(norm):  # a NaN loss gives NaN gradients: stop before the update
+                    raise self._non_finite(f"loss gradient of the {group['name']}", norm)
+                self._grad_norms[group["name"]] = norm
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if beh.train_encoder:
@@ -190,35 +239,14 @@ class Trainer:
         self.state.phase_step += 1
 
     def _allreduce_grads(self, groups: list[dict]) -> None:
-        """Average the trained groups' gradients over processes (a missing one counts as zero)."""
-        if self.acc.num_processes == 1:
-            return
-        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+        allreduce_grads([p for g in groups for p in g["params"]], self.acc.num_processes)
 
-        params = [p for g in groups for p in g["params"]]
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        grads = [p.grad for p in params]
-        flat = _flatten_dense_tensors(grads)
-        torch.distributed.all_reduce(flat)
-        flat /= self.acc.num_processes
-        for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
-            g.copy_(f)
-
-    @torch.no_grad()
     def _rank_divergence(self) -> float:
         """max |w - w_rank0| over every trained weight and all processes (0.0 when in sync)."""
-        if self.acc.num_processes == 1:
-            return 0.0
-        params = [*self.encoder.online_parameters(), *self.encoder.target_parameters(),
-                  *self.predictor.parameters(), *(self.masked.parameters() if self.masked is not None else [])]
-        flat = torch.cat([p.detach().float().reshape(-1) for p in params])  # (P,)
-        ref = flat.clone()
-        torch.distributed.broadcast(ref, src=0)
-        diff = (flat - ref).abs().max().reshape(1)
-        torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
-        return float(diff)
+        return rank_divergence([*self.encoder.online_parameters(), *self.encoder.target_parameters(),
+                                *self.predictor.parameters(),
+                                *(self.masked.parameters() if self.masked is not None else [])],
+                               self.acc.num_processes)
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
@@ -263,7 +291,7 @@ class Trainer:
                         continue
                     break
                 self._run_phase(spec, bar)
-        except CollapseError:
+        except (CollapseError, NonFiniteError):
             self._summary()  # the stop reason is on record before the error propagates
             raise
         finally:
@@ -273,26 +301,30 @@ class Trainer:
         if self.state.phase_index >= len(phases) and not self.state.stopped:
             self.state.finished = True
             if self.acc.is_main_process:
-                write_final(self.run_dir / "final", self.encoder, self.predictor)
+                write_final(self.rundir.final, self.encoder, self.predictor)
         return self._summary()
 
     def _cpu_threads(self, default: int) -> int:
-        """train.cpu_threads, or 1 for the debug models: their tiny matmuls gain nothing from a
-        second thread and stall on a busy CPU (BENCHMARKS.md, Training)."""
-        debug = self.encoder.flavor == "debug" and self.predictor.config.flavor == "debug"
-        return self.cfg.train.cpu_threads or (1 if debug else default)
+        """train.cpu_threads, or 1 for a tiny encoder flavor (flavor spec) with a predictor of under
+        1M weights (the debug models): their matmuls gain nothing from a second thread and
+        stall on a busy CPU (BENCHMARKS.md, Training)."""
+        from clin_jepa.models.encoder_flavors import spec
+
+        tiny = spec(self.encoder.flavor).tiny and sum(p.numel() for p in self.predictor.parameters()) < 1_000_000
+        return self.cfg.train.cpu_threads or (1 if tiny else default)
 
     def _summary(self) -> dict:
         """TrainState + run facts, written to RUN/pretrain_summary.json; ends the trackers."""
         summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded,
                    "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
-            write_json(self.run_dir / "pretrain_summary.json", summary)
+            write_json(self.rundir.pretrain_summary, summary)
         self.acc.end_training()
         return summary
 
     def _run_phase(self, spec, bar) -> None:
         beh = behaviour(spec)
+        self._phase = spec.name
         self.encoder.set_online_trainable(beh.train_encoder)
         if beh.instant == "hard_sync":
             gap = self.encoder.hard_sync()  # target only: the online cache stays valid
@@ -331,6 +363,8 @@ class Trainer:
             self.acc.log(logs, step=step)
         if step % t.val_every == 0:
             self.acc.log(self.validate(beh), step=step)
+        if not math.isfinite(float(flags[1])):
+            raise self._non_finite("latent spread z_std", float(flags[1]))
         if t.z_std_floor > 0 and float(flags[1]) < t.z_std_floor:
             self.state.stopped = "collapse"
             self.save("last")
@@ -378,3 +412,36 @@ class Trainer:
 
 def _safe_z_std(z: torch.Tensor) -> float:
     return z_std(z) if z.shape[0] >= 2 else float("inf")  # one latent: no spread to measure
+
+
+def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: bool = False, encoder=None,
+             accelerator=None) -> dict:
+    """Train the curriculum of ``cfg`` in ``run_dir``; returns the summary (also pretrain_summary.json).
+
+    ``phases``: only these phases, starting from the latest checkpoint. ``resume``: continue
+    from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
+    """
+    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.training.curriculum import load_curriculum
+
+    run = RunDir(run_dir)
+    t = cfg.train
+    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
+    names = [p.name for p in cur.phases]
+    bad = [n for n in phases or () if n not in names]
+    if bad:
+        raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {names}")
+    if not (resume or phases) and latest_checkpoint(run.checkpoints) is not None:
+        raise ValueError(f"{run.checkpoints} already holds checkpoints: pass --resume to continue that run, "
+                         f"or delete {run.checkpoints} (or use a new --run) to start over")
+    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+    if encoder is None:
+        if not run.sft.exists():
+            raise FileNotFoundError(f"{run.sft} not found: pretraining starts from the SFT encoder; "
+                                    f"run `clin-jepa sft --run {run_dir}` first")
+        encoder = run.load_sft_encoder(cfg)
+    trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
+    if resume or phases:
+        if not trainer.resume():
+            log.info("no checkpoint in %s: starting from the beginning", trainer.ckpt_dir)
+    return trainer.run(only=phases)

@@ -1,4 +1,4 @@
-"""Building the trainer's parts: accelerator, optimizer, final export, and `pretrain()`."""
+"""Building the trainer's parts: accelerator, optimizer, hparams, final export (no trainer import)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from clin_jepa.utils import atomic_path, get_logger
 log = get_logger(__name__)
 
 
-def make_accelerator(cfg: RunConfig, run_dir: Path):
-    """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in RUN/logs."""
+def make_accelerator(cfg: RunConfig, logs_dir: Path):
+    """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in ``logs_dir``
+    (RunDir.logs)."""
     from accelerate import Accelerator
 
     mp = cfg.train.mixed_precision
@@ -24,7 +25,7 @@ def make_accelerator(cfg: RunConfig, run_dir: Path):
     # cpu=True on CUDA-less machines: processes started by torchrun then form a gloo group
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp,
                        gradient_accumulation_steps=cfg.optim.grad_accum,
-                       log_with="tensorboard", project_dir=str(Path(run_dir) / "logs"))
+                       log_with="tensorboard", project_dir=str(logs_dir))
 
 
 def build_optimizer(o: OptimConfig, encoder, predictor, masked=None) -> torch.optim.AdamW:
@@ -67,41 +68,31 @@ def write_final(final_dir: Path, encoder, predictor) -> None:
     log.info("final encoder adapters and predictor written to %s", final_dir)
 
 
-def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: bool = False, encoder=None,
-             accelerator=None) -> dict:
-    """Train the curriculum of ``cfg`` in ``run_dir``; returns the summary (also pretrain_summary.json).
+def allreduce_grads(params: list, num_processes: int) -> None:
+    """Average gradients over processes in one flat all-reduce (a missing one counts as zero)."""
+    if num_processes == 1:
+        return
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-    ``phases``: only these phases, starting from the latest checkpoint. ``resume``: continue
-    from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
-    """
-    from clin_jepa.data.windows import load_corpus
-    from clin_jepa.training.checkpoint import latest_checkpoint
-    from clin_jepa.training.curriculum import load_curriculum
-    from clin_jepa.training.trainer import Trainer
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = _flatten_dense_tensors(grads)
+    torch.distributed.all_reduce(flat)
+    flat /= num_processes
+    for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
+        g.copy_(f)
 
-    run_dir = Path(run_dir)
-    t = cfg.train
-    cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
-    names = [p.name for p in cur.phases]
-    bad = [n for n in phases or () if n not in names]
-    if bad:
-        raise ValueError(f"--phases: unknown phase {bad[0]!r}; this curriculum has {names}")
-    ckpt_dir = run_dir / "checkpoints"
-    if not (resume or phases) and latest_checkpoint(ckpt_dir) is not None:
-        raise ValueError(f"{ckpt_dir} already holds checkpoints: pass --resume to continue that run, "
-                         f"or delete {ckpt_dir} (or use a new --run) to start over")
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
-    if encoder is None:
-        if not (run_dir / "sft").exists():
-            raise FileNotFoundError(f"{run_dir / 'sft'} not found: pretraining starts from the SFT encoder; "
-                                    f"run `clin-jepa sft --run {run_dir}` first")
-        from clin_jepa.training.sft import load_sft_encoder
 
-        encoder = load_sft_encoder(run_dir, cfg)
-    trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
-    if trainer.acc.is_main_process:
-        cfg.save(run_dir / "config.yaml")
-    if resume or phases:
-        if not trainer.resume():
-            log.info("no checkpoint in %s: starting from the beginning", trainer.ckpt_dir)
-    return trainer.run(only=phases)
+@torch.no_grad()
+def rank_divergence(params: list, num_processes: int) -> float:
+    """max |w - w_rank0| over ``params`` and all processes (0.0 when in sync)."""
+    if num_processes == 1:
+        return 0.0
+    flat = torch.cat([p.detach().float().reshape(-1) for p in params])  # (P,)
+    ref = flat.clone()
+    torch.distributed.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max().reshape(1)
+    torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
+    return float(diff)

@@ -1,0 +1,44 @@
+"""Valid config values come from the registries that implement them; the debug flavor's
+special behaviour is fields of its spec; trainer_setup does not import the trainer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from clin_jepa.config import load_config
+from clin_jepa.models import encoder_flavors, predictor
+from clin_jepa.training import losses
+from clin_jepa.utils import REPO_ROOT
+
+
+def test_config_accepts_what_the_registries_hold(monkeypatch):
+    with pytest.raises(ValueError, match="encoder.flavor='tiny2': use one of debug, qwen3-0.6b, qwen3-8b"):
+        load_config(overrides=["encoder.flavor=tiny2"])
+    monkeypatch.setitem(encoder_flavors.FLAVORS, "tiny2", encoder_flavors.FLAVORS["debug"])
+    monkeypatch.setitem(predictor.FLAVORS, "tiny2", predictor.FLAVORS["debug"])
+    monkeypatch.setattr(losses, "REGULARIZERS", (*losses.REGULARIZERS, "other"))
+    cfg = load_config(overrides=["encoder.flavor=tiny2", "predictor.flavor=tiny2", "loss.regularizer=other"])
+    assert (cfg.encoder.flavor, cfg.predictor.flavor, cfg.loss.regularizer) == ("tiny2", "tiny2", "other")
+    with pytest.raises(ValueError, match="use a subset of logreg, lightgbm, lstm, tcn"):
+        load_config(overrides=["eval.baselines=[gru]"])
+    with pytest.raises(ValueError, match=r"unknown phase 'algin'.*phases are"):
+        load_config(overrides=["train.drop_phases=[algin]"])
+
+
+def test_debug_flavor_is_described_by_its_spec():
+    debug, real = encoder_flavors.spec("debug"), encoder_flavors.spec("qwen3-8b")
+    assert debug.own_tokenizer and debug.trainable_base and debug.tiny
+    assert not (real.own_tokenizer or real.trainable_base or real.tiny)
+    for path in ("clin_jepa/training/sft.py", "clin_jepa/training/trainer.py", "clin_jepa/run.py"):
+        assert '== "debug"' not in (REPO_ROOT / path).read_text(), path
+
+
+def test_trainer_setup_does_not_import_the_trainer():
+    code = ("import sys, clin_jepa.training.trainer_setup; "
+            "print('clin_jepa.training.trainer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "False"
