@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from clin_jepa.config import EncoderConfig
 from clin_jepa.models.encoder_flavors import FLAVORS, resolve_dtype
+from clin_jepa.models.packing import pack, packed_inputs
 from clin_jepa.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
@@ -205,43 +206,18 @@ class TextEncoder(nn.Module):
         return h[torch.arange(len(rows), device=self.device), lengths - 1].float()  # (B, D)
 
     def _packs(self, lengths: list[int]) -> list[list[list[int]]]:
-        """First-fit-decreasing packing: batches (rows x pack_row_tokens <= encode_batch_tokens) of
-        rows (text indices whose lengths sum to <= pack_row_tokens)."""
-        cap = min(self.cfg.pack_row_tokens, self.cfg.encode_batch_tokens)
-        rows: list[list[int]] = []
-        room: list[int] = []
-        for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
-            j = next((j for j, r in enumerate(room) if lengths[i] <= r), None)
-            if j is None:
-                rows.append([i])
-                room.append(cap - lengths[i])
-            else:
-                rows[j].append(i)
-                room[j] -= lengths[i]
-        per_batch = max(1, self.cfg.encode_batch_tokens // cap)
-        return [rows[k: k + per_batch] for k in range(0, len(rows), per_batch)]
+        """Batches of packed rows of text indices (clin_jepa.models.packing.pack)."""
+        return pack(lengths, min(self.cfg.pack_row_tokens, self.cfg.encode_batch_tokens), self.cfg.encode_batch_tokens)
 
     def _forward_packed(self, packs: list[list[list[int]]]) -> Tensor:
         """Last-token final hidden state of each token list, texts packed per row: packs[b] is
         the token lists of row b. Returns (n_texts, D) in row-major text order."""
-        L = max(sum(len(r) for r in row) for row in packs)
-        ids = torch.full((len(packs), L), self._pad_id, dtype=torch.long)  # (B, L)
-        pos = torch.zeros((len(packs), L), dtype=torch.long)  # (B, L) restarts at 0 per text
-        rb, rl = [], []  # (row, last token) of each text
-        for b, row in enumerate(packs):
-            at = 0
-            for r in row:
-                ids[b, at: at + len(r)] = torch.tensor(r)
-                pos[b, at: at + len(r)] = torch.arange(len(r))
-                at += len(r)
-                rb.append(b)
-                rl.append(at - 1)
-            pos[b, at:] = torch.arange(L - at)  # the tail padding is a segment of its own
+        ids, pos, row, last = packed_inputs(packs, self._pad_id)  # (B, L), (B, L), (n,), (n,)
         backbone = self.model.get_base_model().model
         h = backbone(input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=None,
                      use_cache=False).last_hidden_state  # (B, L, D)
-        self.forward_rows += len(rb)
-        return h[torch.tensor(rb, device=self.device), torch.tensor(rl, device=self.device)].float()  # (n, D)
+        self.forward_rows += len(row)
+        return h[row.to(self.device), last.to(self.device)].float()  # (n, D)
 
     def _recompute_context(self):
         """torch.utils.checkpoint context_fn: the backward's recompute of a layer runs with the
