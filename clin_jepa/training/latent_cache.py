@@ -10,7 +10,8 @@ sync) do not.
 
 Where the table lives (``train.cache_storage``; docs/scaling.md has the memory model):
 - ``device``: on the encoder's device (fastest lookups; len(texts) x D x bytes of GPU memory);
-- ``host``: CPU memory (pinned on CUDA), the rows of a batch copied to the device per lookup;
+- ``host``: CPU memory (pinned on CUDA), the rows of a batch gathered there and copied to the
+  device per lookup;
 - ``memmap``: a memory-mapped temporary file (``train.cache_dir``), so the table is bounded by
   disk, not RAM; the OS keeps the hot pages.
 ``train.cache_dtype``: ``auto`` stores the encoder's compute dtype (bf16 latents of a bf16
@@ -104,10 +105,7 @@ class LatentCache:
         if n_missing:
             self._fill(missing.nonzero().flatten().tolist())
         rows = self._table[ids.to(self._table.device)]  # (U, D) gathered where the table lives
-        if rows.device != device:
-            rows = rows.pin_memory() if device.type == "cuda" else rows
-            rows = rows.to(device, non_blocking=True)
-        return rows.float()  # (U, D) float32
+        return rows.to(device).float()  # (U, D) float32, converted on the device
 
     def _allocate(self) -> torch.Tensor:
         shape = (len(self.texts), self.encoder.hidden_size)
