@@ -11,8 +11,8 @@
     RUN/pretrain_summary.json, RUN/logs/
     RUN/embeddings/, RUN/eval/<name>.json, RUN/report/, RUN/demo_timings.json
 
-Paths in the config (data.mimic_dir, data.data_dir, data.duckdb_temp_dir, encoder.model_dir)
-are resolved once when a setting is given (relative to the working directory of that
+Paths in the config (data.mimic_dir, data.data_dir, data.duckdb_temp_dir, encoder.model_dir,
+train.curriculum when a YAML path) are resolved once when a setting is given (relative to the working directory of that
 command) and stored relative to the run when inside it, else absolute: a run can be moved
 and used from any directory. ``run_dir`` is never stored; it is where the file was read.
 """
@@ -29,7 +29,12 @@ from clin_jepa.utils import get_logger, read_json, write_json
 
 log = get_logger(__name__)
 
-PATH_KEYS = (("data", "mimic_dir"), ("data", "data_dir"), ("data", "duckdb_temp_dir"), ("encoder", "model_dir"))
+PATH_KEYS = (("data", "mimic_dir"), ("data", "data_dir"), ("data", "duckdb_temp_dir"), ("encoder", "model_dir"),
+             ("train", "curriculum"))  # train.curriculum only when it is a YAML path, not a name
+
+
+def _is_path(section: str, key: str, value: str) -> bool:
+    return bool(value) and (key != "curriculum" or value.endswith((".yaml", ".yml")))
 # stages in pipeline order; a changed setting makes its section's stage and every later one stale
 STAGES = ("synth", "extract", "sft", "pretrain", "embed", "evaluate", "report")
 SECTION_STAGE = {"synth": "synth", "data": "extract", "tokenizer": "sft", "encoder": "sft", "sft": "sft",
@@ -137,7 +142,7 @@ class RunDir:
         tree.pop("run_dir", None)
         for section, key in PATH_KEYS:
             value = (tree.get(section) or {}).get(key)
-            if value and not Path(value).is_absolute():
+            if isinstance(value, str) and _is_path(section, key, value) and not Path(value).is_absolute():
                 tree[section][key] = str(self.root / value)
         try:
             cfg = from_dict(RunConfig, tree).validate()
@@ -183,7 +188,7 @@ class RunDir:
         tree.pop("run_dir", None)
         for section, key in PATH_KEYS:
             value = tree[section][key]
-            if value:
+            if _is_path(section, key, value):
                 p = Path(value)
                 tree[section][key] = p.relative_to(self.root).as_posix() if p.is_relative_to(self.root) else str(p)
         from clin_jepa.utils import atomic_path
@@ -249,7 +254,7 @@ def absolute_paths(cfg: RunConfig) -> RunConfig:
     """Path settings resolved against the working directory, once, when they are given."""
     for section, key in PATH_KEYS:
         sec = getattr(cfg, section)
-        if getattr(sec, key):
+        if _is_path(section, key, getattr(sec, key)):
             setattr(sec, key, str(Path(getattr(sec, key)).expanduser().resolve()))
     return cfg
 

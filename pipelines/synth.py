@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from clin_jepa.run import RunDir
 from pipelines._common import add_config_arguments, main_for, resolve_config
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         cfg.synth.seed = args.seed
     if args.out is None and args.run is None:
         raise ValueError("clin-jepa synth needs --out DIR (or --run DIR to write DIR/mimic)")
-    out = Path(args.out) if args.out else Path(args.run) / "mimic"
+    out = Path(args.out) if args.out else RunDir(args.run).mimic
     summary = generate(out, cfg.synth)
     print(json.dumps(summary, indent=2))
     return 0

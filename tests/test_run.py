@@ -61,11 +61,15 @@ def test_run_created_in_one_directory_continues_from_another_and_moves(cwd, tmp_
 
 
 def test_paths_given_relative_are_resolved_once_at_creation(cwd, tmp_path, monkeypatch):
-    assert cli(["sft", "--run", "r", *_sets("data.data_dir=tiny")]) == 0
+    assert cli(["sft", "--run", "r", *_sets("data.data_dir=tiny", "train.curriculum=small.yaml")]) == 0
     tree = yaml.safe_load((cwd / "r" / "config.yaml").read_text())
     assert tree["data"]["data_dir"] == str(cwd / "tiny")  # outside the run: absolute
+    assert tree["train"]["curriculum"] == str(cwd / "small.yaml")
     monkeypatch.chdir(tmp_path)
-    assert load_run_config(cwd / "r").data_path == cwd / "tiny"
+    cfg = load_run_config(cwd / "r")
+    assert cfg.data_path == cwd / "tiny" and cfg.train.curriculum == str(cwd / "small.yaml")
+    assert cli(["sft", "--run", "named", *_sets(f"data.data_dir={cwd / 'tiny'}", "train.curriculum=no_warmup")]) == 0
+    assert load_run_config(tmp_path / "named").train.curriculum == "no_warmup"  # a name stays a name
 
 
 def test_changing_settings_is_explicit_validated_and_recorded(cwd, capsys):

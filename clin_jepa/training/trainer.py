@@ -301,7 +301,7 @@ class Trainer:
         if self.state.phase_index >= len(phases) and not self.state.stopped:
             self.state.finished = True
             if self.acc.is_main_process:
-                write_final(self.rundir.final, self.encoder, self.predictor)
+                write_final(self.rundir, self.encoder, self.predictor)
         return self._summary()
 
     def _cpu_threads(self, default: int) -> int:

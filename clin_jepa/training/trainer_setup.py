@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from clin_jepa.config import OptimConfig, RunConfig
+from clin_jepa.run import RunDir
 from clin_jepa.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
@@ -56,16 +57,17 @@ def flat_hparams(cfg: RunConfig) -> dict:
     return out
 
 
-def write_final(final_dir: Path, encoder, predictor) -> None:
-    """RUN/final/encoder/{online,target} + predictor.safetensors + predictor.json, each atomic."""
+def write_final(run: RunDir, encoder, predictor) -> None:
+    """RUN/final/encoder/{online,target} + predictor.safetensors + predictor.json (the stage's
+    marker, last), each atomic."""
     from safetensors.torch import save_file
 
-    encoder.save_adapters(final_dir / "encoder")
-    with atomic_path(final_dir / "predictor.safetensors") as tmp:
+    encoder.save_adapters(run.final_encoder)
+    with atomic_path(run.final_predictor) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in predictor.state_dict().items()}, str(tmp))
-    with atomic_path(final_dir / "predictor.json") as tmp:
+    with atomic_path(run.final_predictor_config) as tmp:
         tmp.write_text(json.dumps(dataclasses.asdict(predictor.config), indent=2))
-    log.info("final encoder adapters and predictor written to %s", final_dir)
+    log.info("final encoder adapters and predictor written to %s", run.final)
 
 
 def allreduce_grads(params: list, num_processes: int) -> None:
