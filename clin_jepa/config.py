@@ -13,6 +13,7 @@ Units are given in field comments (hours, mmHg, ...).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 import types
@@ -99,6 +100,9 @@ class TokenizerConfig:
             raise ValueError("tokenizer.max_texts must be >= 1, e.g. 200000")
 
 
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
+
+
 @dataclass
 class EncoderConfig:
     flavor: str = "debug"  # debug | qwen3-0.6b | qwen3-8b
@@ -112,6 +116,10 @@ class EncoderConfig:
     ema_tau: float = 0.996  # target <- tau * target + (1 - tau) * online
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16
     init_seed: int = 0  # debug base weights + LoRA init (built under a forked RNG)
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (needs flash-attn, CUDA) | flex_attention
+    gradient_checkpointing: str = "auto"  # auto (on for the real flavors) | on | off: recompute layers in backward
+    packing: str = "auto"  # auto (on for the real flavors) | on | off: texts packed into rows without padding
+    pack_row_tokens: int = 1024  # tokens per packed row, capped by encode_batch_tokens (sdpa/eager: a row x row mask)
 
     def validate(self) -> None:
         from clin_jepa.models.encoder_flavors import FLAVORS  # the registry that builds them
@@ -131,6 +139,27 @@ class EncoderConfig:
             raise ValueError("encoder.ema_tau must be in [0, 1], e.g. 0.996")
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"encoder.dtype={self.dtype!r}: use auto, float32 or bfloat16")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"encoder.attn_implementation={self.attn_implementation!r}: use one of "
+                             f"{', '.join(ATTN_IMPLEMENTATIONS)}")
+        if self.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            raise ValueError("encoder.attn_implementation=flash_attention_2 needs the flash-attn package "
+                             "(pip install flash-attn, CUDA only); or use sdpa")
+        for name in ("gradient_checkpointing", "packing"):
+            value = str(getattr(self, name)).lower()  # YAML reads on/off/true/false as booleans
+            setattr(self, name, {"true": "on", "false": "off"}.get(value, value))
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ValueError(f"encoder.{name}={getattr(self, name)!r}: use auto, on or off")
+        if self.pack_row_tokens < self.max_length:
+            raise ValueError("encoder.pack_row_tokens must be >= encoder.max_length (one text must fit a row), e.g. 1024")
+
+    def enabled(self, name: str) -> bool:
+        """Resolve a tri-state flag (gradient_checkpointing, packing): auto = on for the real
+        flavors (off for a ``tiny`` one: the debug model gains nothing)."""
+        from clin_jepa.models.encoder_flavors import spec
+
+        value = getattr(self, name)
+        return value == "on" or (value == "auto" and not spec(self.flavor).tiny)
 
 
 @dataclass
@@ -244,6 +273,9 @@ class TrainConfig:
     stop_after_steps: int = 0  # >0: save state and stop at this global optimizer step (resume later)
     latent_cache: bool = True  # reuse frozen-online-encoder latents across steps (False: re-encode every step)
     cache_block: int = 64  # texts encoded together on a latent-cache miss (fixed blocks of ids)
+    cache_storage: str = "host"  # device | host (CPU RAM, pinned on CUDA) | memmap (temporary file in cache_dir)
+    cache_dtype: str = "auto"  # auto (the encoder's dtype: lossless) | float32 | bfloat16 | float16
+    cache_dir: str = ""  # directory of the memmap cache file ("" = the system temp directory)
     mask_ratio: float = 0.5  # masked_jepa: fraction of a window's state latents masked
     masked_layers: int = 2  # masked_jepa: throw-away predictor depth
     masked_width: int = 64  # masked_jepa: throw-away predictor width
@@ -252,12 +284,18 @@ class TrainConfig:
     def validate(self) -> None:
         if self.cpu_threads < 0:
             raise ValueError("train.cpu_threads must be >= 0 (0 = automatic)")
+        if str(self.mixed_precision).lower() == "false":  # YAML reads `no` as a boolean
+            self.mixed_precision = "no"
         if self.mixed_precision not in ("auto", "no", "bf16"):
             raise ValueError(f"train.mixed_precision={self.mixed_precision!r}: use auto, no or bf16")
         if min(self.log_every, self.checkpoint_every, self.val_every, self.val_stays, self.cache_block) < 1:
             raise ValueError("train.log_every/checkpoint_every/val_every/val_stays/cache_block must be >= 1")
         if self.stop_after_steps < 0:
             raise ValueError("train.stop_after_steps must be >= 0 (0 = run to the end)")
+        if self.cache_storage not in ("device", "host", "memmap"):
+            raise ValueError(f"train.cache_storage={self.cache_storage!r}: use device, host or memmap")
+        if self.cache_dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"train.cache_dtype={self.cache_dtype!r}: use auto, float32, bfloat16 or float16")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"train.mask_ratio={self.mask_ratio}: must be in (0, 1), e.g. 0.5")
         if self.masked_layers < 1 or self.masked_width < 8 or self.masked_width % 4:
@@ -307,6 +345,7 @@ class EvalConfig:
     seq_dropout: float = 0.1
     seq_epochs: int = 15  # max epochs (early stopping on validation loss)
     seq_lr: float = 1e-3
+    encode_chunk: int = 1024  # texts per encode call of `clin-jepa embed` (the unit shared out across processes)
     threads: int = 1  # CPU threads for LightGBM / torch in evaluation (tiny models: 1 is fastest on a shared CPU)
 
     def validate(self) -> None:
@@ -314,6 +353,8 @@ class EvalConfig:
             raise ValueError("eval.contexts must be hours >= 2 (linear extrapolation needs two), e.g. [6, 12, 24, 48]")
         if self.horizon < 1:
             raise ValueError("eval.horizon must be >= 1 hour, e.g. 48")
+        if self.encode_chunk < 1:
+            raise ValueError("eval.encode_chunk must be >= 1 text, e.g. 1024")
         if self.displacement_window < 1:
             raise ValueError("eval.displacement_window must be >= 1 hour, e.g. 24")
         if not 0 <= self.displacement_baseline_hours < self.displacement_window:

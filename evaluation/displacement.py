@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from evaluation.metrics import bootstrap_ratio_of_medians
+from evaluation.streaming import STAY_CHUNK, chunks
 
 DETERIORATING, STABLE, OTHER = "deteriorating", "stable", "other"
 
@@ -108,20 +109,25 @@ def cohort_ratio(values: np.ndarray, groups: np.ndarray, n_boot: int, seed: int 
     return out
 
 
-def evaluate_displacement(spaces: dict[str, np.ndarray], lengths: np.ndarray, groups: np.ndarray, window: int,
-                          min_hours: int, n_boot: int, seed: int = 0) -> dict:
-    """spaces: name -> (N, T, D) per-hour vectors (e.g. ``latent``, ``raw``) for the same stays."""
+def evaluate_displacement(spaces: dict, lengths: np.ndarray, groups: np.ndarray, window: int,
+                          min_hours: int, n_boot: int, seed: int = 0, stay_chunk: int = STAY_CHUNK) -> dict:
+    """spaces: name -> (N, T, D) per-hour vectors (e.g. ``latent``, ``raw``) for the same stays:
+    an array, or any object whose ``x[rows]`` gives (len(rows), T, D) (streaming.HourLatents),
+    read ``stay_chunk`` stays at a time."""
     eligible = lengths >= min_hours
     end = window_end(lengths, window)
+    rows = np.flatnonzero(eligible)
+    g = groups[eligible]
     result: dict = {
         "window_hours": int(window), "min_hours": int(min_hours), "n_eligible": int(eligible.sum()),
         "n_by_cohort": {c: int(((groups == c) & eligible).sum()) for c in (DETERIORATING, STABLE, OTHER)},
         "spaces": {},
     }
     for name, x in spaces.items():
-        x = x[:, : window + 1]  # (N, W+1, D)
-        endpoint, path = displacement(x[eligible], end[eligible])
-        g = groups[eligible]
+        endpoint, path = np.zeros(len(rows)), np.zeros(len(rows))  # (n_eligible,)
+        for part in chunks(len(rows), stay_chunk):
+            xc = np.asarray(x[rows[part]])[:, : window + 1]  # (n, W+1, D)
+            endpoint[part], path[part] = displacement(xc, end[rows[part]])
         result["spaces"][name] = {
             "endpoint": cohort_ratio(endpoint, g, n_boot, seed),
             "path": cohort_ratio(path, g, n_boot, seed),

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from clin_jepa.utils import get_logger, progress
+from evaluation.streaming import STAY_CHUNK, chunks
 
 log = get_logger(__name__)
 
@@ -75,11 +76,13 @@ def model_rollout(predictor, d: np.ndarray, s_ctx: np.ndarray, a: np.ndarray, ho
 
 
 def rollout_drift(latents: np.ndarray, demo_ids: np.ndarray, state_ids: np.ndarray, action_ids: np.ndarray,
-                  lengths: np.ndarray, predictor, contexts, horizon: int, batch_size: int = 64) -> dict:
+                  lengths: np.ndarray, predictor, contexts, horizon: int, batch_size: int = 64,
+                  stay_chunk: int = STAY_CHUNK) -> dict:
     """Drift curves per context for the model and the two latent baselines.
 
-    latents (U, D) indexed by the corpus ids; state_ids/action_ids (N, T) with -1 padding;
-    ``predictor=None`` computes the baselines only.
+    latents (U, D) indexed by the corpus ids (a memory-mapped file is read a chunk of
+    ``stay_chunk`` stays at a time: only (chunk, C+H, D) arrays are ever built);
+    state_ids/action_ids (N, T) with -1 padding; ``predictor=None`` computes the baselines only.
     """
     T = state_ids.shape[1]
     result: dict = {"contexts": {}, "horizon": int(horizon), "window_hours": int(T)}
@@ -96,13 +99,19 @@ def rollout_drift(latents: np.ndarray, demo_ids: np.ndarray, state_ids: np.ndarr
             entry["status"] = f"no test stay has the {C + H} hours needed"
             result["contexts"][str(C)] = entry
             continue
-        s = latents[state_ids[idx, : C + H]]  # (N, C+H, D)
-        s_ctx, z = s[:, :C], s[:, C:]  # (N, C, D), (N, H, D)
-        preds = {"copy_forward": copy_forward(s_ctx, H), "linear": linear_extrapolation(s_ctx, H)}
-        if predictor is not None:
-            a = latents[action_ids[idx, : C + H]]  # (N, C+H, D)
-            preds["model"] = model_rollout(predictor, latents[demo_ids[idx]], s_ctx, a, H, batch_size)
-        entry["methods"] = {name: summarize(l1_per_step(p, z)) for name, p in preds.items()}
+        errs: dict[str, list[np.ndarray]] = {}
+        for part in chunks(len(idx), stay_chunk):
+            sub = idx[part]
+            s = np.asarray(latents[state_ids[sub, : C + H]], dtype=np.float32)  # (n, C+H, D)
+            s_ctx, z = s[:, :C], s[:, C:]  # (n, C, D), (n, H, D)
+            preds = {"copy_forward": copy_forward(s_ctx, H), "linear": linear_extrapolation(s_ctx, H)}
+            if predictor is not None:
+                a = np.asarray(latents[action_ids[sub, : C + H]], dtype=np.float32)  # (n, C+H, D)
+                d = np.asarray(latents[demo_ids[sub]], dtype=np.float32)  # (n, D)
+                preds["model"] = model_rollout(predictor, d, s_ctx, a, H, batch_size)
+            for name, p in preds.items():
+                errs.setdefault(name, []).append(l1_per_step(p, z))  # (n, H)
+        entry["methods"] = {name: summarize(np.concatenate(e)) for name, e in errs.items()}
         result["contexts"][str(C)] = entry
     result["summary"] = _summary(result["contexts"])
     return result

@@ -2,10 +2,11 @@
 online encoder, reused by all evaluations.
 
     RUN/embeddings/texts.parquet   text_id, text
-    RUN/embeddings/latents.npy     (U, D) float32, row = text_id
+    RUN/embeddings/latents.npy     (U, D) float32, row = text_id (read memory-mapped)
     RUN/embeddings/fingerprint.json  hash of the final weights + the text table
 
-The directory is written atomically (temporary sibling, then rename). ``compute`` skips
+The directory is written atomically (a staging sibling, then rename); under `accelerate
+launch` the texts are encoded by all processes (:func:`compute`). ``compute`` skips
 the work when the stored fingerprint matches the current weights and texts.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +23,6 @@ import polars as pl
 from clin_jepa.utils import atomic_path, get_logger, progress, write_json
 
 log = get_logger(__name__)
-
-ENCODE_CHUNK = 1024  # texts per encode call (progress granularity)
-
 
 def _hash_tree(h, root: Path) -> None:
     for p in sorted(root.rglob("*")):
@@ -52,19 +51,49 @@ def fingerprint(run_dir: Path, cfg, texts: list[str]) -> str:
     return h.hexdigest()
 
 
-def load_final_encoder(run_dir: Path, cfg):
-    """The run's SFT encoder with the final online/target adapters loaded."""
+def load_final_encoder(run_dir: Path, cfg, device=None):
+    """The run's SFT encoder with the final online/target adapters loaded (on ``device``)."""
     from clin_jepa.run import RunDir
 
-    return RunDir(run_dir).load_final_encoder(cfg)
+    return RunDir(run_dir).load_final_encoder(cfg, device)
+
+
+def encode_threads(flavor: str) -> int:
+    """torch threads of the embedding stage on CPU: 1 for the debug model (its tiny matmuls
+    gain nothing from more and stall on a busy CPU: BENCHMARKS.md, Embedding stage), the
+    torch default otherwise; the same rule as train.cpu_threads / sft.cpu_threads."""
+    import torch
+
+    from clin_jepa.models.encoder_flavors import spec
+
+    return 1 if spec(flavor).tiny else torch.get_num_threads()
+
+
+def my_chunks(n_texts: int, rank: int, world: int, chunk: int) -> list[tuple[int, int]]:
+    """(lo, hi) chunks of ``chunk`` (eval.encode_chunk) consecutive text ids for process ``rank`` of ``world``.
+
+    Chunks are fixed by n_texts alone and dealt round-robin, so every text is encoded in the
+    same chunk (same batches, same float sums) whatever the number of processes: latents are
+    identical with 1 or N processes."""
+    bounds = [(lo, min(lo + chunk, n_texts)) for lo in range(0, n_texts, chunk)]
+    return bounds[rank::world]
 
 
 def compute(run_dir, cfg, force: bool = False) -> Path:
-    """Encode the corpus texts with the final online encoder unless the fingerprint is current."""
+    """Encode the corpus texts with the final online encoder unless the fingerprint is current.
+
+    Under ``accelerate launch`` the chunks of texts are shared out across the processes
+    (:func:`my_chunks`); each process writes its rows straight into one memory-mapped
+    latents.npy in the temporary output directory (the run directory is shared, as it is for
+    checkpoints), so no process ever holds more than one chunk of latents and nothing of
+    size (U, D) crosses the process group; the main process then publishes the directory.
+    """
     import torch
+    from accelerate import PartialState
 
     from clin_jepa.data.windows import load_corpus
 
+    state = PartialState(cpu=not torch.cuda.is_available())
     run_dir = Path(run_dir)
     out = run_dir / "embeddings"
     corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
@@ -73,32 +102,51 @@ def compute(run_dir, cfg, force: bool = False) -> Path:
     if not force and stored.exists() and json.loads(stored.read_text()).get("fingerprint") == fp:
         log.info("embeddings in %s are current (fingerprint %s...); nothing to do", out, fp[:12])
         return out
-    enc = load_final_encoder(run_dir, cfg)
-    chunks = []
-    with torch.no_grad():
-        for i in progress(range(0, len(corpus.texts), ENCODE_CHUNK), desc="embed", unit="chunk"):
-            chunks.append(enc.encode(corpus.texts[i: i + ENCODE_CHUNK], adapter="online").float().cpu().numpy())
-    latents = np.concatenate(chunks, axis=0).astype(np.float32)  # (U, D)
-    if not np.isfinite(latents).all():
-        raise ValueError("the final encoder produced NaN/inf latents; the run diverged; retrain it")
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        pl.DataFrame({"text_id": np.arange(len(corpus.texts), dtype=np.int64), "text": corpus.texts}
-                     ).write_parquet(tmp / "texts.parquet")
-        np.save(tmp / "latents.npy", latents)
-        write_json(tmp / "fingerprint.json", {"fingerprint": fp, "n_texts": len(corpus.texts),
-                                              "dim": int(latents.shape[1])})
-    log.info("encoded %d distinct texts -> %s (D=%d)", len(corpus.texts), out, latents.shape[1])
+    enc = load_final_encoder(run_dir, cfg, device=state.device)
+    n, dim = len(corpus.texts), enc.hidden_size
+    staging = out.parent / f".{out.name}.{fp[:12]}.partial"  # same name on every rank
+    threads = torch.get_num_threads()
+    if state.device.type == "cpu":
+        torch.set_num_threads(encode_threads(cfg.encoder.flavor))
+    try:
+        if state.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            np.lib.format.open_memmap(staging / "latents.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+        state.wait_for_everyone()
+        latents = np.load(staging / "latents.npy", mmap_mode="r+")  # (U, D) float32, shared file
+        mine = my_chunks(n, state.process_index, state.num_processes, cfg.eval.encode_chunk)
+        quiet = {} if state.is_local_main_process else {"disable": True}
+        with torch.no_grad():
+            for lo, hi in progress(mine, desc="embed", unit="chunk", **quiet):
+                z = enc.encode(corpus.texts[lo:hi], adapter="online").float().cpu().numpy()  # (chunk, D)
+                if not np.isfinite(z).all():
+                    raise ValueError("the final encoder produced NaN/inf latents; the run diverged; retrain it")
+                latents[lo:hi] = z
+        latents.flush()
+        del latents
+    finally:
+        torch.set_num_threads(threads)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        pl.DataFrame({"text_id": np.arange(n, dtype=np.int64), "text": corpus.texts}
+                     ).write_parquet(staging / "texts.parquet")
+        write_json(staging / "fingerprint.json", {"fingerprint": fp, "n_texts": n, "dim": int(dim)})
+        with atomic_path(out) as tmp:
+            staging.rename(tmp)
+        log.info("encoded %d distinct texts on %d process(es) -> %s (D=%d)", n, state.num_processes, out, dim)
+    state.wait_for_everyone()
     return out
 
 
 def load(run_dir, texts: list[str]) -> np.ndarray:
-    """(len(texts), D) latents of ``texts`` (the corpus text table) from RUN/embeddings."""
+    """(len(texts), D) float32 latents of ``texts`` (the corpus text table) from RUN/embeddings,
+    memory-mapped read-only (pages are read on demand; evaluation gathers rows per chunk)."""
     out = Path(run_dir) / "embeddings"
     if not (out / "latents.npy").exists() or not (out / "texts.parquet").exists():
         raise FileNotFoundError(f"{out}/latents.npy not found: run `clin-jepa embed --run {run_dir}` first")
     try:
-        latents = np.load(out / "latents.npy")
+        latents = np.load(out / "latents.npy", mmap_mode="r")
         stored = pl.read_parquet(out / "texts.parquet")
     except Exception as e:  # noqa: BLE001 - truncated npy / parquet raise several kinds
         raise ValueError(f"{out} is unreadable ({e}); rerun `clin-jepa embed --run {run_dir} --force`") from None
@@ -112,6 +160,8 @@ def load(run_dir, texts: list[str]) -> np.ndarray:
     if missing:
         raise ValueError(f"{missing} corpus texts have no embedding in {out} (the data changed); "
                          f"rerun `clin-jepa embed --run {run_dir}`")
+    log.warning("%s holds the texts in another order: reordered in memory (rerun `clin-jepa embed --run %s` "
+                "to memory-map it again)", out, run_dir)
     return latents[np.array([index[t] for t in texts])]
 
 

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from clin_jepa.utils import get_logger
+from evaluation.streaming import STAY_CHUNK, HourLatents, chunks
 
 log = get_logger(__name__)
 
@@ -199,47 +200,95 @@ def teacher_forced_forecasts(predictor, d: np.ndarray, s: np.ndarray, a: np.ndar
     return np.concatenate(out, axis=0)
 
 
+class StayFeatures:
+    """Per-stay probe representations, computed a chunk of stays at a time (never (N, T, D)
+    for all stays): ``block(rows)`` -> d (n,D), s (n,T,D) zeros on padding, a (n,T,D),
+    cummean (n,T,D), forecast (n,T,D) or None."""
+
+    def __init__(self, latents: np.ndarray, demo_ids, state_ids, action_ids, lengths, predictor,
+                 batch_size: int = 64, stay_chunk: int = STAY_CHUNK):
+        self.latents, self.demo_ids, self.lengths, self.predictor = latents, demo_ids, lengths, predictor
+        self.batch_size, self.stay_chunk = batch_size, stay_chunk
+        self.T, self.D = state_ids.shape[1], latents.shape[1]
+        self.states = HourLatents(latents, self._masked(state_ids, lengths), fill=0, zero_padding=True)
+        self.actions = HourLatents(latents, self._masked(action_ids, lengths), fill=1, zero_padding=True)
+
+    @staticmethod
+    def _masked(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """ids with hours at or past a stay's length set to -1 (padding)."""
+        mask = np.arange(ids.shape[1])[None, :] < lengths[:, None]  # (N, T)
+        return np.where(mask, ids, -1)
+
+    def block(self, rows: np.ndarray) -> dict[str, np.ndarray | None]:
+        mask = np.arange(self.T)[None, :] < self.lengths[rows][:, None]  # (n, T)
+        d = np.asarray(self.latents[self.demo_ids[rows]], dtype=np.float32)  # (n, D)
+        s, a = self.states[rows], self.actions[rows]  # (n, T, D) each
+        cummean = (np.cumsum(s, axis=1) / np.arange(1, self.T + 1, dtype=np.float32)[None, :, None]
+                   ).astype(np.float32)  # (n, T, D)
+        forecast = (teacher_forced_forecasts(self.predictor, d, s, a, mask, self.batch_size)
+                    if self.predictor is not None else None)
+        return {"d": d, "s": s, "a": a, "cummean": cummean, "forecast": forecast}
+
+    def __getitem__(self, key: str) -> np.ndarray | None:
+        """One representation for ALL stays, e.g. feats["forecast"] (N, T, D): materialises it,
+        for inspection of small inputs (the evaluation itself uses by_chunk)."""
+        return self.block(np.arange(len(self.lengths)))[key]
+
+    def by_chunk(self, rows: np.ndarray):
+        """Yield (positions into ``rows``, block of their stays, local index of each position's
+        stay in the block) over chunks of the distinct stays of ``rows`` (R,)."""
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        stays = np.unique(rows)
+        for part in chunks(len(stays), self.stay_chunk):
+            cs = stays[part]
+            lo, hi = np.searchsorted(sorted_rows, cs[0], "left"), np.searchsorted(sorted_rows, cs[-1], "right")
+            sel = order[lo:hi]
+            yield sel, self.block(cs), np.searchsorted(cs, rows[sel])
+
+
 def state_features(latents: np.ndarray, demo_ids, state_ids, action_ids, lengths, predictor,
-                   batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Per-stay arrays for the probes: d (N,D), s (N,T,D), cummean (N,T,D), forecast (N,T,D) or None."""
-    mask = np.arange(state_ids.shape[1])[None, :] < lengths[:, None]  # (N, T)
-    d = latents[demo_ids]  # (N, D)
-    s = latents[np.where(mask, state_ids, 0)] * mask[..., None]  # (N, T, D), zeros on padding
-    a = latents[np.where(mask, action_ids, 1)] * mask[..., None]
-    cummean = np.cumsum(s, axis=1) / np.arange(1, s.shape[1] + 1)[None, :, None]  # (N, T, D)
-    forecast = teacher_forced_forecasts(predictor, d, s, a, mask, batch_size) if predictor is not None else None
-    return {"d": d, "s": s, "a": a, "cummean": cummean, "forecast": forecast}
+                   batch_size: int = 64, stay_chunk: int = STAY_CHUNK) -> StayFeatures:
+    """Per-stay features for the probes, streamed (:class:`StayFeatures`)."""
+    return StayFeatures(latents, demo_ids, state_ids, action_ids, lengths, predictor, batch_size, stay_chunk)
 
 
-def probe_inputs(feats: dict, rows: np.ndarray, last_hour: np.ndarray) -> np.ndarray:
+def probe_inputs(feats: StayFeatures, rows: np.ndarray, last_hour: np.ndarray) -> np.ndarray:
     """(R, 4D) or (R, 3D) without a predictor: [d, s_k, mean(s_0..s_k), f_k]."""
-    parts = [feats["d"][rows], feats["s"][rows, last_hour], feats["cummean"][rows, last_hour]]
-    if feats["forecast"] is not None:
-        parts.append(feats["forecast"][rows, last_hour])
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    width = 3 + (feats.predictor is not None)
+    out = np.zeros((len(rows), width * feats.D), dtype=np.float32)
+    for sel, b, loc in feats.by_chunk(rows):
+        k = last_hour[sel]
+        parts = [b["d"][loc], b["s"][loc, k], b["cummean"][loc, k]]
+        if b["forecast"] is not None:
+            parts.append(b["forecast"][loc, k])
+        out[sel] = np.concatenate(parts, axis=1)
+    return out
 
 
 @torch.no_grad()
-def rollout_inputs(feats: dict, predictor, rows: np.ndarray, last_hour: np.ndarray, hours: int,
+def rollout_inputs(feats: StayFeatures, predictor, rows: np.ndarray, last_hour: np.ndarray, hours: int,
                    batch_size: int = 64) -> np.ndarray:
     """(R, 4D): [d, s_k, mean(r_1..r_R), r_R], rolled out from context 0..k, last action repeated."""
     predictor.eval()
-    R, D = len(rows), feats["d"].shape[1]
-    out = np.zeros((R, 2 * D), dtype=np.float32)
-    for k in np.unique(last_hour):
-        sel = np.flatnonzero(last_hour == k)
-        C = int(k) + 1
-        H = min(hours, feats["s"].shape[1] - C)  # the predictor holds at most T steps
-        for i in range(0, len(sel), batch_size):
-            b = sel[i: i + batch_size]
-            r = rows[b]
-            if H < 1:  # context fills the window: nothing to roll out, use the last state
-                out[b] = np.concatenate([feats["s"][r, k], feats["s"][r, k]], axis=1)
-                continue
-            s_ctx = feats["s"][r, :C]  # (B, C, D)
-            a_last = feats["a"][r, C - 1: C]  # (B, 1, D)
-            a = np.concatenate([feats["a"][r, :C], np.repeat(a_last, H, axis=1)], axis=1)  # (B, C+H, D)
-            z = predictor.rollout(torch.from_numpy(feats["d"][r]), torch.from_numpy(s_ctx),
-                                  torch.from_numpy(a), horizon=H).float().numpy()  # (B, H, D)
-            out[b] = np.concatenate([z.mean(axis=1), z[:, -1]], axis=1)
-    return np.concatenate([feats["d"][rows], feats["s"][rows, last_hour], out], axis=1).astype(np.float32)
+    R, D = len(rows), feats.D
+    out = np.zeros((R, 4 * D), dtype=np.float32)
+    for sel, blk, loc in feats.by_chunk(rows):
+        d, s, act = blk["d"], blk["s"], blk["a"]
+        out[sel, :D], out[sel, D: 2 * D] = d[loc], s[loc, last_hour[sel]]
+        for k in np.unique(last_hour[sel]):
+            at_k = sel[last_hour[sel] == k]
+            lk = loc[last_hour[sel] == k]
+            C = int(k) + 1
+            H = min(hours, feats.T - C)  # the predictor holds at most T steps
+            for i in range(0, len(at_k), batch_size):
+                b, r = at_k[i: i + batch_size], lk[i: i + batch_size]
+                if H < 1:  # context fills the window: nothing to roll out, use the last state
+                    out[b, 2 * D:] = np.concatenate([s[r, k], s[r, k]], axis=1)
+                    continue
+                a_last = act[r, C - 1: C]  # (B, 1, D)
+                a = np.concatenate([act[r, :C], np.repeat(a_last, H, axis=1)], axis=1)  # (B, C+H, D)
+                z = predictor.rollout(torch.from_numpy(d[r]), torch.from_numpy(s[r, :C]),
+                                      torch.from_numpy(a), horizon=H).float().numpy()  # (B, H, D)
+                out[b, 2 * D:] = np.concatenate([z.mean(axis=1), z[:, -1]], axis=1)
+    return out

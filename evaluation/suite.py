@@ -16,6 +16,7 @@ import torch
 
 from clin_jepa.utils import get_logger, seed_everything, write_json
 from evaluation import baselines, displacement, drift, embeddings, probes, tasks
+from evaluation.streaming import HourLatents
 
 log = get_logger(__name__)
 
@@ -48,9 +49,8 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
     cohort = tasks.read_table(data_dir, "cohort.parquet", ("stay_id", "los_hours"))
     groups = displacement.cohorts(corpus.stay_ids[idx], events, hourly.select("stay_id", "hour", "sofa"), cohort,
                                   e.displacement_window, e.displacement_baseline_hours)
-    ids = np.where(corpus.state_ids[idx] >= 0, corpus.state_ids[idx], 0)  # padding never reaches the window end
-    spaces = {
-        "latent": latents[ids].astype(np.float64),  # (N, T, D) state latent of each hour
+    spaces = {  # padding never reaches the window end
+        "latent": HourLatents(latents, corpus.state_ids[idx]),  # lazy (N, T, D) state latent of each hour
         "raw": np.nan_to_num(tasks.forward_fill(xs[idx]), nan=0.0),  # (N, T, F) standardised, forward filled
     }
     out = displacement.evaluate_displacement(spaces, corpus.lengths[idx], groups, e.displacement_window,

@@ -1,7 +1,9 @@
 """`clin-jepa embed --run RUN`: encode every distinct text of the run's corpus once with the
 final online encoder -> RUN/embeddings/{texts.parquet, latents.npy, fingerprint.json}.
 
-Skipped when the stored fingerprint matches the final weights and texts (``--force`` redoes it).
+`accelerate launch -m pipelines.embed --run RUN` shares the texts out across the processes
+(same latents as one process). Skipped when the stored fingerprint matches the final
+weights and texts (``--force`` redoes it).
 Needs RUN/final/encoder (``clin-jepa pretrain``) and RUN/sft (``clin-jepa sft``).
 """
 

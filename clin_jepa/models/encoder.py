@@ -3,7 +3,14 @@
 A text's embedding is the final-layer hidden state of its last real token (right padding).
 ``encode`` deduplicates identical texts, buckets the rest by token length into batches of at
 most ``encoder.encode_batch_tokens`` tokens, runs one forward per bucket and scatters the
-results back in input order. The target adapter is kept in fp32 and only ever changes by
+results back in input order. With ``encoder.packing`` (on for the real flavors) the texts are
+instead packed first-fit-decreasing into rows of ``encoder.pack_row_tokens`` tokens without
+padding: position ids restart at 0 for each text and no 2-D attention mask is passed, which
+transformers turns into a block-diagonal causal mask (sdpa / eager / flex) or variable-length
+flash attention (flash_attention_2), so a text attends only to itself. With
+``encoder.gradient_checkpointing`` (on for the real flavors) the decoder layers are recomputed in
+the backward of a grad=True encode (transformers' activation checkpointing, non-reentrant).
+The target adapter is kept in fp32 and only ever changes by
 ``ema_update`` / ``hard_sync`` / ``load_adapters`` (its parameters never require grad).
 ``online_version`` / ``target_version`` count changes of each adapter (cache keys);
 ``weights_version`` is the online one.
@@ -11,6 +18,7 @@ results back in input order. The target adapter is kept in fp32 and only ever ch
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -25,6 +33,7 @@ from torch import Tensor, nn
 
 from clin_jepa.config import EncoderConfig
 from clin_jepa.models.encoder_flavors import FLAVORS, resolve_dtype
+from clin_jepa.models.packing import pack, packed_inputs
 from clin_jepa.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
@@ -70,6 +79,13 @@ class TextEncoder(nn.Module):
         self._apply_grad_flags()
         self.hard_sync()
         self.online_version = self.target_version = 0
+        self.packing = cfg.enabled("packing")
+        self.gradient_checkpointing = cfg.enabled("gradient_checkpointing")
+        backbone = model.get_base_model()
+        self._layers = list(backbone.model.layers)  # Qwen3DecoderLayer (GradientCheckpointingLayer)
+        if self.gradient_checkpointing:
+            enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
+            enable({"use_reentrant": False, "context_fn": self._recompute_context})
 
     @property
     def weights_version(self) -> int:
@@ -189,6 +205,43 @@ class TextEncoder(nn.Module):
         self.forward_rows += len(rows)
         return h[torch.arange(len(rows), device=self.device), lengths - 1].float()  # (B, D)
 
+    def _packs(self, lengths: list[int]) -> list[list[list[int]]]:
+        """Batches of packed rows of text indices (clin_jepa.models.packing.pack)."""
+        return pack(lengths, min(self.cfg.pack_row_tokens, self.cfg.encode_batch_tokens), self.cfg.encode_batch_tokens)
+
+    def _forward_packed(self, packs: list[list[list[int]]]) -> Tensor:
+        """Last-token final hidden state of each token list, texts packed per row: packs[b] is
+        the token lists of row b. Returns (n_texts, D) in row-major text order."""
+        ids, pos, row, last = packed_inputs(packs, self._pad_id)  # (B, L), (B, L), (n,), (n,)
+        backbone = self.model.get_base_model().model
+        h = backbone(input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=None,
+                     use_cache=False).last_hidden_state  # (B, L, D)
+        self.forward_rows += len(row)
+        return h[row.to(self.device), last.to(self.device)].float()  # (n, D)
+
+    def _recompute_context(self):
+        """torch.utils.checkpoint context_fn: the backward's recompute of a layer runs with the
+        adapter its forward used (a target encode between the online forward and the backward,
+        as in the joint phase, would otherwise recompute with the target adapter)."""
+        adapter = self._active
+
+        @contextlib.contextmanager
+        def recompute():
+            previous = self._active
+            self._use(adapter)
+            try:
+                yield
+            finally:
+                self._use(previous)
+
+        return contextlib.nullcontext(), recompute()
+
+    def _checkpointing(self, on: bool) -> None:
+        """transformers checkpoints a layer only in training mode; the encoder stays in eval mode
+        (no dropout), so only the decoder layers' own flag is switched (their children keep eval)."""
+        for layer in self._layers:
+            layer.training = on
+
     def encode(self, texts: list[str], adapter: str = "online", grad: bool = False) -> Tensor:
         """Embeddings (N, D) float32 of ``texts`` in input order; grad=True keeps the graph."""
         if isinstance(texts, str):
@@ -204,11 +257,21 @@ class TextEncoder(nn.Module):
         rows = self._token_ids(list(index))
         self._use(adapter)
         chunks, order = [], []
+        lengths = [len(r) for r in rows]
+        self._checkpointing(grad and self.gradient_checkpointing)
         with torch.set_grad_enabled(grad):
-            for batch in self._buckets([len(r) for r in rows]):
-                chunks.append(self._forward_last([rows[i] for i in batch]))  # (b, D)
-                order += batch
-            emb = torch.cat(chunks)  # (U, D) in bucket order
+            try:
+                if self.packing:
+                    for batch in self._packs(lengths):
+                        chunks.append(self._forward_packed([[rows[i] for i in row] for row in batch]))  # (b, D)
+                        order += [i for row in batch for i in row]
+                else:
+                    for batch in self._buckets(lengths):
+                        chunks.append(self._forward_last([rows[i] for i in batch]))  # (b, D)
+                        order += batch
+            finally:
+                self._checkpointing(False)
+            emb = torch.cat(chunks)  # (U, D) in batch order
             pos = torch.empty(len(order), dtype=torch.long)
             pos[torch.tensor(order)] = torch.arange(len(order))
             emb = emb[pos.to(emb.device)]  # (U, D) in first-occurrence order
@@ -321,7 +384,7 @@ def build_encoder(flavor: str, cfg: EncoderConfig | None = None, model_dir=None,
     model_dir = model_dir or cfg.model_dir or None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.init_seed)
-        base, tok = FLAVORS[flavor](cfg, model_dir, tokenizer_dir, random_weights, dtype)
+        base, tok = FLAVORS[flavor](cfg, model_dir, tokenizer_dir, random_weights, dtype, device)
         lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                           target_modules=list(cfg.lora_targets), bias="none", task_type="CAUSAL_LM")
         with warnings.catch_warnings():  # peft calls a transformers 5 deprecated helper

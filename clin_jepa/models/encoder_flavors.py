@@ -86,9 +86,12 @@ def check_model_dir(path: str | os.PathLike | None, flavor: str, need_tokenizer:
     return path
 
 
-def _load_pretrained(path: Path, dtype: torch.dtype) -> Qwen3ForCausalLM:
+def _load_pretrained(path: Path, dtype: torch.dtype, attn: str, device: torch.device | None = None
+                     ) -> Qwen3ForCausalLM:
+    device_map = {"": device} if device is not None and device.type != "cpu" else None  # weights read onto it
     try:
-        model = Qwen3ForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+        model = Qwen3ForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype, attn_implementation=attn,
+                                                 device_map=device_map)
     except Exception as e:  # truncated safetensors, wrong architecture, ...
         raise ValueError(f"could not load Qwen3 weights from {path}: {e}; re-download the model files "
                          "(config.json, *.safetensors) into that directory") from e
@@ -98,24 +101,29 @@ def _load_pretrained(path: Path, dtype: torch.dtype) -> Qwen3ForCausalLM:
     return model
 
 
-def _debug(cfg: EncoderConfig, model_dir, tokenizer_dir, random_weights: bool, dtype) -> BaseAndTokenizer:
+def _debug(cfg: EncoderConfig, model_dir, tokenizer_dir, random_weights: bool, dtype, device=None) -> BaseAndTokenizer:
     if not tokenizer_dir:
         raise ValueError("the debug encoder needs tokenizer_dir (the BPE trained on the run's texts, RUN/tokenizer); "
                          "run `clin-jepa sft --run RUN` or clin_jepa.data.tokenizer.train_tokenizer first")
     tok = load_tokenizer(tokenizer_dir)
     if model_dir and not random_weights:
-        base = _load_pretrained(check_model_dir(model_dir, "debug", need_tokenizer=False), dtype)
+        base = _load_pretrained(check_model_dir(model_dir, "debug", need_tokenizer=False), dtype,
+                                cfg.attn_implementation)
         if base.config.vocab_size < len(tok):
             raise ValueError(f"base in {model_dir} has vocab {base.config.vocab_size} < tokenizer {len(tok)}: the "
                              "base and RUN/tokenizer come from different runs; re-run `clin-jepa sft`")
         return base, tok
     qcfg = Qwen3Config(vocab_size=len(tok), max_position_embeddings=max(cfg.max_length, 64),
-                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **DEBUG_ARCH)
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                       attn_implementation=cfg.attn_implementation, **DEBUG_ARCH)
     return Qwen3ForCausalLM(qcfg).to(dtype), tok
 
 
 def _real(flavor: str) -> Callable[..., BaseAndTokenizer]:
-    def factory(cfg: EncoderConfig, model_dir, tokenizer_dir, random_weights: bool, dtype) -> BaseAndTokenizer:
+    def factory(cfg: EncoderConfig, model_dir, tokenizer_dir, random_weights: bool, dtype,
+                device: torch.device | None = None) -> BaseAndTokenizer:
+        """``device``: where the base is built or loaded (the rank's device: no CPU round trip)."""
+        device = torch.device(device) if device is not None else torch.device("cpu")
         arch = QWEN3_ARCH[flavor]
         if random_weights:
             if tokenizer_dir:
@@ -126,13 +134,13 @@ def _real(flavor: str) -> Callable[..., BaseAndTokenizer]:
                 raise ValueError(f"tokenizer has {len(tok)} tokens > {flavor} vocab {arch['vocab_size']}")
             qcfg = Qwen3Config(max_position_embeddings=40960, rope_parameters={"rope_type": "default",
                                "rope_theta": 1_000_000.0}, rms_norm_eps=1e-6, pad_token_id=tok.pad_token_id,
-                               eos_token_id=tok.eos_token_id, **arch)
-            with torch.device("cpu"):
+                               eos_token_id=tok.eos_token_id, attn_implementation=cfg.attn_implementation, **arch)
+            with torch.device(device):  # random init straight on the device
                 base = Qwen3ForCausalLM(qcfg).to(dtype)
             return base, tok
         path = check_model_dir(model_dir, flavor, need_tokenizer=not tokenizer_dir)
         tok = load_tokenizer(tokenizer_dir or path)
-        base = _load_pretrained(path, dtype)
+        base = _load_pretrained(path, dtype, cfg.attn_implementation, device)
         if base.config.hidden_size != arch["hidden_size"]:
             log.warning("%s: %s has hidden size %d (expected %d for this flavor)", flavor, path,
                         base.config.hidden_size, arch["hidden_size"])
@@ -143,7 +151,7 @@ def _real(flavor: str) -> Callable[..., BaseAndTokenizer]:
 
 @dataclass(frozen=True)
 class FlavorSpec:
-    build: Callable[..., BaseAndTokenizer]  # (cfg, model_dir, tokenizer_dir, random_weights, dtype)
+    build: Callable[..., BaseAndTokenizer]  # (cfg, model_dir, tokenizer_dir, random_weights, dtype, device)
     own_tokenizer: bool = False  # SFT trains a BPE on the run's texts (RUN/tokenizer)
     trainable_base: bool = False  # SFT may train the base too (sft.train_base); saved in RUN/sft/base
     tiny: bool = False  # matmuls too small to gain from a second CPU thread (sft/train cpu_threads=0 -> 1)

@@ -92,7 +92,9 @@ class Trainer:
                                                  t.mask_ratio, corpus.window_hours).to(self.device)
         self.optimizer = build_optimizer(cfg.optim, encoder, self.predictor, self.masked)
         self._group_hparams = {g["name"]: (g["base_lr"], g["clip"]) for g in self.optimizer.param_groups}
-        self.cache = LatentCache(encoder, self.texts, cfg.train.cache_block)
+        t = cfg.train
+        self.cache = LatentCache(encoder, self.texts, t.cache_block, storage=t.cache_storage, dtype=t.cache_dtype,
+                                 cache_dir=t.cache_dir)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
         self.ckpt_dir = self.rundir.checkpoints
         self._stop, self._phase = "", ""
