@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from clin_jepa.evaluation.metrics import bootstrap_metrics
 from sklearn.metrics import average_precision_score, roc_auc_score
-
-from evaluation.metrics import bootstrap_metrics
 
 
 def naive_bootstrap(y, s, g, n_boot, seed=0):
@@ -71,10 +70,10 @@ def main() -> None:
                 print(f"   {name:13s} {sec:7.1f} s")
         print(f"   {'total':13s} {total:7.1f} s")
         import torch
+        from clin_jepa.evaluation import embeddings, suite
 
         from clin_jepa.config import load_run_config
         from clin_jepa.data.windows import load_corpus
-        from evaluation import embeddings, suite
 
         cfg = load_run_config(a.run)
         corpus = load_corpus(cfg.data_path, cfg.data.window_hours)

@@ -71,8 +71,8 @@ def _write_latents(path: Path, n: int, dim: int) -> None:
 
 def mem_child(n: int, dim: int, what: str, workdir: Path) -> dict:
     """One measurement in this (fresh) process."""
-    from evaluation import displacement, drift
-    from evaluation.streaming import HourLatents
+    from clin_jepa.evaluation import displacement, drift
+    from clin_jepa.evaluation.streaming import HourLatents
 
     stays = n // HOURS
     state_ids = np.arange(stays * HOURS).reshape(stays, HOURS)
@@ -149,11 +149,11 @@ def bench_memory(sizes: list[int], dim: int, in_memory_max: int) -> list[dict]:
 
 def bench_threads(n_texts: int, repeats: int) -> dict:
     import torch
+    from clin_jepa.evaluation.embeddings import encode_threads
 
     from clin_jepa.config import EncoderConfig
     from clin_jepa.data.tokenizer import sample_clinical_texts, train_tokenizer
     from clin_jepa.models import build_encoder
-    from evaluation.embeddings import encode_threads
 
     texts = sorted(set(sample_clinical_texts(n_texts, seed=0)))
     with tempfile.TemporaryDirectory() as tmp:

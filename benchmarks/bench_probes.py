@@ -21,12 +21,12 @@ import time
 
 import numpy as np
 import torch
+from clin_jepa.evaluation import embeddings, probes, tasks
+from clin_jepa.evaluation.metrics import auroc
 from torch import nn
 
 from clin_jepa.config import load_run_config
 from clin_jepa.data.windows import load_corpus
-from evaluation import embeddings, probes, tasks
-from evaluation.metrics import auroc
 
 
 class LegacyProbe(nn.Module):

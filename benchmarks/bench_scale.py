@@ -50,7 +50,7 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CLIN_JEPA_PROGRESS="0", PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cli = [sys.executable, "-m", "pipelines.cli"]
+    cli = [sys.executable, "-m", "clin_jepa.pipelines.cli"]
     print(f"# {platform.node()} {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
           f"duckdb_memory_limit={args.memory}, threads={args.threads or 'all'}")
     print("| stays | chartevents rows | synth wall s / peak GiB | extract first run s / GiB | rows/s "

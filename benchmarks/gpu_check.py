@@ -184,10 +184,10 @@ def launch_rows(work: Path) -> list[dict]:
     for name in ("multi_gpu_ddp", "multi_gpu_fsdp"):
         run = work / name
         env = {**os.environ, "CLIN_JEPA_PROGRESS": "0"}
-        prep = [sys.executable, "-m", "pipelines.cli", "demo", "--out", str(run), "--set", "synth.stays=60",
+        prep = [sys.executable, "-m", "clin_jepa.pipelines.cli", "demo", "--out", str(run), "--set", "synth.stays=60",
                 "--set", "train.steps_scale=0.1", "--until", "sft"]
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "configs" / "accelerate" / f"{name}.yaml"), "-m", "pipelines.pretrain", "--run", str(run)]
+               str(REPO / "configs" / "accelerate" / f"{name}.yaml"), "-m", "clin_jepa.pipelines.pretrain", "--run", str(run)]
         t0 = time.perf_counter()
         ok = subprocess.run(prep, cwd=REPO, env=env, capture_output=True, text=True).returncode == 0
         res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True) if ok else None

@@ -361,8 +361,8 @@ class EvalConfig:
             raise ValueError("eval.displacement_baseline_hours must be in [0, eval.displacement_window), e.g. 6")
         if self.bootstrap < 10:
             raise ValueError("eval.bootstrap must be >= 10 replicates (500 is the paper's setting)")
-        from evaluation.baselines import FLAT, SEQUENCE
-        from evaluation.probes import PROBE_KINDS
+        from clin_jepa.evaluation.baselines import FLAT, SEQUENCE
+        from clin_jepa.evaluation.probes import PROBE_KINDS
 
         bad = sorted(set(self.baselines) - set(FLAT + SEQUENCE))
         if bad:

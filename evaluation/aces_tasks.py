@@ -99,7 +99,7 @@ def stay_labels(labels: pl.DataFrame, admissions: pl.DataFrame, task: str) -> tu
 
 def aces_task_labels(config_paths: list[str | Path], meds_root: str | Path,
                      builtin: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Label rows (stay_id, task, hour, label) of every ACES config, for ``evaluation.tasks``."""
+    """Label rows (stay_id, task, hour, label) of every ACES config, for ``clin_jepa.evaluation.tasks``."""
     meds_root = Path(meds_root)
     if not is_export(meds_root):
         raise FileNotFoundError(f"{meds_root} is not a clin-jepa MEDS export: write one with "

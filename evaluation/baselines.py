@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from clin_jepa.evaluation.probes import fit_binary, predict_logits
 from torch import nn
 from torch.nn import functional as F
-
-from evaluation.probes import fit_binary, predict_logits
 
 FLAT = ("logreg", "lightgbm")
 SEQUENCE = ("lstm", "tcn")

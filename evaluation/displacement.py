@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from evaluation.metrics import bootstrap_ratio_of_medians
-from evaluation.streaming import STAY_CHUNK, chunks
+from clin_jepa.evaluation.metrics import bootstrap_ratio_of_medians
+from clin_jepa.evaluation.streaming import STAY_CHUNK, chunks
 
 DETERIORATING, STABLE, OTHER = "deteriorating", "stable", "other"
 

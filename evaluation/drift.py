@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from clin_jepa.evaluation.streaming import STAY_CHUNK, chunks
 
 from clin_jepa.utils import get_logger, progress
-from evaluation.streaming import STAY_CHUNK, chunks
 
 log = get_logger(__name__)
 
@@ -50,7 +50,7 @@ def linear_extrapolation(s_ctx: np.ndarray, horizon: int) -> np.ndarray:
 def summarize(err: np.ndarray, n_boot: int = 500, seed: int = 0) -> dict:
     """(N, H) per-stay per-step errors -> mean curve, normalised curve and drift %, with
     percentile CIs over ``n_boot`` bootstrap resamples of the stays (``ratio_ci``, ``drift_pct_ci``)."""
-    from evaluation.metrics import bootstrap_ratio_curve
+    from clin_jepa.evaluation.metrics import bootstrap_ratio_curve
 
     l1 = err.mean(axis=0)  # (H,)
     if l1[0] <= 0 or not np.isfinite(l1[0]):

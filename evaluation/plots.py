@@ -3,7 +3,7 @@ training curves. Inputs are the aggregate eval JSONs and the run's training logs
 
 Every figure is written as vector PDF and 300-dpi PNG (``<stem>.pdf``, ``<stem>.png``,
 atomically); each function returns the written paths, or None when there is nothing to plot.
-Methods are named and coloured through :mod:`evaluation.names`, the same in every figure;
+Methods are named and coloured through :mod:`clin_jepa.evaluation.names`, the same in every figure;
 every panel has axis labels with units, and CIs are drawn wherever the tables have them.
 """
 
@@ -18,10 +18,10 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from clin_jepa.evaluation import names, reference  # noqa: E402
+from clin_jepa.evaluation.tasks import FAMILIES  # noqa: E402
 
 from clin_jepa.utils import atomic_path  # noqa: E402
-from evaluation import names, reference  # noqa: E402
-from evaluation.tasks import FAMILIES  # noqa: E402
 
 DPI = 300
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,

@@ -31,10 +31,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from clin_jepa.evaluation.streaming import STAY_CHUNK, HourLatents, chunks
 from torch import nn
 
 from clin_jepa.utils import get_logger
-from evaluation.streaming import STAY_CHUNK, HourLatents, chunks
 
 log = get_logger(__name__)
 

@@ -1,12 +1,12 @@
 """`clin-jepa report`: RUN/eval/*.json -> tables (tidy CSV, Markdown, booktabs LaTeX), plots
 (PDF + PNG) and a manifest (METHOD 8). Aggregates only: nothing patient-level leaves the run.
 
-Tables (each built here as tidy records + paper views, written by :mod:`evaluation.tables`):
+Tables (each built here as tidy records + paper views, written by :mod:`clin_jepa.evaluation.tables`):
 drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), displacement
 (latent and raw spaces, endpoint and path length, ratio with CI), tasks (one grid per family
 and metric: AUROC, AUPRC, event recall; CSV one row per task and method), family means, and
 with ``--compare`` a grid of runs (mean +- sd over runs that differ only in seeds). Every name
-a reader sees comes from :mod:`evaluation.names`; the paper's figures sit in the captions.
+a reader sees comes from :mod:`clin_jepa.evaluation.names`; the paper's figures sit in the captions.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from clin_jepa.utils import REPO_ROOT, atomic_path, get_logger, write_json
-from evaluation import names, plots, reference
-from evaluation.report_tables import (
+from clin_jepa.evaluation import names, plots, reference
+from clin_jepa.evaluation.report_tables import (
     compare_table,
     displacement_table,
     drift_table,
     family_table,
     task_table,
 )
-from evaluation.suite import read_eval
-from evaluation.tables import write_table
+from clin_jepa.evaluation.suite import read_eval
+from clin_jepa.evaluation.tables import write_table
+
+from clin_jepa.utils import REPO_ROOT, atomic_path, get_logger, write_json
 
 log = get_logger(__name__)
 

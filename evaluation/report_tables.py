@@ -8,10 +8,9 @@ CIs under estimates, references in the caption, empty rows dropped with a note).
 from __future__ import annotations
 
 import numpy as np
-
-from evaluation import names, reference
-from evaluation.tables import GROUP, Est, View, format_p
-from evaluation.tasks import FAMILIES
+from clin_jepa.evaluation import names, reference
+from clin_jepa.evaluation.tables import GROUP, Est, View, format_p
+from clin_jepa.evaluation.tasks import FAMILIES
 
 DRIFT_STEPS = (6, 12, 24, 48)  # hours ahead shown in the drift table (h = 1 is 1 by definition)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
+from clin_jepa.evaluation import baselines, displacement, drift, embeddings, probes, tasks
+from clin_jepa.evaluation.streaming import HourLatents
 
 from clin_jepa.utils import get_logger, seed_everything, write_json
-from evaluation import baselines, displacement, drift, embeddings, probes, tasks
-from evaluation.streaming import HourLatents
 
 log = get_logger(__name__)
 
@@ -134,7 +134,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
     run_dir, data_dir = Path(run_dir), cfg.data_path
     extra_labels = None
     if aces_configs and "tasks" in only:  # first: a bad config fails before any model is loaded
-        from evaluation.aces_tasks import aces_task_labels
+        from clin_jepa.evaluation.aces_tasks import aces_task_labels
 
         extra_labels = aces_task_labels(list(aces_configs), Path(meds_dir) if meds_dir else run_dir / "meds",
                                         builtin=sum(tasks.task_families(cfg.data).values(), ()))

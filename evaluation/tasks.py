@@ -217,8 +217,9 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
     (or (test probs, {"kind", "val_loss"}) for probes that select a model on validation; stored as
     ``selected``), where the index points into ``rows`` (so each method gathers its own inputs).
     """
+    from clin_jepa.evaluation.metrics import auroc, bootstrap_metrics, event_recall_at_precision
+
     from clin_jepa.utils import progress
-    from evaluation.metrics import auroc, bootstrap_metrics, event_recall_at_precision
 
     rows = rows.with_row_index("ridx")
     out: dict = {"tasks": {}, "families": {}, "methods": list(methods), "seeds": list(cfg.seeds),
@@ -275,7 +276,7 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
 
 def _families(out: dict, scores: dict, cfg, families: dict[str, tuple[str, ...]]) -> None:
     """Family means per method, the best baseline per family and paired tests against it."""
-    from evaluation.metrics import paired_bootstrap_test
+    from clin_jepa.evaluation.metrics import paired_bootstrap_test
 
     model_methods = [m for m in out["methods"] if m.startswith("probe")]
     baselines = [m for m in out["methods"] if not m.startswith("probe")]

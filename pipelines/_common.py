@@ -6,7 +6,7 @@ Every stage module in ``pipelines/`` defines::
     def run(args: argparse.Namespace) -> int
 
 and ends with ``if __name__ == "__main__": raise SystemExit(main_for(add_arguments, run))``
-so it runs as ``python -m pipelines.<stage>`` and ``accelerate launch -m pipelines.<stage>``.
+so it runs as ``python -m clin_jepa.pipelines.<stage>`` and ``accelerate launch -m clin_jepa.pipelines.<stage>``.
 
 A run's settings are written once, when the run is created (clin_jepa.run.RunDir);
 ``--set``/``--config`` on an existing run that would change them is refused unless

@@ -16,7 +16,7 @@ from clin_jepa.config import RunConfig
 from clin_jepa.run import STAGES, RunDir, absolute_paths
 from clin_jepa.utils import get_logger, seed_everything
 
-log = get_logger("pipelines.stages")
+log = get_logger("clin_jepa.pipelines.stages")
 
 
 @dataclass(frozen=True)
@@ -60,19 +60,19 @@ def _pretrain(run: RunDir, cfg: RunConfig) -> None:
 
 
 def _embed(run: RunDir, cfg: RunConfig) -> None:
-    from evaluation.embeddings import compute
+    from clin_jepa.evaluation.embeddings import compute
 
     compute(run.root, cfg)
 
 
 def _evaluate(run: RunDir, cfg: RunConfig) -> None:
-    from evaluation.suite import evaluate_run
+    from clin_jepa.evaluation.suite import evaluate_run
 
     evaluate_run(run.root, cfg)
 
 
 def _report(run: RunDir, cfg: RunConfig) -> None:
-    from evaluation.report import build_report
+    from clin_jepa.evaluation.report import build_report
 
     build_report([run.root], None)
 
@@ -98,7 +98,7 @@ def source_stages(run: RunDir, cfg: RunConfig) -> list[str]:
 def open_or_create(run: RunDir, cfg: RunConfig, how: str) -> RunConfig:
     """``run`` created with ``cfg``, or (existing) its own config when ``cfg`` changes nothing;
     other settings are refused naming the keys, never mixed into a finished run."""
-    from pipelines._common import changed_settings_error
+    from clin_jepa.pipelines._common import changed_settings_error
 
     cfg.run_dir = str(run.root)
     absolute_paths(cfg)

@@ -10,7 +10,7 @@ and evaluated on the same data and seeds, then one comparison report.
 Paradigms are curricula in configs/curriculum/ (see docs/training.md): the full five-phase
 curriculum, each named ablation, the SFT-only encoder with a predictor trained on it frozen,
 and the V-JEPA 2-AC style paradigm. Every directory is a run (clin_jepa.run.RunDir) driven by
-the stage functions of ``pipelines._stages``: completed stages are skipped on a rerun, an
+the stage functions of ``clin_jepa.pipelines._stages``: completed stages are skipped on a rerun, an
 interrupted pretraining resumes, and a rerun with other settings is refused naming them.
 """
 
@@ -20,13 +20,14 @@ import argparse
 import shutil
 import time
 
+from clin_jepa.pipelines._common import main_for, name_list
+from clin_jepa.pipelines._stages import open_or_create, run_stages, source_stages
+
 from clin_jepa.config import RunConfig, from_dict, load_config
 from clin_jepa.run import RunDir
 from clin_jepa.utils import get_logger, write_json
-from pipelines._common import main_for, name_list
-from pipelines._stages import open_or_create, run_stages, source_stages
 
-log = get_logger("pipelines.ablate")
+log = get_logger("clin_jepa.pipelines.ablate")
 
 PARADIGMS: tuple[str, ...] = ("full", "no_warmup", "no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac")
 
@@ -61,7 +62,7 @@ def _share_sft(sft: RunDir, run: RunDir) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.report import build_report
+    from clin_jepa.evaluation.report import build_report
 
     out = RunDir(args.out)
     paradigms = name_list(args.paradigms)

@@ -35,70 +35,70 @@ BASE_CONFIG = "base YAML config (a path, or a name under configs/; default: conf
 # stage's heavy imports load only when it runs.
 STAGES: dict[str, Stage] = {
     "synth": Stage(
-        "pipelines.synth", "write a synthetic MIMIC-IV (csv.gz, PhysioNet layout)",
+        "clin_jepa.pipelines.synth", "write a synthetic MIMIC-IV (csv.gz, PhysioNet layout)",
         "Generate a synthetic MIMIC-IV v2.2 directory (hosp/, icu/ csv.gz in PhysioNet's layout) that the "
         "extraction reads exactly like the real one. Prints a one-line summary.",
         ("clin-jepa synth --stays 600 --seed 0 --out runs/demo/mimic", "clin-jepa synth --run runs/demo"),
         "synth.patients_ratio=0.9", NEW_RUN_CONFIG),
     "extract": Stage(
-        "pipelines.extract", "DuckDB SQL: MIMIC-IV -> hourly parquet, labels, splits, texts",
+        "clin_jepa.pipelines.extract", "DuckDB SQL: MIMIC-IV -> hourly parquet, labels, splits, texts",
         "Extract the cohort, hourly grid, labels, patient-level splits and hourly texts from a MIMIC-IV "
         "directory (csv.gz or parquet) with DuckDB into parquet files.",
         ("clin-jepa extract --mimic /data/mimic-iv --out runs/full/data",
          "clin-jepa extract --run runs/demo          # RUN/mimic -> RUN/data"),
         "data.window_hours=48", NEW_RUN_CONFIG),
     "sft": Stage(
-        "pipelines.sft", "tokenizer (debug) + next-token SFT of the online adapter",
+        "clin_jepa.pipelines.sft", "tokenizer (debug) + next-token SFT of the online adapter",
         "Train the debug tokenizer and the next-token SFT of the encoder's LoRA adapter on the run's texts; "
         "writes RUN/tokenizer and RUN/sft (metrics.json last).",
         ("clin-jepa sft --run runs/demo",), "sft.steps=100", NEW_RUN_CONFIG),
     "pretrain": Stage(
-        "pipelines.pretrain", "five-phase curriculum (or one phase) with accelerate",
+        "clin_jepa.pipelines.pretrain", "five-phase curriculum (or one phase) with accelerate",
         "Train the JEPA curriculum from the run's SFT encoder under accelerate; checkpoints at every phase "
-        "boundary, RUN/final when done. Multi-process: accelerate launch -m pipelines.pretrain --run RUN.",
+        "boundary, RUN/final when done. Multi-process: accelerate launch -m clin_jepa.pipelines.pretrain --run RUN.",
         ("clin-jepa pretrain --run runs/demo", "clin-jepa pretrain --run runs/demo --phases warmup,joint",
          "clin-jepa pretrain --run runs/demo --resume"),
         "optim.lr_predictor=1e-4", NEW_RUN_CONFIG),
     "embed": Stage(
-        "pipelines.embed", "encode every distinct text of a run once (for evaluation)",
+        "clin_jepa.pipelines.embed", "encode every distinct text of a run once (for evaluation)",
         "Encode every distinct hourly text of the run's corpus once with the final encoder -> RUN/embeddings "
         "(skipped when the stored fingerprint is current).",
         ("clin-jepa embed --run runs/demo", "clin-jepa embed --run runs/demo --force"),
         "encoder.encode_batch_tokens=8192", EXISTING_RUN_CONFIG),
     "evaluate": Stage(
-        "pipelines.evaluate", "rollout drift, cohort displacement, multi-task probes + baselines",
+        "clin_jepa.pipelines.evaluate", "rollout drift, cohort displacement, multi-task probes + baselines",
         "Evaluate a trained run: latent rollout drift, cohort displacement and 15 risk-prediction tasks "
         "(probes on the frozen latents vs baselines) -> RUN/eval/{drift,displacement,tasks}.json.",
         ("clin-jepa evaluate --run runs/demo", "clin-jepa evaluate --run runs/demo --only drift,tasks"),
         "eval.bootstrap=1000", EXISTING_RUN_CONFIG),
     "export-meds": Stage(
-        "pipelines.export_meds", "extraction -> MEDS dataset (events, splits, task labels)",
+        "clin_jepa.pipelines.export_meds", "extraction -> MEDS dataset (events, splits, task labels)",
         "Export a run's extraction as a MEDS dataset (data/{train,tuning,held_out}, metadata, one label file per "
         "task), validated with the meds package. It holds identifiers: keep it with your data (docs/meds.md).",
         ("clin-jepa export-meds --run runs/demo --out runs/demo/meds",
          "clin-jepa export-meds --data runs/full/data --mimic /data/mimic-iv --out runs/full/meds"),
         "data.duckdb_memory_limit=8GB", NEW_RUN_CONFIG),
     "report": Stage(
-        "pipelines.report", "tables (csv/md/tex), plots (pdf/png) and manifest for one or more runs",
+        "clin_jepa.pipelines.report", "tables (csv/md/tex), plots (pdf/png) and manifest for one or more runs",
         "Write the report of a run from RUN/eval: tidy CSV, Markdown and booktabs LaTeX tables, PDF and PNG "
         "figures, headline and manifest; --compare adds a grid of runs (mean +- sd over seeds).",
         ("clin-jepa report --run runs/demo", "clin-jepa report --run runs/a --compare runs/b,runs/c --out cmp"),
         "", ""),
     "ablate": Stage(
-        "pipelines.ablate", "train + evaluate every ablation and paradigm on the same data",
+        "clin_jepa.pipelines.ablate", "train + evaluate every ablation and paradigm on the same data",
         "Train and evaluate every ablation and comparison paradigm on the same data and seeds, then write "
         "one comparison report (DIR/report).",
         ("clin-jepa ablate --out runs/ablate", "clin-jepa ablate --out runs/ablate --paradigms full,sft_frozen "
          "--seeds 3"),
         "train.steps_scale=0.5", BASE_CONFIG),
     "demo": Stage(
-        "pipelines.demo", "the whole pipeline end to end on the embedded synthetic default",
+        "clin_jepa.pipelines.demo", "the whole pipeline end to end on the embedded synthetic default",
         "Run every stage on the embedded default (synthetic MIMIC-IV, debug models): synth, extract, sft, "
         "pretrain, embed, evaluate, report. A rerun skips completed stages and continues an interrupted one.",
         ("clin-jepa demo --out runs/demo", "clin-jepa demo --out runs/demo --mimic /data/mimic-iv"),
         "synth.stays=300", BASE_CONFIG),
     "config": Stage(
-        "pipelines.config_cmd", "list every config key with its type, value, default and doc",
+        "clin_jepa.pipelines.config_cmd", "list every config key with its type, value, default and doc",
         "Show the configuration: every key with its type, current value, default and documentation. With "
         "--run, the values saved in that run; with --config/--set, the config they resolve to.",
         ("clin-jepa config show", "clin-jepa config show eval", "clin-jepa config show --run runs/demo optim"),
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
               "(clin-jepa --help).", file=sys.stderr)
         return 2
     module = importlib.import_module(STAGES[argv[0]].module)
-    from pipelines._common import main_for
+    from clin_jepa.pipelines._common import main_for
 
     return main_for(stage_arguments(argv[0], module), module.run, argv[1:], prog=f"clin-jepa {argv[0]}")
 

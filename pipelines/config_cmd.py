@@ -15,7 +15,7 @@ import dataclasses
 import inspect
 import typing
 
-from pipelines._common import add_config_arguments, main_for, resolve_config
+from clin_jepa.pipelines._common import add_config_arguments, main_for, resolve_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

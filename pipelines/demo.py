@@ -2,7 +2,7 @@
 
 synthetic MIMIC-IV -> DuckDB extraction -> tokenizer + SFT -> the five-phase curriculum ->
 embeddings -> every evaluation -> the report; then prints where the report is and its
-headline figures. The stages are the functions of ``pipelines._stages`` on one run
+headline figures. The stages are the functions of ``clin_jepa.pipelines._stages`` on one run
 directory: a completed stage is skipped, so an interrupted demo continues where it stopped
 (an interrupted pretraining resumes from its latest checkpoint, exactly); a rerun with other
 settings is refused naming them (`--force` redoes every stage).
@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import time
 
+from clin_jepa.pipelines._common import main_for
+from clin_jepa.pipelines._stages import open_or_create, run_stages, source_stages
+
 from clin_jepa.config import load_config
 from clin_jepa.run import STAGES, RunDir
 from clin_jepa.utils import get_logger, write_json
-from pipelines._common import main_for
-from pipelines._stages import open_or_create, run_stages, source_stages
 
-log = get_logger("pipelines.demo")
+log = get_logger("clin_jepa.pipelines.demo")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,8 +38,9 @@ def pipeline_stages(run: RunDir, cfg) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clin_jepa.evaluation.report import format_headline, headline
+
     from clin_jepa.training.trainer import CollapseError, NonFiniteError
-    from evaluation.report import format_headline, headline
 
     run = RunDir(args.out)
     overrides = [*args.overrides, *([f"data.mimic_dir={args.mimic}"] if args.mimic else [])]

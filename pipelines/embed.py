@@ -1,7 +1,7 @@
 """`clin-jepa embed --run RUN`: encode every distinct text of the run's corpus once with the
 final online encoder -> RUN/embeddings/{texts.parquet, latents.npy, fingerprint.json}.
 
-`accelerate launch -m pipelines.embed --run RUN` shares the texts out across the processes
+`accelerate launch -m clin_jepa.pipelines.embed --run RUN` shares the texts out across the processes
 (same latents as one process). Skipped when the stored fingerprint matches the final
 weights and texts (``--force`` redoes it).
 Needs RUN/final/encoder (``clin-jepa pretrain``) and RUN/sft (``clin-jepa sft``).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import add_config_arguments, main_for, open_run
+from clin_jepa.pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.embeddings import compute
+    from clin_jepa.evaluation.embeddings import compute
 
     run, cfg = open_run(args, create=False, how_to_create=f"create it with `clin-jepa sft --run {args.run}` and "
                                                           f"`clin-jepa pretrain`")

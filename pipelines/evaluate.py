@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import add_config_arguments, main_for, name_list, open_run
+from clin_jepa.pipelines._common import add_config_arguments, main_for, name_list, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.suite import EVALUATIONS, evaluate_run
+    from clin_jepa.evaluation.suite import EVALUATIONS, evaluate_run
 
     run, cfg = open_run(args, create=False, how_to_create=f"train one with `clin-jepa pretrain --run {args.run}`")
     evaluate_run(run.root, cfg, tuple(name_list(args.only) or EVALUATIONS), tuple(args.aces_task), args.meds)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines._common import add_config_arguments, main_for, open_run, resolve_config
+from clin_jepa.pipelines._common import add_config_arguments, main_for, open_run, resolve_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
     clin-jepa pretrain --run RUN [--config ...] [--set k=v] [--phases warmup,joint]
                        [--drop-phases align] [--resume]
-    accelerate launch --config_file configs/accelerate/cpu_ddp.yaml -m pipelines.pretrain --run RUN
+    accelerate launch --config_file configs/accelerate/cpu_ddp.yaml -m clin_jepa.pipelines.pretrain --run RUN
 
 Starts from the run's SFT encoder (RUN/sft); writes RUN/checkpoints/<NN>_<phase>/ at every
 phase boundary, RUN/checkpoints/last/ periodically, RUN/final/ when the curriculum ends and
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import add_config_arguments, main_for, name_list, open_run
+from clin_jepa.pipelines._common import add_config_arguments, main_for, name_list, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from clin_jepa.training.trainer import CollapseError, NonFiniteError, pretrain
     from clin_jepa.utils import get_logger, seed_everything
 
-    log = get_logger("pipelines.pretrain")
+    log = get_logger("clin_jepa.pipelines.pretrain")
     if args.drop_phases:
         args.overrides.append(f"train.drop_phases=[{','.join(name_list(args.drop_phases))}]")
     if args.curriculum:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import main_for, name_list
+from clin_jepa.pipelines._common import main_for, name_list
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clin_jepa.evaluation.report import build_report, format_headline, headline
+
     from clin_jepa.run import RunDir
-    from evaluation.report import build_report, format_headline, headline
 
     runs = [RunDir(r) for r in (args.run, *name_list(args.compare))]
     for r in runs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines._common import add_config_arguments, main_for, open_run
+from clin_jepa.pipelines._common import add_config_arguments, main_for, open_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(cfg.sft.seed)
     metrics = run_sft(run.root, cfg)
     run.mark_done("sft")
-    get_logger("pipelines.sft").info(
+    get_logger("clin_jepa.pipelines.sft").info(
         "sft done: held-out next-token loss %.4f -> %.4f (%d steps); adapter in %s",
         metrics["heldout_loss_before"], metrics["heldout_loss_after"], metrics["steps"], run.sft_adapter)
     return 0

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clin_jepa.pipelines._common import add_config_arguments, main_for, resolve_config
+
 from clin_jepa.run import RunDir
-from pipelines._common import add_config_arguments, main_for, resolve_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

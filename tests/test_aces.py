@@ -10,8 +10,8 @@ from clin_jepa.utils import REPO_ROOT
 
 pytest.importorskip("aces", reason="es-aces is optional: pip install 'clin-jepa[aces]'")
 
-from evaluation import aces_tasks  # noqa: E402
-from evaluation.tasks import BINARY_TASKS, EEP_TASKS  # noqa: E402
+from clin_jepa.evaluation import aces_tasks  # noqa: E402
+from clin_jepa.evaluation.tasks import BINARY_TASKS, EEP_TASKS  # noqa: E402
 
 MORT_ICU = REPO_ROOT / "configs" / "aces" / "mort_icu.yaml"
 

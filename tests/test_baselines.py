@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from clin_jepa.evaluation import baselines, tasks
+from clin_jepa.evaluation.metrics import auroc
 
 from clin_jepa.config import EvalConfig
-from evaluation import baselines, tasks
-from evaluation.metrics import auroc
 
 N, T = 400, 30
 

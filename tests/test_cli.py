@@ -9,11 +9,11 @@ import dataclasses
 import logging
 
 import pytest
+from clin_jepa.pipelines._common import name_list
+from clin_jepa.pipelines.cli import STAGES
+from clin_jepa.pipelines.cli import main as cli
 
 from clin_jepa.config import RunConfig
-from pipelines._common import name_list
-from pipelines.cli import STAGES
-from pipelines.cli import main as cli
 
 
 @pytest.mark.parametrize("stage", list(STAGES))

@@ -14,11 +14,11 @@ import sys
 import polars as pl
 import pytest
 import torch
+from clin_jepa.pipelines.cli import main as cli
 from safetensors.torch import load_file
 
 from clin_jepa.training.checkpoint import KILL_ENV
 from clin_jepa.utils import REPO_ROOT
-from pipelines.cli import main as cli
 
 # budgets shrunk for CI; everything else is the embedded default
 TINY = ["sft.steps=3", "train.steps_scale=0.1", "optim.batch_size=4", "train.val_stays=8", "data.window_hours=36",
@@ -105,7 +105,7 @@ def test_demo_killed_during_pretraining_continues_to_the_same_results(demo_run, 
     # a real crash: SIGKILL right after the joint-phase checkpoint is complete, before it is renamed
     env = dict(os.environ, CLIN_JEPA_PROGRESS="0", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT),
                **{KILL_ENV: "saved:02_joint"})
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo", "--out", str(run), *_sets(DEMO_SETS)],
+    proc = subprocess.run([sys.executable, "-m", "clin_jepa.pipelines.cli", "demo", "--out", str(run), *_sets(DEMO_SETS)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert (run / "checkpoints" / "01_warmup").is_dir() and not (run / "final").exists()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-
-from evaluation import displacement as disp
+from clin_jepa.evaluation import displacement as disp
 
 
 def _trajectories(speeds, T=30, D=8, seed=0):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from evaluation import drift
+from clin_jepa.evaluation import drift
 
 
 class _Oracle(torch.nn.Module):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from clin_jepa.pipelines.cli import main as cli_main
 from test_extract_helpers import Mini, standard_mini, write_table
 
 from clin_jepa.config import DataConfig, load_config
 from clin_jepa.data.extract import build_database, run_extraction
-from pipelines.cli import main as cli_main
 
 CFG = DataConfig(duckdb_memory_limit="1GB", duckdb_threads=2)
 

@@ -10,11 +10,11 @@ import meds
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from clin_jepa.evaluation.aces_tasks import icu_admissions, stay_labels
 
 from clin_jepa.data import meds_codes
 from clin_jepa.data.features import ACTION_COLUMNS
 from clin_jepa.data.meds_export import HOURLY_COLUMNS, SPLIT_NAMES, export_meds, validate_meds
-from evaluation.aces_tasks import icu_admissions, stay_labels
 
 
 def _data(root) -> pl.DataFrame:
@@ -80,7 +80,7 @@ def test_hourly_values_and_times_round_trip_exactly(meds_export_dir, extracted_d
 
 
 def test_labels_round_trip_at_the_evaluation_prediction_times(meds_export_dir, extracted_data_dir):
-    from evaluation.tasks import last_hour_expr
+    from clin_jepa.evaluation.tasks import last_hour_expr
 
     labels = pl.read_parquet(extracted_data_dir / "labels.parquet")
     admissions = icu_admissions(meds_export_dir)
@@ -96,7 +96,7 @@ def test_labels_round_trip_at_the_evaluation_prediction_times(meds_export_dir, e
 
 
 def test_export_never_overwrites_what_it_did_not_write(extracted_data_dir, synth_mimic_dir, tmp_path):
-    from pipelines.cli import main as cli
+    from clin_jepa.pipelines.cli import main as cli
 
     keep = tmp_path / "mine"
     keep.mkdir()
@@ -125,16 +125,17 @@ def test_export_never_overwrites_what_it_did_not_write(extracted_data_dir, synth
 
 @pytest.mark.skipif(importlib.util.find_spec("aces") is not None, reason="es-aces is installed")
 def test_aces_tasks_without_es_aces_name_the_install(meds_export_dir):
-    from evaluation.aces_tasks import run_aces
+    from clin_jepa.evaluation.aces_tasks import run_aces
 
     with pytest.raises(ValueError, match=r"pip install 'clin-jepa\[aces\]'"):
         run_aces("configs/aces/mort_icu.yaml", meds_export_dir)
 
 
 def test_export_of_a_run_finds_its_data_and_mimic(extracted_data_dir, synth_mimic_dir, tmp_path):
+    from clin_jepa.pipelines.cli import main as cli
+
     from clin_jepa.config import DataConfig, RunConfig
     from clin_jepa.run import RunDir
-    from pipelines.cli import main as cli
 
     run = tmp_path / "run"
     run.mkdir()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from clin_jepa.evaluation import metrics
 from scipy.stats import norm
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
-
-from evaluation import metrics
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

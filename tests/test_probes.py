@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from clin_jepa.evaluation import probes
+from clin_jepa.evaluation.metrics import auroc
 
 from clin_jepa.config import EvalConfig
 from clin_jepa.models import build_predictor
-from evaluation import probes
-from evaluation.metrics import auroc
 
 N, T, D = 300, 12, 16
 
@@ -162,8 +162,7 @@ def test_rollout_and_probe_inputs_see_no_hour_after_the_prediction_hour(predicto
 
 def test_evaluate_tasks_stores_the_probe_chosen_on_validation():
     import polars as pl
-
-    from evaluation.tasks import evaluate_tasks
+    from clin_jepa.evaluation.tasks import evaluate_tasks
 
     x, y, stay, tr, va, te = _memorisation_trap(n_stays=120)
     split = np.empty(len(y), dtype=object)

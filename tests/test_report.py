@@ -9,12 +9,12 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from clin_jepa.evaluation import displacement, drift, tasks
+from clin_jepa.evaluation.baselines import fit_predict_flat
+from clin_jepa.evaluation.report import build_report, headline
 
 from clin_jepa.config import RunConfig
 from clin_jepa.utils import write_json, write_parquet
-from evaluation import displacement, drift, tasks
-from evaluation.baselines import fit_predict_flat
-from evaluation.report import build_report, headline
 
 N, T, D = 160, 30, 6
 TABLE_STEMS = ("drift", "displacement", "tasks", "families")
@@ -139,7 +139,7 @@ TINY_CURRICULUM = """phases:
 @pytest.mark.slow
 def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_path):
     pytest.importorskip("clin_jepa.training.trainer", reason="the trainer has not landed yet")
-    from pipelines.cli import main as cli
+    from clin_jepa.pipelines.cli import main as cli
 
     run = tmp_path / "run"
     (tmp_path / "tiny.yaml").write_text(TINY_CURRICULUM)
@@ -184,10 +184,10 @@ def test_embeddings_and_predictor_errors_name_the_fix(tmp_path):
     import dataclasses
 
     import torch
+    from clin_jepa.evaluation import embeddings
     from safetensors.torch import save_file
 
     from clin_jepa.models import build_predictor
-    from evaluation import embeddings
 
     run = tmp_path / "run"
     with pytest.raises(FileNotFoundError, match="clin-jepa embed"):

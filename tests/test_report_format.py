@@ -12,12 +12,12 @@ import shutil
 import subprocess
 
 import pytest
+from clin_jepa.evaluation import names, plots
+from clin_jepa.evaluation.report import build_report
+from clin_jepa.evaluation.tables import Est, View, format_p, render_tex, seed_stat
 from test_report import FIGURES, TABLE_STEMS, _make_run
 
 from clin_jepa.training.checkpoint import STATE_FILE, TrainState, boundary_name
-from evaluation import names, plots
-from evaluation.report import build_report
-from evaluation.tables import Est, View, format_p, render_tex, seed_stat
 
 NUMERIC = re.compile(r"^(n_.*|.*_h\d+.*|context_h|horizon_h|prevalence|auroc.*|auprc.*|event_recall.*|"
                      r"drift_pct.*|ratio.*|median_.*|mean_.*|delta.*|p_value.*|.*_seed_.*)$")

@@ -9,12 +9,12 @@ import shutil
 
 import pytest
 import yaml
+from clin_jepa.pipelines.cli import main as cli
 from test_trainer import SMALL
 from test_windows import write_tiny_data
 
 from clin_jepa.config import load_config, load_run_config
 from clin_jepa.run import CONFIG_END, RunDir
-from pipelines.cli import main as cli
 
 TINY = ["sft.steps=2", "tokenizer.vocab_size=300", "optim.batch_size=4", "train.val_stays=3",
         "data.window_hours=6", "optim.warmup_steps=2"]

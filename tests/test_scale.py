@@ -96,11 +96,11 @@ def _eval_inputs(tmp_path, n=120, T=24, D=16, seed=0):
 
 def test_memmap_streamed_evaluation_matches_in_memory(tmp_path):
     import numpy as np
+    from clin_jepa.evaluation import displacement, drift, probes
+    from clin_jepa.evaluation.streaming import HourLatents
 
     from clin_jepa.config import PredictorConfig
     from clin_jepa.models import build_predictor
-    from evaluation import displacement, drift, probes
-    from evaluation.streaming import HourLatents
 
     latents, mm, demo_ids, state_ids, action_ids, lengths = _eval_inputs(tmp_path)
     torch.manual_seed(0)
@@ -137,7 +137,7 @@ def test_memmap_streamed_evaluation_matches_in_memory(tmp_path):
 
 # ---------------------------------------------------------------------- sharded embedding
 def test_embed_gives_identical_latents_with_one_and_two_processes(base, tmp_path):
-    """`accelerate launch -m pipelines.embed` (2 gloo processes on CPU) writes the same bytes
+    """`accelerate launch -m clin_jepa.pipelines.embed` (2 gloo processes on CPU) writes the same bytes
     as one process: chunks of texts are fixed by eval.encode_chunk and dealt out to ranks."""
     import os
     import shutil
@@ -145,10 +145,10 @@ def test_embed_gives_identical_latents_with_one_and_two_processes(base, tmp_path
     import sys
 
     import numpy as np
+    from clin_jepa.pipelines.cli import main as cli_main
 
     from clin_jepa.training.sft import load_sft_encoder, run_sft
     from clin_jepa.utils import REPO_ROOT
-    from pipelines.cli import main as cli_main
 
     run = tmp_path / "run"
     cfg = make_cfg(base, run, "sft.steps=1", "tokenizer.vocab_size=300", "eval.encode_chunk=16")
@@ -166,7 +166,7 @@ def test_embed_gives_identical_latents_with_one_and_two_processes(base, tmp_path
     env = dict(os.environ, CLIN_JEPA_PROGRESS="0", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(REPO_ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29561",
-           "-m", "pipelines.embed", "--run", str(run), "--force"]
+           "-m", "clin_jepa.pipelines.embed", "--run", str(run), "--force"]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "on 2 process(es)" in proc.stderr + proc.stdout

@@ -7,13 +7,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 import torch
+from clin_jepa.pipelines.cli import main as cli
 from safetensors.torch import load_file
 
 from clin_jepa.config import load_config
 from clin_jepa.data.tokenizer import sample_clinical_texts
 from clin_jepa.models import build_encoder
 from clin_jepa.training.sft import load_sft_encoder, next_token_loss, sft_texts, split_heldout
-from pipelines.cli import main as cli
 
 STAYS = 40
 

@@ -350,7 +350,7 @@ def test_chartevents_for_stays_bad_input():
 
 
 def test_cli_writes_a_directory_and_rejects_bad_arguments(tmp_path, capsys):
-    from pipelines.cli import main
+    from clin_jepa.pipelines.cli import main
 
     assert main(["synth", "--stays", "5", "--seed", "3", "--out", str(tmp_path / "m")]) == 0
     assert "5 ICU stays" in capsys.readouterr().out  # one formatted line, no JSON dump

@@ -9,10 +9,10 @@ import shutil
 
 import polars as pl
 import pytest
+from clin_jepa.evaluation import tasks
 
 from clin_jepa.config import DataConfig
 from clin_jepa.data.task_defs import TASKS_DIR, load_tasks, parse_task
-from evaluation import tasks
 
 LOS_2D = """family: binary
 anchor: icu_intime
@@ -122,7 +122,7 @@ TINY = """phases:
 
 @pytest.mark.slow
 def test_new_task_file_and_aces_task_get_probe_and_baselines(extra_tasks_data, synth_mimic_dir, tmp_path):
-    from pipelines.cli import main as cli
+    from clin_jepa.pipelines.cli import main as cli
 
     data, tdir = extra_tasks_data
     run = tmp_path / "run"
@@ -150,7 +150,7 @@ def test_new_task_file_and_aces_task_get_probe_and_baselines(extra_tasks_data, s
         assert set(t["methods"]) == {"probe", "probe_rollout", "logreg", "tcn"}
         assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
     assert res["families"]["binary"]["n_tasks"] == 9 and res["families"]["eep"]["n_tasks"] == 8
-    from evaluation.report import family_rows, task_rows
+    from clin_jepa.evaluation.report import family_rows, task_rows
 
     reported = {(r[0], r[5]) for r in task_rows(res) if r[2] == "ok"}  # (task, method) rows of the report
     assert {("los_2d", m) for m in ("probe", "logreg", "tcn")} <= reported

@@ -278,13 +278,13 @@ def test_two_process_cpu_run_keeps_ranks_identical(base, tmp_path, capsys):
     env = dict(os.environ, CLIN_JEPA_PROGRESS="0", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(REPO_ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29547",
-           "-m", "pipelines.pretrain", "--run", str(run)]
+           "-m", "clin_jepa.pipelines.pretrain", "--run", str(run)]
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = yaml.safe_load((run / "pretrain_summary.json").read_text())
     assert summary["processes"] == 2 and summary["finished"]
     assert summary["rank_max_weight_diff"] == 0.0  # both ranks hold identical weights
-    from pipelines.cli import main as cli_main
+    from clin_jepa.pipelines.cli import main as cli_main
 
     assert cli_main(["pretrain", "--run", str(run)]) == 2  # refuses to silently restart over checkpoints
     assert cli_main(["pretrain", "--run", str(run), "--resume"]) == 0  # nothing left: finishes at once

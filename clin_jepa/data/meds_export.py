@@ -13,7 +13,7 @@ MIMIC-IV times are read again from the extraction's MIMIC-IV source (icustays, a
 patients; checked against the extraction's input fingerprint). An hourly value of hour h
 (the aggregate over [intime + h, intime + h + 1)) is stamped at its END, intime + h + 1 h:
 it is known then, so a model given the data up to a label's ``prediction_time`` sees
-exactly the hours the evaluation gives it (``evaluation.tasks.last_hour_expr`` + 1).
+exactly the hours the evaluation gives it (``clin_jepa.evaluation.tasks.last_hour_expr`` + 1).
 
 Identifiers (subject_id) and shifted dates are the user's credentialed data: the export
 stays in the user's directory like ``data/``; nothing here logs them.
@@ -179,7 +179,7 @@ def _write_data(con: duckdb.DuckDBPyConnection, events_sql: str, root: Path) -> 
 
 def _write_labels(con: duckdb.DuckDBPyConnection, data_dir: Path, root: Path) -> dict[str, int]:
     """task_labels/<task>.parquet (MEDS label schema), prediction_time = intime + last_hour + 1 h."""
-    from evaluation.tasks import last_hour_expr
+    from clin_jepa.evaluation.tasks import last_hour_expr
 
     meds = _meds()
     stays = pl.from_arrow(con.sql("SELECT stay_id, subject_id, intime FROM stays").to_arrow_table())
