@@ -349,6 +349,14 @@ class RunConfig:
             section = getattr(self, f.name)
             if hasattr(section, "validate"):
                 section.validate()
+        if self.encoder.flavor != "debug" and self.train.steps_scale != 1:
+            # the curricula's step budgets are sized for the debug flavor; scaling them (the embedded
+            # default's x3) silently gives a real encoder a few hundred optimizer steps in all
+            raise ValueError(
+                f"train.steps_scale={self.train.steps_scale} with encoder.flavor={self.encoder.flavor}: the scale "
+                "multiplies the debug-sized budgets of configs/curriculum/; give a real flavor explicit budgets "
+                "with train.steps_scale=1 and train.phase_steps=[warmup=...,joint=...,align=...,finalize=...] "
+                "(configs/qwen3_8b_paper.yaml does)")
         return self
 
     def to_dict(self) -> dict:
