@@ -190,6 +190,7 @@ class LossConfig:
     tf_weight: float = 1.0  # teacher-forcing L1 (summed over latent dims, mean over valid hours)
     rollout_weight: float = 1.0  # rollout L1 term (1:1 with teacher forcing in the paper)
     rollout_steps: int = 2  # hours chained from a random start k
+    rollout_reduction: str = "sum"  # sum | mean over the rollout steps (sum: the reference code's weighting)
     regularizer: str = "none"  # none | vicreg | sigreg (anti-collapse ablations; off in the paper)
     reg_weight: float = 0.0  # weight of the regulariser in the loss (0 = monitor only)
     vicreg_std_target: float = 1.0  # VICReg hinge: per-feature std below this is penalised
@@ -207,6 +208,8 @@ class LossConfig:
             raise ValueError("loss.tf_weight and loss.rollout_weight are both 0: set at least one > 0 (paper 1:1)")
         if self.rollout_steps < 1:
             raise ValueError(f"loss.rollout_steps={self.rollout_steps} must be >= 1 (paper: 2)")
+        if self.rollout_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss.rollout_reduction={self.rollout_reduction!r}: use sum (reference) or mean")
         if self.reg_weight > 0 and self.regularizer == "none":
             raise ValueError("loss.reg_weight > 0 but loss.regularizer is none: set loss.regularizer=vicreg or sigreg")
         if self.sigreg_directions < 1 or self.sigreg_knots < 3:
@@ -410,6 +413,14 @@ class RunConfig:
             section = getattr(self, f.name)
             if hasattr(section, "validate"):
                 section.validate()
+        if self.encoder.flavor != "debug" and self.train.steps_scale != 1:
+            # the curricula's step budgets are sized for the debug flavor; scaling them (the embedded
+            # default's x3) silently gives a real encoder a few hundred optimizer steps in all
+            raise ValueError(
+                f"train.steps_scale={self.train.steps_scale} with encoder.flavor={self.encoder.flavor}: the scale "
+                "multiplies the debug-sized budgets of configs/curriculum/; give a real flavor explicit budgets "
+                "with train.steps_scale=1 and train.phase_steps=[warmup=...,joint=...,align=...,finalize=...] "
+                "(configs/qwen3_8b_paper.yaml does)")
         return self
 
     def to_dict(self) -> dict:

@@ -178,10 +178,13 @@ def summary_features(xs: np.ndarray, rows: np.ndarray, last_hour: np.ndarray, st
     return np.concatenate(parts, axis=1).astype(np.float32)  # (R, 5F + S)
 
 
+SEX_MALE = "male"  # the value sql/demographics/static.sql writes (female / male / NULL)
+
+
 def static_features(static: pl.DataFrame, stay_ids: np.ndarray, train: np.ndarray) -> np.ndarray:
     """(N, 3): standardised age and weight (0 when missing), sex (1 = male)."""
     s = static.select(pl.col("stay_id").cast(pl.Int64), pl.col("age").cast(pl.Float64),
-                      pl.col("weight_kg").cast(pl.Float64), (pl.col("sex") == "M").cast(pl.Float64).alias("male"))
+                      pl.col("weight_kg").cast(pl.Float64), (pl.col("sex") == SEX_MALE).cast(pl.Float64).alias("male"))
     s = pl.DataFrame({"stay_id": stay_ids.astype(np.int64)}).join(s, on="stay_id", how="left",
                                                                   maintain_order="left")
     x = s.select("age", "weight_kg", "male").to_numpy().astype(np.float64)  # (N, 3)

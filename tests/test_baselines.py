@@ -36,7 +36,7 @@ def _world(seed=0):
         + [{"stay_id": int(s), "task": "eep_aki", "hour": h, "label": int(y[i] and h >= 8)}
            for i, s in enumerate(stay_ids) for h in range(4, 16)])
     split = np.array(["train"] * 220 + ["val"] * 60 + ["test"] * 120)
-    static = pl.DataFrame({"stay_id": stay_ids, "age": rng.normal(65, 10, N), "sex": rng.choice(["M", "F"], N),
+    static = pl.DataFrame({"stay_id": stay_ids, "age": rng.normal(65, 10, N), "sex": rng.choice(["male", "female"], N),
                            "race": ["x"] * N, "admission_type": ["x"] * N, "weight_kg": [None] * N},
                           schema_overrides={"weight_kg": pl.Float64})
     return stay_ids, hourly, labels, split, static
@@ -135,3 +135,16 @@ def test_several_seeds_give_mean_and_sd_and_a_paired_test(prepared):
     assert out["tasks"]["mort_hosp"]["methods"]["logreg"]["auroc_seeds"]["sd"] == pytest.approx(0, abs=1e-6)
     test = out["tasks"]["mort_hosp"]["vs_best_baseline"]["probe"]
     assert test["baseline"] == "logreg" and 0 <= test["p_value"] <= 1 and test["lo"] <= test["delta"] <= test["hi"]
+
+
+def test_static_sex_feature_reads_the_extractors_values(extracted_data_dir):
+    """The extraction writes sex as 'female'/'male' (sql/demographics/static.sql); the baselines'
+    male indicator must be 1 exactly for 'male' rows, 0 for 'female' and 0.5 (unknown) for NULL."""
+    static = pl.read_parquet(extracted_data_dir / "static.parquet")
+    assert set(static["sex"].drop_nulls().unique()) == {"female", "male"}
+    stay_ids = static["stay_id"].to_numpy()
+    st = tasks.static_features(static, stay_ids, np.ones(len(stay_ids), dtype=bool))
+    sex = static["sex"].to_list()
+    expected = np.array([1.0 if s == "male" else 0.0 if s == "female" else 0.5 for s in sex])
+    np.testing.assert_array_equal(st[:, 2], expected)
+    assert 0 < expected.mean() < 1  # both sexes present: the column is informative

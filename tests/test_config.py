@@ -54,3 +54,17 @@ def test_saved_config_round_trips(tmp_path):
     assert again == cfg and isinstance(again, RunConfig)
     with pytest.raises(ValueError, match="not a clin-jepa run directory"):
         load_run_config(tmp_path / "elsewhere")
+
+
+def test_paper_configs_have_explicit_phase_budgets_and_refuse_the_debug_scale():
+    from clin_jepa.training.curriculum import load_curriculum
+
+    for name in ("qwen3_8b_paper.yaml", "qwen3_0.6b.yaml"):
+        t = load_config(CONFIG_DIR / name).train
+        assert t.steps_scale == 1
+        cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
+        budgets = {p.name: p.steps for p in cur.phases if not p.is_instant}
+        assert budgets == {"warmup": 2000, "joint": 3000, "align": 1000, "finalize": 2000}
+    # the embedded default's x3 of the debug-sized budgets is refused for a real encoder
+    with pytest.raises(ValueError, match="steps_scale=3.0 with encoder.flavor=qwen3-8b"):
+        load_config(CONFIG_DIR / "qwen3_8b_paper.yaml", ["train.steps_scale=3"])

@@ -54,10 +54,16 @@ def test_loss_matches_hand_computation_with_a_constant_predictor(mode):
     r = jepa_loss(p, d, s, a, target, mask, LossConfig(tf_weight=2.0, rollout_weight=0.5), mode, _gen())
     # tf pairs: stay 0: |c-(2,1)| = 2, |c-(0,3)| = 4; stay 1: |c-(1,-1)| = 1 (hour 2 is padding) -> 7/3
     assert r["tf"].item() == pytest.approx(7 / 3, abs=1e-5)
-    # rollout (2 steps) needs 3 hours: only stay 0, k = 0, targets of hours 1, 2 -> (2 + 4) / 2
-    assert r["rollout"].item() == pytest.approx(3.0, abs=1e-5)
-    assert r["loss"].item() == pytest.approx(2 * 7 / 3 + 0.5 * 3.0, abs=1e-5)
+    # rollout (2 steps) needs 3 hours: only stay 0, k = 0, targets of hours 1, 2 -> summed over the
+    # steps as in the reference code: 2 + 4
+    assert r["rollout"].item() == pytest.approx(6.0, abs=1e-5)
+    assert r["loss"].item() == pytest.approx(2 * 7 / 3 + 0.5 * 6.0, abs=1e-5)
     assert "reg" not in r
+    # rollout_reduction=mean averages over the steps instead: (2 + 4) / 2
+    m = jepa_loss(p, d, s, a, target, mask, LossConfig(tf_weight=2.0, rollout_weight=0.5,
+                                                       rollout_reduction="mean"), mode, _gen())
+    assert m["rollout"].item() == pytest.approx(3.0, abs=1e-5)
+    assert m["loss"].item() == pytest.approx(2 * 7 / 3 + 0.5 * 3.0, abs=1e-5)
 
 
 def test_teacher_forced_rollout_matches_manual_computation():
@@ -77,7 +83,7 @@ def test_teacher_forced_rollout_matches_manual_computation():
         else:
             assert not eligible[b]
     assert r["tf"].item() == pytest.approx(torch.stack(tf_terms).mean().item(), rel=1e-5)
-    assert r["rollout"].item() == pytest.approx(torch.stack(roll_terms).mean().item(), rel=1e-5)
+    assert r["rollout"].item() == pytest.approx(2 * torch.stack(roll_terms).mean().item(), rel=1e-5)  # sum of 2 steps
 
 
 def test_native_rollout_matches_autoregressive_rollout():
@@ -89,7 +95,7 @@ def test_native_rollout_matches_autoregressive_rollout():
     with torch.no_grad():
         z = p.rollout(d, s[:, :int(k.max()) + 1], a, horizon=3, use_cache=False, ctx_lengths=k + 1)
     rows = torch.arange(3)[:, None]
-    expected = (z - tgt[rows, k[:, None] + torch.arange(1, 4)]).abs().sum(-1).mean()
+    expected = (z - tgt[rows, k[:, None] + torch.arange(1, 4)]).abs().sum(-1).sum(-1).mean()  # sum of 3 steps
     assert r["rollout"].item() == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -204,14 +210,20 @@ def test_sigreg_prefers_isotropic_gaussian():
 def test_z_std_and_effective_rank():
     collapsed = torch.full((50, 16), 3.0)
     assert z_std(collapsed) == pytest.approx(0.0, abs=1e-6)
-    assert effective_rank(collapsed) == pytest.approx(1.0, abs=1e-6)
+    assert effective_rank(collapsed) == 0.0  # centred: nothing varies
+    assert effective_rank(collapsed, centered=False) == pytest.approx(1.0, abs=1e-6)  # RankMe as published
     iso = torch.randn(4000, 16, generator=torch.Generator().manual_seed(0))
     assert 0.95 < z_std(iso) < 1.05
     assert effective_rank(iso) > 15.5
+    # a large shared offset dominates the uncentred spectrum but not the centred one
+    shifted = iso + 50.0 * torch.ones(16)
+    assert effective_rank(shifted, centered=False) < 2.0
+    assert effective_rank(shifted) == pytest.approx(effective_rank(iso), rel=1e-6)
     two = torch.zeros(10, 16)
     two[::2, 0] = 1.0
     two[1::2, 1] = 1.0  # two orthogonal directions, equal energy
-    assert effective_rank(two) == pytest.approx(2.0, abs=1e-9)
+    assert effective_rank(two, centered=False) == pytest.approx(2.0, abs=1e-9)
+    assert effective_rank(two) == pytest.approx(1.0, abs=1e-9)  # centred: one direction (e0 - e1)
     assert effective_rank(torch.zeros(5, 4)) == 0.0
 
 
@@ -244,6 +256,7 @@ def test_bad_inputs_raise_clear_errors():
     ("loss.reg_weight=1.0", "regularizer is none"),
     ("loss.regularizer=barlow", "use one of none, vicreg, sigreg"),
     ("loss.rollout_steps=0", "rollout_steps"),
+    ("loss.rollout_reduction=median", r"use sum \(reference\) or mean"),
     ("loss.tf_weight=-1", ">= 0"),
 ])
 def test_bad_loss_config_raises(override, match):

@@ -138,7 +138,6 @@ TINY_CURRICULUM = """phases:
 
 @pytest.mark.slow
 def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_path):
-    pytest.importorskip("clin_jepa.training.trainer", reason="the trainer has not landed yet")
     from clin_jepa.pipelines.cli import main as cli
 
     run = tmp_path / "run"

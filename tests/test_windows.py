@@ -138,11 +138,8 @@ def test_narrow_key_dtypes_and_bad_rows(tiny):
         load_corpus(tiny, 6)
 
 
-def test_extracted_fixture_corpus(request):
+def test_extracted_fixture_corpus(extracted_data_dir):
     """The real extraction output loads; every window hour has a text."""
-    pytest.importorskip("clin_jepa.data.extract", reason="data layer (extract) not landed yet")
-    pytest.importorskip("clin_jepa.data.synth", reason="data layer (synth) not landed yet")
-    extracted_data_dir = request.getfixturevalue("extracted_data_dir")
     c: Corpus = load_corpus(extracted_data_dir, window_hours=24)
     assert len(c) > 0 and (c.lengths >= 1).all()
     valid = np.arange(24)[None, :] < c.lengths[:, None]

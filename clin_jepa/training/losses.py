@@ -2,6 +2,9 @@
 
 loss = tf_weight * teacher-forcing L1 + rollout_weight * rollout L1 (+ reg_weight * reg)
 
+The rollout L1 is summed over its R steps (the reference code's weighting; `loss.rollout_reduction:
+mean` averages them instead, which halves its weight relative to teacher forcing at R = 2).
+
 Every L1 is summed over latent dimensions and averaged over valid (sample, hour) pairs.
 Teacher forcing compares the predictions at s_1..s_{T-1} (1-based; out[:, :-1]) with the
 target latents of hours 2..T (target[:, 1:]). The rollout term starts at a random hour k
@@ -157,6 +160,8 @@ def jepa_loss(pred, d: Tensor, s: Tensor, a: Tensor, target: Tensor, mask: Tenso
         rollout = _masked_mean(_l1(out[rows[:, None], idx], tgt), roll_valid)
     else:  # native but no window is long enough for R steps
         rollout = out.new_zeros((), dtype=torch.float32)
+    if cfg.rollout_reduction == "sum":  # the reference sums the per-step L1 over its R steps
+        rollout = rollout * R  # every eligible sample has all R steps valid: sum = R x mean
 
     result = {"tf": tf, "rollout": rollout}
     loss = cfg.tf_weight * tf + cfg.rollout_weight * rollout
@@ -187,16 +192,22 @@ def z_std(latents: Tensor) -> float:
 
 
 @torch.no_grad()
-def effective_rank(latents: Tensor) -> float:
+def effective_rank(latents: Tensor, centered: bool = True) -> float:
     """RankMe: exp(entropy) of the normalised singular values of latents (N, D).
 
-    1 when all rows are identical (collapse), up to min(N, D) when isotropic; 0 for all-zero input.
+    centered (default): the per-feature mean is removed first, so a shared offset (every
+    latent of a last-token encoder carries one) does not count as a dominant direction;
+    0 when all rows are identical (collapse). Uncentred (RankMe as published): 1 for
+    identical non-zero rows. Up to min(N, D) when isotropic; 0 for all-zero input.
     """
     if latents.ndim != 2 or latents.shape[0] < 1:
         raise ValueError(f"effective_rank needs latents (N, D), got {tuple(latents.shape)}")
-    sv = torch.linalg.svdvals(latents.double())
+    x = latents.double()  # (N, D)
+    if centered:
+        x = x - x.mean(dim=0, keepdim=True)
+    sv = torch.linalg.svdvals(x)
     total = sv.sum()
-    if total <= 0:
+    if total <= 1e-12 * max(1.0, float(x.abs().max())):
         return 0.0
     p = sv / total
     p = p[p > 0]
