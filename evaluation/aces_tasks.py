@@ -33,8 +33,8 @@ def _aces():
     try:
         from aces import config, predicates, query
     except ImportError:
-        raise MissingACES("ACES tasks need the es-aces package: pip install 'clin-jepa[aces]' "
-                          "(es-aces 0.7.3; see docs/meds.md, 'Installing es-aces')") from None
+        raise MissingACES("ACES tasks need the es-aces package: pip install 'clin-jepa[aces]' && "
+                          "pip install --no-deps es-aces==0.7.3 (see docs/meds.md, 'Installing es-aces')") from None
     return config, predicates, query
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from clin_jepa.utils import REPO_ROOT
 
-pytest.importorskip("aces", reason="es-aces is optional: pip install 'clin-jepa[aces]'")
+pytest.importorskip("aces", reason="es-aces is not installed: pip install 'clin-jepa[aces]' && pip install --no-deps es-aces==0.7.3")
 
 from clin_jepa.evaluation import aces_tasks  # noqa: E402
 from clin_jepa.evaluation.tasks import BINARY_TASKS, EEP_TASKS  # noqa: E402
