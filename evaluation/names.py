@@ -43,7 +43,8 @@ TASKS = {
     "eep_death_24h": "Death within 24 h",
 }
 
-FAMILIES = {"binary": "Per-stay outcomes (at 24 h)", "eep": "Early event prediction (hourly, next 12 h)"}
+FAMILIES = {"binary": "Per-stay outcomes (at 24 h)", "eep": "Early event prediction (hourly, next 12 h)",
+            "extra": "Added tasks (ACES configs)"}
 SPACES = {"latent": "Clin-JEPA latent", "raw": "Raw features"}
 MEASURES = {"endpoint": "Endpoint", "path": "Path length"}  # distance from hour 0 to the window end / summed hourly steps
 PROBE_KINDS = {"linear": "linear", "mlp": "MLP"}
@@ -75,7 +76,8 @@ def method(code: str) -> str:
 
 
 def task(code: str) -> str:
-    return _lookup(TASKS, code, "task")
+    # a task added as a task file (configs/tasks/) or an ACES config is shown by its name, spaced
+    return TASKS.get(code) or str(code).replace("_", " ")
 
 
 def family(code: str) -> str:

@@ -100,8 +100,18 @@ def displacement_table(disp: dict) -> tuple[list[dict], list[View]]:
 # ---------------------------------------------------------------------- #
 
 
+def _families(tasks: dict) -> list[str]:
+    """Families present in tasks.json: the task files' order (binary, eep), then added ones (ACES: extra)."""
+    present = {e["family"] for e in tasks["tasks"].values()}
+    return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
+
+
 def _ordered_tasks(tasks: dict, family: str) -> list[str]:
-    return [t for t in FAMILIES[family] if t in tasks["tasks"]]
+    """Tasks of one family as tasks.json holds them (a run's own task files or ACES configs too),
+    in the default task files' order first."""
+    mine = [t for t, e in tasks["tasks"].items() if e["family"] == family]
+    known = [t for t in FAMILIES.get(family, ()) if t in mine]
+    return known + sorted(set(mine) - set(known))
 
 
 def _methods(tasks: dict) -> list[str]:
@@ -113,7 +123,7 @@ def task_records(tasks: dict) -> list[dict]:
     """One row per task and method (one per task when it was not evaluable)."""
     n_boot, seeds = tasks["bootstrap"], tasks.get("seeds") or []
     records = []
-    for fam in FAMILIES:
+    for fam in _families(tasks):
         for t in _ordered_tasks(tasks, fam):
             e = tasks["tasks"][t]
             base = {"family": names.family(fam), "task": names.task(t), "status": e["status"]}
@@ -190,12 +200,12 @@ def _tests_view(tasks: dict, fam: str) -> View | None:
 def task_table(tasks: dict) -> tuple[list[dict], list[View]]:
     views = []
     ci = "95 % stay-clustered bootstrap CI under each estimate"
-    for fam in FAMILIES:
+    for fam in _families(tasks):
         if not _ordered_tasks(tasks, fam):
             continue
         fname = names.family(fam)
         anchors = "".join(f" {reference.YAIB}, {names.method(m)}, {names.task(t)} on MIMIC-IV: {v:.3f}."
-                          for (t, m), v in reference.TASK_AUROC.items() if t in FAMILIES[fam])
+                          for (t, m), v in reference.TASK_AUROC.items() if t in FAMILIES.get(fam, ()))
         views.append(_grid(tasks, fam, "auroc", f"{fname}: AUROC on the test split ({ci}).{anchors}",
                            f"tab:auroc-{fam}"))
         views.append(_grid(tasks, fam, "auprc", f"{fname}: AUPRC on the test split ({ci}).", f"tab:auprc-{fam}"))

@@ -20,7 +20,8 @@ BF16_REL = 2 ** -7  # bf16 keeps 8 significant bits: relative rounding error <= 
 FP16_REL = 2 ** -10  # fp16 keeps 11 significant bits
 BF16_RUN_TOL = 0.1  # predictor |w_bf16 - w_fp32| / |w_fp32 - w_0| after the small curriculum (8 steps)
 BF16_LORA_TOL = 0.4  # the same for the online LoRA (see the test's docstring)
-BF16_VAL_TOL = 0.01  # relative difference of the final validation loss
+BF16_VAL_TOL = 0.02  # relative difference of the final validation loss (observed 0.2 % with the rollout term
+# averaged over its steps, 1.3 % since it is summed as in the reference: bf16 keeps ~3 significant digits)
 
 
 @pytest.fixture(scope="module")

@@ -150,8 +150,13 @@ def test_new_task_file_and_aces_task_get_probe_and_baselines(extra_tasks_data, s
         assert set(t["methods"]) == {"probe", "probe_rollout", "logreg", "tcn"}
         assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
     assert res["families"]["binary"]["n_tasks"] == 9 and res["families"]["eep"]["n_tasks"] == 8
-    from clin_jepa.evaluation.report import family_rows, task_rows
+    from clin_jepa.evaluation import names
+    from clin_jepa.evaluation.report_tables import family_table, task_table
 
-    reported = {(r[0], r[5]) for r in task_rows(res) if r[2] == "ok"}  # (task, method) rows of the report
-    assert {("los_2d", m) for m in ("probe", "logreg", "tcn")} <= reported
-    assert any(r[0] == "extra" for r in family_rows(res)) == bool(extra)
+    records, views = task_table(res)
+    reported = {(r["task"], r.get("method")) for r in records if r["status"] == "ok"}  # rows of the report
+    assert {(names.task("los_2d"), names.method(m)) for m in ("probe", "logreg", "tcn")} <= reported
+    if extra:  # the ACES task gets its own family's table rows
+        assert (names.task("aces_discharge_48h"), names.method("probe")) in reported
+        assert any(v.label == "tab:auroc-extra" for v in views)
+    assert any(r["family"] == names.family("extra") for r in family_table(res)[0]) == bool(extra)
