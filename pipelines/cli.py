@@ -58,7 +58,7 @@ STAGES: dict[str, Stage] = {
         "boundary, RUN/final when done. Multi-process: accelerate launch -m clin_jepa.pipelines.pretrain --run RUN.",
         ("clin-jepa pretrain --run runs/demo", "clin-jepa pretrain --run runs/demo --phases warmup,joint",
          "clin-jepa pretrain --run runs/demo --resume"),
-        "optim.lr_predictor=1e-4", NEW_RUN_CONFIG),
+        "optim.lr_predictor=1e-4", EXISTING_RUN_CONFIG),
     "embed": Stage(
         "clin_jepa.pipelines.embed", "encode every distinct text of a run once (for evaluation)",
         "Encode every distinct hourly text of the run's corpus once with the final encoder -> RUN/embeddings "
