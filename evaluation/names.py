@@ -19,6 +19,7 @@ METHODS = {
     "model": "Clin-JEPA predictor",  # latent rollout (drift)
     "copy_forward": "Copy-forward",
     "linear": "Linear extrapolation",
+    "hour_mean": "Hour mean (train)",  # patient-agnostic: train-split mean latent of each hour since admission
     "logreg": "Logistic regression",
     "lightgbm": "LightGBM",
     "lstm": "LSTM",
@@ -54,13 +55,14 @@ COLORS = {
     "probe_rollout": "#56B4E9",
     "copy_forward": "#E69F00",
     "linear": "#999999",
+    "hour_mean": "#CC79A7",
     "logreg": "#009E73",
     "lightgbm": "#D55E00",
     "lstm": "#CC79A7",
     "tcn": "#F0E442",
     "raw": "#E69F00",
 }
-LINESTYLES = {"copy_forward": "--", "linear": ":"}
+LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-."}
 
 
 def _lookup(table: dict, code: str, what: str) -> str:

@@ -21,6 +21,7 @@ from clin_jepa.evaluation.report_tables import (
     displacement_table,
     drift_table,
     family_table,
+    skill_table,
     task_table,
 )
 from clin_jepa.evaluation.suite import read_eval
@@ -32,7 +33,7 @@ log = get_logger(__name__)
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "numpy", "scikit-learn",
             "lightgbm", "clin-jepa")
-TABLES = ("drift", "displacement", "families", "tasks", "comparison")  # report.md order
+TABLES = ("drift", "skill", "displacement", "families", "tasks", "comparison")  # report.md order
 
 
 def headline(run_dir) -> dict:
@@ -147,7 +148,7 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
     tasks.setdefault("bootstrap", settings["bootstrap"])
     tasks.setdefault("recall_precision", settings["recall_precision"])
     out.mkdir(parents=True, exist_ok=True)
-    built = {"drift": drift_table(drift), "displacement": displacement_table(disp),
+    built = {"drift": drift_table(drift), "skill": skill_table(drift), "displacement": displacement_table(disp),
              "families": family_table(tasks), "tasks": task_table(tasks)}
     if len(run_dirs) > 1:
         built["comparison"] = compare_table(run_dirs, [headline(r) for r in run_dirs], [_config(r) for r in run_dirs])

@@ -35,8 +35,11 @@ def run_drift(corpus, latents, predictor, cfg) -> dict:
     test = corpus.subset("test")
     if len(test) == 0:
         raise ValueError("the test split is empty; check data.split_fractions and rerun `clin-jepa extract`")
+    train = corpus.subset("train")  # the hour-mean reference predictor is fitted on the train stays
+    hour_mean = drift.hour_means(latents, train.state_ids, train.lengths)  # (T, D)
     out = drift.rollout_drift(latents, test.demo_ids, test.state_ids, test.action_ids, test.lengths, predictor,
-                              cfg.eval.contexts, cfg.eval.horizon)
+                              cfg.eval.contexts, cfg.eval.horizon, hour_mean=hour_mean,
+                              n_boot=cfg.eval.bootstrap, seed=cfg.eval.seeds[0])
     out["split"] = "test"
     return out
 

@@ -17,7 +17,7 @@ from clin_jepa.config import RunConfig
 from clin_jepa.utils import write_json, write_parquet
 
 N, T, D = 160, 30, 6
-TABLE_STEMS = ("drift", "displacement", "tasks", "families")
+TABLE_STEMS = ("drift", "skill", "displacement", "tasks", "families")
 FIGURES = ("drift_curves", "displacement", "auroc_ci", "roc_curves", "training_curves")
 
 
@@ -41,8 +41,9 @@ def _make_run(root, name="run_a", seed=0, curriculum="full", seeds=(0,)):
     latents = rng.normal(size=(N * T + 2, D)).astype(np.float32)
     state_ids = np.arange(N * T).reshape(N, T)
     lengths = rng.integers(8, T + 1, N)
+    hour_mean = drift.hour_means(latents, state_ids[:100], lengths[:100])  # (T, D) of the "train" stays
     res = drift.rollout_drift(latents, np.full(N, N * T), state_ids, np.full((N, T), N * T + 1), lengths, None,
-                              contexts=(6, 12), horizon=12)
+                              contexts=(6, 12), horizon=12, hour_mean=hour_mean, n_boot=50)
     write_json(run / "eval" / "drift.json", res)
     groups = np.where(rng.random(N) < 0.4, displacement.DETERIORATING, displacement.STABLE)
     res = displacement.evaluate_displacement({"latent": latents[state_ids], "raw": latents[state_ids][..., :3]},
@@ -160,7 +161,9 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
 
     drift_res = json.loads((run / "eval" / "drift.json").read_text())
     c6 = drift_res["contexts"]["6"]
-    assert c6["horizon"] == 12 and set(c6.get("methods", {})) <= {"model", "copy_forward", "linear"}
+    assert c6["horizon"] == 12 and set(c6.get("methods", {})) <= {"model", "copy_forward", "linear", "hour_mean"}
+    if "methods" in c6:  # the model is scored against both reference predictors
+        assert set(c6["methods"]["model"]["skill"]) == {"hour_mean", "copy_forward"}
     tasks_res = json.loads((run / "eval" / "tasks.json").read_text())
     assert set(tasks_res["tasks"]) == set(tasks.BINARY_TASKS + tasks.EEP_TASKS)
     for t in tasks_res["tasks"].values():
