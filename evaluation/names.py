@@ -45,7 +45,8 @@ TASKS = {
 }
 
 FAMILIES = {"binary": "Per-stay outcomes (at 24 h)", "eep": "Early event prediction (hourly, next 12 h)"}
-SPACES = {"latent": "Clin-JEPA latent", "raw": "Raw features"}
+SPACES = {"latent": "Clin-JEPA latent", "raw": "Raw features (forward filled)",
+          "perfect_encoder": "Perfect per-hour encoder"}  # the hour's exact values + charted flags: the data's bound
 MEASURES = {"endpoint": "Endpoint", "path": "Path length"}  # distance from hour 0 to the window end / summed hourly steps
 PROBE_KINDS = {"linear": "linear", "mlp": "MLP"}
 
@@ -61,6 +62,7 @@ COLORS = {
     "lstm": "#CC79A7",
     "tcn": "#F0E442",
     "raw": "#E69F00",
+    "perfect_encoder": "#000000",
 }
 LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-."}
 

@@ -36,27 +36,48 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "
 TABLES = ("drift", "skill", "displacement", "families", "tasks", "comparison")  # report.md order
 
 
+def _baseline_average(means: dict) -> tuple[float | None, int]:
+    """Mean over the baselines (every method but the probes) of their family-mean AUROC, and their count."""
+    vals = [v["mean_auroc"] for m, v in means.items()
+            if not m.startswith("probe") and v.get("n_tasks") and v.get("mean_auroc") is not None]
+    return (float(sum(vals) / len(vals)) if vals else None), len(vals)
+
+
 def headline(run_dir) -> dict:
-    """Headline figures of one run: drift %, displacement ratio, mean AUROC per family for the
-    model (latent probe) and the best baseline. Missing evaluations give None."""
-    out: dict = {"drift_pct": None, "displacement_ratio": None, "mean_auroc": {}}
+    """Headline figures of one run: drift %, displacement ratio (and the reference spaces' ratios on
+    the same data), mean AUROC per family for the model (latent probe), the best baseline and the
+    baseline average (the paper's gains are against the average), with the model's differences
+    to both. Missing evaluations give None."""
+    out: dict = {"drift_pct": None, "displacement_ratio": None, "displacement_reference": {}, "mean_auroc": {}}
     try:
         out["drift_pct"] = read_eval(run_dir, "drift")["summary"]["model"]["mean_drift_pct"]
     except (FileNotFoundError, KeyError):
         pass
     try:
-        r = read_eval(run_dir, "displacement")["spaces"]["latent"]["endpoint"]["ratio"]
+        spaces = read_eval(run_dir, "displacement")["spaces"]
+        r = spaces["latent"]["endpoint"]["ratio"]
         out["displacement_ratio"] = r["value"] if r else None
+        for ref in ("perfect_encoder", "raw"):  # the bound of the data: perfect per-hour encoder, raw features
+            rr = spaces.get(ref, {}).get("endpoint", {}).get("ratio")
+            if rr:
+                out["displacement_reference"][ref] = rr["value"]
     except (FileNotFoundError, KeyError):
         pass
     try:
         tasks = read_eval(run_dir, "tasks")
         for fam, f in tasks["families"].items():
             best = f["best_baseline"]
+            model = f["means"].get("probe", {}).get("mean_auroc")
+            best_auroc = f["means"][best]["mean_auroc"] if best else None
+            avg, n_base = _baseline_average(f["means"])
             out["mean_auroc"][fam] = {
-                "model": f["means"].get("probe", {}).get("mean_auroc"),
+                "model": model,
                 "best_baseline": best,
-                "best_baseline_auroc": f["means"][best]["mean_auroc"] if best else None,
+                "best_baseline_auroc": best_auroc,
+                "baseline_average_auroc": avg,
+                "n_baselines": n_base,
+                "model_minus_best_baseline": model - best_auroc if None not in (model, best_auroc) else None,
+                "model_minus_baseline_average": model - avg if None not in (model, avg) else None,
                 "n_tasks": f["n_tasks_ok"],
             }
     except FileNotFoundError:
@@ -76,6 +97,8 @@ def format_headline(h: dict) -> str:
         f"  {'Displacement ratio, deteriorating / stable':<44} {f(h.get('displacement_ratio'), '.2f'):>7} x"
         f"   paper {reference.DISPLACEMENT_RATIO['latent']:.2f} x",
     ]
+    for ref, v in (h.get("displacement_reference") or {}).items():
+        lines.append(f"    {'same data, ' + names.space(ref).lower():<42} {f(v, '.2f'):>7} x")
     for fam in ("binary", "eep"):
         m = h.get("mean_auroc", {}).get(fam)
         if not m:
@@ -84,7 +107,11 @@ def format_headline(h: dict) -> str:
         n = m.get("n_tasks", 0)
         lines.append(f"  Mean AUROC, {names.family(fam)} [{n} task{'' if n == 1 else 's'}]")
         lines.append(f"    {probe:<42} {f(m.get('model'), '.3f'):>7}     paper {reference.MEAN_AUROC[fam]:.3f}")
-        lines.append(f"    {'best baseline: ' + best:<42} {f(m.get('best_baseline_auroc'), '.3f'):>7}")
+        lines.append(f"    {'best baseline: ' + best:<42} {f(m.get('best_baseline_auroc'), '.3f'):>7}"
+                     f"     model {f(m.get('model_minus_best_baseline'), '+.3f')}")
+        k = m.get("n_baselines", 0)
+        lines.append(f"    {f'baseline average ({k} baseline' + ('' if k == 1 else 's') + ')':<42} "
+                     f"{f(m.get('baseline_average_auroc'), '.3f'):>7}     model {f(m.get('model_minus_baseline_average'), '+.3f')}")
     return "\n".join(lines)
 
 

@@ -125,6 +125,28 @@ def test_headline_and_missing_eval(tmp_path):
         build_report([run])
 
 
+def test_headline_compares_with_the_best_baseline_and_the_baseline_average(tmp_path):
+    """The paper's gains are against the baselines' average; the headline gives both differences."""
+    from clin_jepa.evaluation.report import format_headline
+
+    def fam(n):
+        return {"mean_auroc": n[0], "mean_auprc": 0.3, "n_tasks": n[1]}
+
+    families = {"binary": {"n_tasks": 8, "n_tasks_ok": 3, "best_baseline": "lightgbm",
+                           "means": {"probe": fam((0.80, 3)), "probe_rollout": fam((0.95, 3)),
+                                     "logreg": fam((0.70, 3)), "lightgbm": fam((0.78, 3)), "lstm": fam((0.74, 3)),
+                                     "tcn": fam((None, 0))}}}  # not evaluated: not in the average
+    write_json(tmp_path / "eval" / "tasks.json", {"families": families})
+    m = headline(tmp_path)["mean_auroc"]["binary"]
+    assert m["best_baseline_auroc"] == pytest.approx(0.78) and m["n_baselines"] == 3
+    assert m["baseline_average_auroc"] == pytest.approx(0.74)  # (0.70 + 0.78 + 0.74) / 3, no probe
+    assert m["model_minus_best_baseline"] == pytest.approx(0.02)
+    assert m["model_minus_baseline_average"] == pytest.approx(0.06)
+    text = format_headline(headline(tmp_path))
+    assert "best baseline: LightGBM" in text and "+0.020" in text
+    assert "baseline average (3 baselines)" in text and "+0.060" in text
+
+
 # ---------------------------------------------------------------------- #
 # end to end on a tiny trained run: sft -> pretrain -> embed -> evaluate -> report
 # ---------------------------------------------------------------------- #
@@ -174,7 +196,8 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
         else:
             assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
     h = headline(run)
-    assert set(h) == {"drift_pct", "displacement_ratio", "mean_auroc"}
+    assert set(h) == {"drift_pct", "displacement_ratio", "displacement_reference", "mean_auroc"}
+    assert set(h["displacement_reference"]) <= {"perfect_encoder", "raw"}
     cohort = pl.read_parquet(extracted_data_dir / "cohort.parquet")
     blob = b"".join(p.read_bytes() for p in (run / "report").rglob("*") if p.is_file())
     for col in ("stay_id", "subject_id", "hadm_id"):
