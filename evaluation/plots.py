@@ -148,7 +148,7 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
 # displacement
 # ---------------------------------------------------------------------- #
 
-UNITS = {"latent": "encoder units", "raw": "standardised units"}
+UNITS = {"latent": "encoder units", "raw": "standardised units", "perfect_encoder": "standardised units"}
 
 
 def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:

@@ -125,9 +125,9 @@ def _data_bound(spaces: dict) -> str:
     if not refs:
         return ""
     return (f" Reference on these data (endpoint): {'; '.join(refs)}. The perfect per-hour encoder holds each "
-            "hour's exact standardised values and charted flags: an encoder of the hourly texts is not expected "
-            f"to separate the cohorts much beyond it, whatever the paper's "
-            f"{reference.DISPLACEMENT_RATIO['latent']:.2f}x on MIMIC-IV.")
+            "hour's exact standardised values and charted flags, all an hour's text carries: a ratio near its "
+            "ratio is what these data allow an encoder of the hourly texts; the paper's "
+            f"{reference.DISPLACEMENT_RATIO['latent']:.2f}x was measured on MIMIC-IV.")
 
 
 def displacement_table(disp: dict) -> tuple[list[dict], list[View]]:
@@ -149,7 +149,7 @@ def displacement_table(disp: dict) -> tuple[list[dict], list[View]]:
     window = disp.get("window_hours")
     rule = disp.get("cohort_rule", {})
     caption = (f"Cohort displacement over hours 0-{window} of the test stays: median L2 distance travelled "
-               f"by deteriorating and stable stays (latent: encoder units; raw: standardised features) and "
+               f"by deteriorating and stable stays (latent: encoder units; raw and perfect encoder: standardised features) and "
                f"their ratio with a 95 % bootstrap CI"
                + (f"; SOFA baseline and admission period hours 0-{rule['baseline_hours']}" if rule else "")
                + f". {reference.PAPER}: {reference.DISPLACEMENT_RATIO['latent']:.2f}x in its latent "
