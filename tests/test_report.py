@@ -175,6 +175,7 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
     assert cli(["pretrain", "--run", str(run)]) == 0
     assert cli(["evaluate", "--run", str(run)]) == 2  # embeddings missing: a clear error, not a crash
     assert cli(["embed", "--run", str(run)]) == 0
+    _assert_embed_uses_the_trained_adapters(run)
     stamp = (run / "embeddings" / "latents.npy").stat().st_mtime_ns
     assert cli(["embed", "--run", str(run)]) == 0  # fingerprint current: not recomputed
     assert (run / "embeddings" / "latents.npy").stat().st_mtime_ns == stamp
@@ -203,6 +204,46 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
     for col in ("stay_id", "subject_id", "hadm_id"):
         for v in cohort[col].to_list():
             assert str(v).encode() not in blob, f"{col} value in the report"
+
+
+def _assert_embed_uses_the_trained_adapters(run):
+    """docs/demo.md: the same adapters in training and evaluation. RUN/final/encoder holds the
+    trainer's last online/target adapters (equal to its last phase checkpoint), training changed
+    both away from the SFT adapter, and the latents `embed` wrote are what an encoder with
+    RUN/final/encoder/online loaded gives, not what the SFT adapter gives."""
+    import torch
+    from clin_jepa.evaluation import embeddings
+    from safetensors.torch import load_file
+
+    from clin_jepa.config import load_run_config
+    from clin_jepa.run import RunDir
+
+    def adapter(folder):
+        return load_file(str(folder / "adapter_model.safetensors"))
+
+    rd = RunDir(run)
+    cfg = load_run_config(run)
+    sft = adapter(rd.sft_adapter)
+    last_phase = sorted((run / "checkpoints").glob("[0-9][0-9]_*"))[-1] / "encoder"
+    for name in ("online", "target"):
+        final = adapter(rd.final_encoder / name)
+        assert set(final) == set(sft)
+        trainer = adapter(last_phase / name)
+        assert all(torch.equal(final[k], trainer[k]) for k in final), f"final {name} != trainer's last {name}"
+        assert max(float((final[k].float() - sft[k].float()).abs().max()) for k in final) > 0, \
+            f"training left the {name} adapter at the SFT adapter"
+
+    texts = pl.read_parquet(run / "embeddings" / "texts.parquet").sort("text_id")["text"].to_list()
+    texts = texts[:: max(1, len(texts) // 24)][:24]  # some states, actions and demographics
+    written = embeddings.load(run, texts)  # (24, D) what embed wrote, looked up by text
+    final_enc = rd.load_final_encoder(cfg, device="cpu")
+    np.testing.assert_allclose(final_enc.encode(texts, adapter="online").float().numpy(), written,
+                               rtol=1e-4, atol=1e-5)
+    enc = rd.load_sft_encoder(cfg, device="cpu")  # online = the SFT adapter
+    before = enc.encode(texts, adapter="online").float().numpy()
+    assert np.abs(before - written).max() > 1e-4, "embed's latents are the SFT encoder's"
+    enc.load_adapter(rd.final_encoder / "online", "online")
+    np.testing.assert_allclose(enc.encode(texts, adapter="online").float().numpy(), written, rtol=1e-4, atol=1e-5)
 
 
 def test_embeddings_and_predictor_errors_name_the_fix(tmp_path):
