@@ -2,8 +2,9 @@
 (PDF + PNG) and a manifest (METHOD 8). Aggregates only: nothing patient-level leaves the run.
 
 Tables (each built here as tidy records + paper views, written by :mod:`clin_jepa.evaluation.tables`):
-drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), displacement
-(latent and raw spaces, endpoint and path length, ratio with CI), tasks (one grid per family
+drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), skill (absolute
+L1 and skill against the hour-mean and copy-forward predictors), displacement (latent space and
+the raw / perfect-encoder references, endpoint and path length, ratio with CI), tasks (one grid per family
 and metric: AUROC, AUPRC, event recall; CSV one row per task and method), family means, and
 with ``--compare`` a grid of runs (mean +- sd over runs that differ only in seeds). Every name
 a reader sees comes from :mod:`clin_jepa.evaluation.names`; the paper's figures sit in the captions.
