@@ -157,10 +157,14 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
     spaces = disp.get("spaces", {})
     if not spaces:
         return None
-    cells = [(s, m) for s in spaces for m in ("endpoint", "path")]
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(cells) + 1, figsize=(1.9 * (len(cells) + 1) + 0.6, 2.8), squeeze=False)
-        for ax, (space, measure) in zip(axes[0], cells):
+    order = [s for s in names.SPACES if s in spaces] + [s for s in spaces if s not in names.SPACES]
+    cells = [(s, m) for s in order for m in ("endpoint", "path")]
+    with plt.rc_context(STYLE):  # one row per space (endpoint, path length), the ratios on the right
+        mosaic = [[f"{s}/endpoint", f"{s}/path", "ratio"] for s in order]
+        fig, ax_by = plt.subplot_mosaic(mosaic, figsize=(7.0, 2.3 * len(order)),
+                                        gridspec_kw={"width_ratios": [1, 1, 1.3]})
+        for space, measure in cells:
+            ax = ax_by[f"{space}/{measure}"]
             data = [np.asarray(spaces[space]["values"][c][measure], dtype=float) for c in COHORT_COLORS]
             if all(len(d) for d in data):
                 bp = ax.boxplot(data, widths=0.6, patch_artist=True, medianprops={"color": "black"},
@@ -170,21 +174,21 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
             ax.set_xticks([1, 2], [f"{c}\n(n = {len(d):,})" for c, d in zip(COHORT_COLORS, data)])
             ax.set(title=f"{names.space(space)}\n{names.measure(measure).lower()}",
                    ylabel=f"L2 distance ({UNITS.get(space, 'units')})")
-        ax = axes[0][-1]
+        ax = ax_by["ratio"]  # forest plot: one line per space and measure, top to bottom as the rows
         for i, (space, measure) in enumerate(cells):
             r = spaces[space][measure].get("ratio") or {}
             if r.get("value") is None:
                 continue
             err = [[_whisker(r["value"], r.get("lo"))], [_whisker(r.get("hi"), r["value"])]]
-            ax.errorbar([i], [r["value"]], yerr=err, fmt="o", color=names.color(space), capsize=3)
-        ax.axhline(1.0, color="black", lw=0.5)
-        ax.axhline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
-        ax.text(len(cells) - 0.6, reference.DISPLACEMENT_RATIO["latent"], "paper (latent)", fontsize=6,
-                va="bottom", ha="right")
-        ax.set_xticks(range(len(cells)), [f"{names.space(s)}, {names.measure(m).lower()}" for s, m in cells],
-                      rotation=35, ha="right", fontsize=6)
-        ax.set(title="ratio deteriorating / stable\n(95 % CI)", ylabel="ratio of medians (x)",
-               xlim=(-0.5, len(cells) - 0.5))
+            ax.errorbar([r["value"]], [i], xerr=err, fmt="o", color=names.color(space), capsize=3)
+        ax.axvline(1.0, color="black", lw=0.5)
+        ax.axvline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
+        ax.text(reference.DISPLACEMENT_RATIO["latent"], -0.6, "paper\n(latent)", fontsize=6, va="bottom",
+                ha="right")
+        ax.set_yticks(range(len(cells)), [f"{names.space(s)},\n{names.measure(m).lower()}" for s, m in cells],
+                      fontsize=6)
+        ax.set(title="ratio deteriorating / stable (95 % CI)", xlabel="ratio of medians (x)",
+               ylim=(len(cells) - 0.5, -0.8))
         fig.tight_layout()
         return _save(fig, stem)
 
