@@ -19,6 +19,7 @@ METHODS = {
     "model": "Clin-JEPA predictor",  # latent rollout (drift)
     "copy_forward": "Copy-forward",
     "linear": "Linear extrapolation",
+    "hour_mean": "Hour mean (train)",  # patient-agnostic: train-split mean latent of each hour since admission
     "logreg": "Logistic regression",
     "lightgbm": "LightGBM",
     "lstm": "LSTM",
@@ -45,7 +46,8 @@ TASKS = {
 
 FAMILIES = {"binary": "Per-stay outcomes (at 24 h)", "eep": "Early event prediction (hourly, next 12 h)",
             "extra": "Added tasks (ACES configs)"}
-SPACES = {"latent": "Clin-JEPA latent", "raw": "Raw features"}
+SPACES = {"latent": "Clin-JEPA latent", "raw": "Raw features (forward filled)",
+          "perfect_encoder": "Perfect per-hour encoder"}  # the hour's exact values + charted flags: the data's bound
 MEASURES = {"endpoint": "Endpoint", "path": "Path length"}  # distance from hour 0 to the window end / summed hourly steps
 PROBE_KINDS = {"linear": "linear", "mlp": "MLP"}
 
@@ -55,13 +57,15 @@ COLORS = {
     "probe_rollout": "#56B4E9",
     "copy_forward": "#E69F00",
     "linear": "#999999",
+    "hour_mean": "#CC79A7",
     "logreg": "#009E73",
     "lightgbm": "#D55E00",
     "lstm": "#CC79A7",
     "tcn": "#F0E442",
     "raw": "#E69F00",
+    "perfect_encoder": "#000000",
 }
-LINESTYLES = {"copy_forward": "--", "linear": ":"}
+LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-."}
 
 
 def _lookup(table: dict, code: str, what: str) -> str:

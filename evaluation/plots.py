@@ -75,28 +75,61 @@ def _curve(ax, m: str, res: dict) -> None:
         ax.fill_between(h, lo, hi, color=names.color(m), alpha=0.2, lw=0)
 
 
+def _band(ax, h, values, ci, color, **kw) -> None:
+    """A curve with its CI band (None values are skipped)."""
+    v = np.array([np.nan if x is None else x for x in values], dtype=float)
+    ax.plot(h, v, color=color, lw=1.3, **kw)
+    if ci:
+        lo, hi = (np.array([np.nan if x is None else x for x in ci[k]], dtype=float) for k in ("lo", "hi"))
+        ax.fill_between(h, lo, hi, color=color, alpha=0.2, lw=0)
+
+
 def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
-    """Top row: model and copy-forward per context (linear axis around 1); bottom row: linear
-    extrapolation on its own log axis (its ratios are orders of magnitude larger)."""
+    """Per context (columns): row 1, L1(h)/L1(1) of the model and the near-flat baselines (linear
+    axis around 1); row 2, linear extrapolation on its own log axis (its ratios are orders of
+    magnitude larger); row 3, absolute L1(h); row 4, the model's skill against the hour-mean and
+    copy-forward predictors (0 = no better than the reference). CI bands over stays."""
+    from clin_jepa.evaluation.drift import REFERENCES
+
     ctxs = sorted((c for c in drift["contexts"].values() if "methods" in c), key=lambda c: c["context"])
     if not ctxs:
         return None
+    has_skill = any("skill" in r for c in ctxs for r in c["methods"].values())
+    n_rows = 4 if has_skill else 3
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, len(ctxs), figsize=(2.3 * len(ctxs), 4.2), squeeze=False,
-                                 gridspec_kw={"height_ratios": [2, 1]})
+        fig, axes = plt.subplots(n_rows, len(ctxs), figsize=(2.3 * len(ctxs), 2.1 * n_rows + 0.3), squeeze=False,
+                                 gridspec_kw={"height_ratios": [2, 1, 1.6, 1.6][:n_rows]})
         for j, c in enumerate(ctxs):
-            top, bottom = axes[0][j], axes[1][j]
+            top, bottom, absolute = axes[0][j], axes[1][j], axes[2][j]
             for m in names.ordered(c["methods"]):
                 res = c["methods"][m]
+                h = np.arange(1, len(res["l1"]) + 1)
+                if m != "linear":  # absolute errors: linear extrapolation would flatten the rest
+                    _band(absolute, h, res["l1"], res.get("l1_ci"), names.color(m), ls=names.linestyle(m),
+                          label=names.method(m))
                 if res["ratio"][0] is None:
                     continue
                 _curve(bottom if m == "linear" else top, m, res)
             top.axhline(1.0, color="black", lw=0.5)
             top.set(title=f"context {c['context']} h (n = {c['n_stays']:,} stays)", ylabel="L1(h) / L1(1)")
-            bottom.set(xlabel="hours ahead h", ylabel="L1(h) / L1(1), log")
+            bottom.set(ylabel="L1(h) / L1(1), log")
             bottom.set_yscale("log")
             bottom.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             bottom.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            absolute.set(ylabel="L1(h) (encoder units)")
+            absolute.set_ylim(bottom=0)
+            if has_skill:
+                ax = axes[3][j]
+                model = c["methods"].get("model", {})
+                for ref in REFERENCES:
+                    sk = model.get("skill", {}).get(ref)
+                    if sk:
+                        h = np.arange(1, len(sk["curve"]) + 1)
+                        _band(ax, h, sk["curve"], sk.get("curve_ci"), names.color(ref), ls=names.linestyle(ref),
+                              label=f"{names.method('model')} skill vs {names.method(ref).lower()}")
+                ax.axhline(0.0, color="black", lw=0.5)
+                ax.set(ylabel="predictor skill\n1 - L1(h) / L1_ref(h)")
+            axes[-1][j].set(xlabel="hours ahead h")
         handles, labels = [], []
         for ax in axes.flat:
             for hd, lb in zip(*ax.get_legend_handles_labels()):
@@ -104,9 +137,10 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
                     handles.append(hd)
                     labels.append(lb)
         _legend_below(fig, handles, labels)
-        fig.text(0.5, -0.07, "shaded: 95 % CI over stays (bootstrap); bottom row: linear extrapolation on its own "
-                 "log scale (its errors grow orders of magnitude faster)", ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        fig.text(0.5, -0.05, "shaded: 95 % CI over stays (bootstrap); row 2: linear extrapolation on its own log "
+                 "scale; rows 3-4: absolute error and skill (0 = no better than the reference predictor)",
+                 ha="center", fontsize=7)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
         return _save(fig, stem)
 
 
@@ -114,7 +148,7 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
 # displacement
 # ---------------------------------------------------------------------- #
 
-UNITS = {"latent": "encoder units", "raw": "standardised units"}
+UNITS = {"latent": "encoder units", "raw": "standardised units", "perfect_encoder": "standardised units"}
 
 
 def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
@@ -123,10 +157,14 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
     spaces = disp.get("spaces", {})
     if not spaces:
         return None
-    cells = [(s, m) for s in spaces for m in ("endpoint", "path")]
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(cells) + 1, figsize=(1.9 * (len(cells) + 1) + 0.6, 2.8), squeeze=False)
-        for ax, (space, measure) in zip(axes[0], cells):
+    order = [s for s in names.SPACES if s in spaces] + [s for s in spaces if s not in names.SPACES]
+    cells = [(s, m) for s in order for m in ("endpoint", "path")]
+    with plt.rc_context(STYLE):  # one row per space (endpoint, path length), the ratios on the right
+        mosaic = [[f"{s}/endpoint", f"{s}/path", "ratio"] for s in order]
+        fig, ax_by = plt.subplot_mosaic(mosaic, figsize=(7.0, 2.3 * len(order)),
+                                        gridspec_kw={"width_ratios": [1, 1, 1.3]})
+        for space, measure in cells:
+            ax = ax_by[f"{space}/{measure}"]
             data = [np.asarray(spaces[space]["values"][c][measure], dtype=float) for c in COHORT_COLORS]
             if all(len(d) for d in data):
                 bp = ax.boxplot(data, widths=0.6, patch_artist=True, medianprops={"color": "black"},
@@ -136,21 +174,21 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
             ax.set_xticks([1, 2], [f"{c}\n(n = {len(d):,})" for c, d in zip(COHORT_COLORS, data)])
             ax.set(title=f"{names.space(space)}\n{names.measure(measure).lower()}",
                    ylabel=f"L2 distance ({UNITS.get(space, 'units')})")
-        ax = axes[0][-1]
+        ax = ax_by["ratio"]  # forest plot: one line per space and measure, top to bottom as the rows
         for i, (space, measure) in enumerate(cells):
             r = spaces[space][measure].get("ratio") or {}
             if r.get("value") is None:
                 continue
             err = [[_whisker(r["value"], r.get("lo"))], [_whisker(r.get("hi"), r["value"])]]
-            ax.errorbar([i], [r["value"]], yerr=err, fmt="o", color=names.color(space), capsize=3)
-        ax.axhline(1.0, color="black", lw=0.5)
-        ax.axhline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
-        ax.text(len(cells) - 0.6, reference.DISPLACEMENT_RATIO["latent"], "paper (latent)", fontsize=6,
-                va="bottom", ha="right")
-        ax.set_xticks(range(len(cells)), [f"{names.space(s)}, {names.measure(m).lower()}" for s, m in cells],
-                      rotation=35, ha="right", fontsize=6)
-        ax.set(title="ratio deteriorating / stable\n(95 % CI)", ylabel="ratio of medians (x)",
-               xlim=(-0.5, len(cells) - 0.5))
+            ax.errorbar([r["value"]], [i], xerr=err, fmt="o", color=names.color(space), capsize=3)
+        ax.axvline(1.0, color="black", lw=0.5)
+        ax.axvline(reference.DISPLACEMENT_RATIO["latent"], color=names.color("latent"), lw=0.8, ls="--")
+        ax.text(reference.DISPLACEMENT_RATIO["latent"], -0.6, "paper\n(latent)", fontsize=6, va="bottom",
+                ha="right")
+        ax.set_yticks(range(len(cells)), [f"{names.space(s)},\n{names.measure(m).lower()}" for s, m in cells],
+                      fontsize=6)
+        ax.set(title="ratio deteriorating / stable (95 % CI)", xlabel="ratio of medians (x)",
+               ylim=(len(cells) - 0.5, -0.8))
         fig.tight_layout()
         return _save(fig, stem)
 

@@ -2,8 +2,9 @@
 (PDF + PNG) and a manifest (METHOD 8). Aggregates only: nothing patient-level leaves the run.
 
 Tables (each built here as tidy records + paper views, written by :mod:`clin_jepa.evaluation.tables`):
-drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), displacement
-(latent and raw spaces, endpoint and path length, ratio with CI), tasks (one grid per family
+drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), skill (absolute
+L1 and skill against the hour-mean and copy-forward predictors), displacement (latent space and
+the raw / perfect-encoder references, endpoint and path length, ratio with CI), tasks (one grid per family
 and metric: AUROC, AUPRC, event recall; CSV one row per task and method), family means, and
 with ``--compare`` a grid of runs (mean +- sd over runs that differ only in seeds). Every name
 a reader sees comes from :mod:`clin_jepa.evaluation.names`; the paper's figures sit in the captions.
@@ -21,6 +22,7 @@ from clin_jepa.evaluation.report_tables import (
     displacement_table,
     drift_table,
     family_table,
+    skill_table,
     task_table,
 )
 from clin_jepa.evaluation.suite import read_eval
@@ -32,30 +34,51 @@ log = get_logger(__name__)
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "numpy", "scikit-learn",
             "lightgbm", "clin-jepa")
-TABLES = ("drift", "displacement", "families", "tasks", "comparison")  # report.md order
+TABLES = ("drift", "skill", "displacement", "families", "tasks", "comparison")  # report.md order
+
+
+def _baseline_average(means: dict) -> tuple[float | None, int]:
+    """Mean over the baselines (every method but the probes) of their family-mean AUROC, and their count."""
+    vals = [v["mean_auroc"] for m, v in means.items()
+            if not m.startswith("probe") and v.get("n_tasks") and v.get("mean_auroc") is not None]
+    return (float(sum(vals) / len(vals)) if vals else None), len(vals)
 
 
 def headline(run_dir) -> dict:
-    """Headline figures of one run: drift %, displacement ratio, mean AUROC per family for the
-    model (latent probe) and the best baseline. Missing evaluations give None."""
-    out: dict = {"drift_pct": None, "displacement_ratio": None, "mean_auroc": {}}
+    """Headline figures of one run: drift %, displacement ratio (and the reference spaces' ratios on
+    the same data), mean AUROC per family for the model (latent probe), the best baseline and the
+    baseline average (the paper's gains are against the average), with the model's differences
+    to both. Missing evaluations give None."""
+    out: dict = {"drift_pct": None, "displacement_ratio": None, "displacement_reference": {}, "mean_auroc": {}}
     try:
         out["drift_pct"] = read_eval(run_dir, "drift")["summary"]["model"]["mean_drift_pct"]
     except (FileNotFoundError, KeyError):
         pass
     try:
-        r = read_eval(run_dir, "displacement")["spaces"]["latent"]["endpoint"]["ratio"]
+        spaces = read_eval(run_dir, "displacement")["spaces"]
+        r = spaces["latent"]["endpoint"]["ratio"]
         out["displacement_ratio"] = r["value"] if r else None
+        for ref in ("perfect_encoder", "raw"):  # the bound of the data: perfect per-hour encoder, raw features
+            rr = spaces.get(ref, {}).get("endpoint", {}).get("ratio")
+            if rr:
+                out["displacement_reference"][ref] = rr["value"]
     except (FileNotFoundError, KeyError):
         pass
     try:
         tasks = read_eval(run_dir, "tasks")
         for fam, f in tasks["families"].items():
             best = f["best_baseline"]
+            model = f["means"].get("probe", {}).get("mean_auroc")
+            best_auroc = f["means"][best]["mean_auroc"] if best else None
+            avg, n_base = _baseline_average(f["means"])
             out["mean_auroc"][fam] = {
-                "model": f["means"].get("probe", {}).get("mean_auroc"),
+                "model": model,
                 "best_baseline": best,
-                "best_baseline_auroc": f["means"][best]["mean_auroc"] if best else None,
+                "best_baseline_auroc": best_auroc,
+                "baseline_average_auroc": avg,
+                "n_baselines": n_base,
+                "model_minus_best_baseline": model - best_auroc if None not in (model, best_auroc) else None,
+                "model_minus_baseline_average": model - avg if None not in (model, avg) else None,
                 "n_tasks": f["n_tasks_ok"],
             }
     except FileNotFoundError:
@@ -75,6 +98,8 @@ def format_headline(h: dict) -> str:
         f"  {'Displacement ratio, deteriorating / stable':<44} {f(h.get('displacement_ratio'), '.2f'):>7} x"
         f"   paper {reference.DISPLACEMENT_RATIO['latent']:.2f} x",
     ]
+    for ref, v in (h.get("displacement_reference") or {}).items():
+        lines.append(f"    {'same data, ' + names.space(ref).lower():<42} {f(v, '.2f'):>7} x")
     for fam in ("binary", "eep"):
         m = h.get("mean_auroc", {}).get(fam)
         if not m:
@@ -83,7 +108,11 @@ def format_headline(h: dict) -> str:
         n = m.get("n_tasks", 0)
         lines.append(f"  Mean AUROC, {names.family(fam)} [{n} task{'' if n == 1 else 's'}]")
         lines.append(f"    {probe:<42} {f(m.get('model'), '.3f'):>7}     paper {reference.MEAN_AUROC[fam]:.3f}")
-        lines.append(f"    {'best baseline: ' + best:<42} {f(m.get('best_baseline_auroc'), '.3f'):>7}")
+        lines.append(f"    {'best baseline: ' + best:<42} {f(m.get('best_baseline_auroc'), '.3f'):>7}"
+                     f"     model {f(m.get('model_minus_best_baseline'), '+.3f')}")
+        k = m.get("n_baselines", 0)
+        lines.append(f"    {f'baseline average ({k} baseline' + ('' if k == 1 else 's') + ')':<42} "
+                     f"{f(m.get('baseline_average_auroc'), '.3f'):>7}     model {f(m.get('model_minus_baseline_average'), '+.3f')}")
     return "\n".join(lines)
 
 
@@ -147,7 +176,7 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
     tasks.setdefault("bootstrap", settings["bootstrap"])
     tasks.setdefault("recall_precision", settings["recall_precision"])
     out.mkdir(parents=True, exist_ok=True)
-    built = {"drift": drift_table(drift), "displacement": displacement_table(disp),
+    built = {"drift": drift_table(drift), "skill": skill_table(drift), "displacement": displacement_table(disp),
              "families": family_table(tasks), "tasks": task_table(tasks)}
     if len(run_dirs) > 1:
         built["comparison"] = compare_table(run_dirs, [headline(r) for r in run_dirs], [_config(r) for r in run_dirs])

@@ -16,11 +16,14 @@ import torch
 from clin_jepa.evaluation import baselines, displacement, drift, embeddings, probes, tasks
 from clin_jepa.evaluation.streaming import HourLatents
 
+from clin_jepa.data.features import DERIVED_COLUMNS, OBSERVATION_COLUMNS
 from clin_jepa.utils import get_logger, seed_everything, write_json
 
 log = get_logger(__name__)
 
 EVALUATIONS = ("drift", "displacement", "tasks")
+# positions in tasks.HOURLY_FEATURES of what an hour's state text reads (observations, SOFA, KDIGO; not actions)
+STATE_FEATURES = [tasks.HOURLY_FEATURES.index(c) for c in OBSERVATION_COLUMNS + DERIVED_COLUMNS]
 
 
 def _standardised_hourly(data_dir: Path, corpus) -> np.ndarray:
@@ -35,8 +38,11 @@ def run_drift(corpus, latents, predictor, cfg) -> dict:
     test = corpus.subset("test")
     if len(test) == 0:
         raise ValueError("the test split is empty; check data.split_fractions and rerun `clin-jepa extract`")
+    train = corpus.subset("train")  # the hour-mean reference predictor is fitted on the train stays
+    hour_mean = drift.hour_means(latents, train.state_ids, train.lengths)  # (T, D)
     out = drift.rollout_drift(latents, test.demo_ids, test.state_ids, test.action_ids, test.lengths, predictor,
-                              cfg.eval.contexts, cfg.eval.horizon)
+                              cfg.eval.contexts, cfg.eval.horizon, hour_mean=hour_mean,
+                              n_boot=cfg.eval.bootstrap, seed=cfg.eval.seeds[0])
     out["split"] = "test"
     return out
 
@@ -52,6 +58,7 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
     spaces = {  # padding never reaches the window end
         "latent": HourLatents(latents, corpus.state_ids[idx]),  # lazy (N, T, D) state latent of each hour
         "raw": np.nan_to_num(tasks.forward_fill(xs[idx]), nan=0.0),  # (N, T, F) standardised, forward filled
+        "perfect_encoder": displacement.PerHourState(xs[idx][..., STATE_FEATURES]),  # lazy (N, T, 2F_state)
     }
     out = displacement.evaluate_displacement(spaces, corpus.lengths[idx], groups, e.displacement_window,
                                              e.displacement_min_hours, e.bootstrap, seed=e.seeds[0])

@@ -102,3 +102,23 @@ def test_stays_without_sofa_and_bad_baseline():
 
     with pytest.raises(ValueError, match="displacement_baseline_hours"):
         EvalConfig(displacement_baseline_hours=30).validate()
+
+
+def test_perfect_per_hour_encoder_reads_the_hour_values_and_charted_flags():
+    """The data's reference space: each hour's standardised values (0 when not charted, never
+    carried forward) and a charted flag per item; streamed like the latents."""
+    nan = np.nan
+    xs = np.array([[[1.0, nan], [nan, nan], [2.0, -1.0]],
+                   [[nan, 0.5], [3.0, nan], [nan, nan]]], dtype=np.float32)  # (N=2, T=3, F=2)
+    ref = disp.PerHourState(xs)
+    assert ref.shape == (2, 3, 4) and len(ref) == 2
+    np.testing.assert_array_equal(ref[[0]][0], [[1, 0, 1, 0], [0, 0, 0, 0], [2, -1, 1, 1]])
+    np.testing.assert_array_equal(ref[np.array([1])][0], [[0, 0.5, 0, 1], [3, 0, 1, 0], [0, 0, 0, 0]])
+    groups = np.array([disp.DETERIORATING, disp.STABLE])
+    out = disp.evaluate_displacement({"perfect_encoder": ref}, np.array([3, 3]), groups, window=2, min_hours=2, n_boot=20,
+                                     stay_chunk=1)
+    e = out["spaces"]["perfect_encoder"]["endpoint"]
+    # stay 0: ||[2,-1,1,1] - [1,0,1,0]|| = sqrt(3); stay 1: ||0 - [0,.5,0,1]|| = sqrt(1.25)
+    assert e["median_deteriorating"] == pytest.approx(np.sqrt(3.0))
+    assert e["median_stable"] == pytest.approx(np.sqrt(1.25))
+    assert e["ratio"]["value"] == pytest.approx(np.sqrt(3.0 / 1.25))

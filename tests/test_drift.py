@@ -72,3 +72,76 @@ def test_known_drift_for_a_noisy_model():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError, match="shape"):
         drift.l1_per_step(np.zeros((2, 3, 4)), np.zeros((2, 4, 4)))
+
+
+# ---------------------------------------------------------------------- #
+# skill against the reference predictors (hour-mean, copy-forward)
+# ---------------------------------------------------------------------- #
+
+
+class _Constant(torch.nn.Module):
+    """A 'predictor' that ignores the patient and returns fixed latents per hour (T, D)."""
+
+    def __init__(self, per_hour: np.ndarray):
+        super().__init__()
+        self.per_hour = torch.from_numpy(per_hour)
+
+    def rollout(self, d, s_ctx, a, horizon):
+        C = s_ctx.shape[1]
+        return self.per_hour[None, C: C + horizon].expand(len(d), -1, -1)
+
+
+def test_hour_means_use_only_hours_with_data_and_carry_the_last_one_forward():
+    latents = np.array([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 9.0]], dtype=np.float32)
+    state_ids = np.array([[0, 1, 2], [1, 3, -1]])  # second stay: 2 hours of data
+    m = drift.hour_means(latents, state_ids, np.array([3, 2]), stay_chunk=1)
+    np.testing.assert_allclose(m, [[2.0, 1.0], [5.0, 5.5], [5.0, 4.0]])  # hour 2: the first stay only
+    m = drift.hour_means(latents, state_ids, np.array([1, 1]))
+    np.testing.assert_allclose(m, [[2.0, 1.0], [2.0, 1.0], [2.0, 1.0]])  # no stay reaches hours 1-2
+    with pytest.raises(ValueError, match="train stays"):
+        drift.hour_means(latents, state_ids, np.array([0, 0]))
+
+
+def test_skill_is_known_for_perfect_trivial_and_copy_forward_predictors():
+    z, latents, demo_ids, state_ids, action_ids = _linear_corpus(N=5, T=30, D=4, slope=0.5)
+    lengths = np.full(len(z), z.shape[1])
+    hm = drift.hour_means(latents, state_ids, lengths)  # offsets 0..4: mean offset 2 + slope t
+    np.testing.assert_allclose(hm[:, 0], 2.0 + 0.5 * np.arange(30), rtol=1e-6)
+    kw = dict(contexts=(6,), horizon=10, hour_mean=hm, n_boot=50)
+
+    perfect = drift.rollout_drift(latents, demo_ids, state_ids, action_ids, lengths, _Oracle(z), **kw)
+    c = perfect["contexts"]["6"]["methods"]
+    for ref in drift.REFERENCES:
+        s = c["model"]["skill"][ref]
+        np.testing.assert_allclose(s["curve"], 1.0)
+        assert s["mean"] == pytest.approx(1.0) and s["mean_ci"] == pytest.approx([1.0, 1.0])
+    np.testing.assert_allclose(c["model"]["l1"], 0.0)
+    np.testing.assert_allclose(c["hour_mean"]["l1"], 1.2 * 4)  # mean |offset - 2| x D, every hour
+
+    trivial = drift.rollout_drift(latents, demo_ids, state_ids, action_ids, lengths, _Constant(hm), **kw)
+    c = trivial["contexts"]["6"]["methods"]
+    s = c["model"]["skill"]["hour_mean"]  # a model that predicts the hour means is no better than them
+    np.testing.assert_allclose(s["curve"], 0.0, atol=1e-6)
+    assert s["mean"] == pytest.approx(0.0, abs=1e-6) and s["mean_ci"] == pytest.approx([0.0, 0.0], abs=1e-6)
+
+    # copy-forward L1(h) = slope h D against the hour mean's 1.2 D: skill 1 - 0.5 h / 1.2
+    cf = c["copy_forward"]["skill"]["hour_mean"]
+    h = np.arange(1, 11)
+    np.testing.assert_allclose(cf["curve"], 1 - 0.5 * h / 1.2, rtol=1e-6)
+    assert cf["mean"] == pytest.approx(1 - 0.5 * h.sum() / (1.2 * 10))
+    assert cf["curve_ci"]["lo"][0] <= cf["curve"][0] <= cf["curve_ci"]["hi"][0]
+    assert "hour_mean" not in c["hour_mean"]["skill"]  # never scored against itself
+    lo, hi = c["copy_forward"]["l1_ci"]["lo"], c["copy_forward"]["l1_ci"]["hi"]
+    np.testing.assert_allclose([lo[0], hi[0]], [2.0, 2.0], rtol=1e-6)  # the same error for every stay
+    s = trivial["summary"]["model"]
+    assert s["mean_skill_vs_hour_mean"] == pytest.approx(0.0, abs=1e-6) and "mean_skill_vs_copy_forward" in s
+
+
+def test_skill_ci_is_paired_over_stays():
+    """Method and reference errors vary together across stays: the paired CI is narrow."""
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(1, 10, size=(200, 3))  # (N, H) very different stays
+    s = drift.skill(0.5 * ref, ref, n_boot=200)
+    assert s["mean_ci"] == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="shape"):
+        drift.skill(ref[:, :2], ref)

@@ -17,7 +17,7 @@ from clin_jepa.config import RunConfig
 from clin_jepa.utils import write_json, write_parquet
 
 N, T, D = 160, 30, 6
-TABLE_STEMS = ("drift", "displacement", "tasks", "families")
+TABLE_STEMS = ("drift", "skill", "displacement", "tasks", "families")
 FIGURES = ("drift_curves", "displacement", "auroc_ci", "roc_curves", "training_curves")
 
 
@@ -41,8 +41,9 @@ def _make_run(root, name="run_a", seed=0, curriculum="full", seeds=(0,)):
     latents = rng.normal(size=(N * T + 2, D)).astype(np.float32)
     state_ids = np.arange(N * T).reshape(N, T)
     lengths = rng.integers(8, T + 1, N)
+    hour_mean = drift.hour_means(latents, state_ids[:100], lengths[:100])  # (T, D) of the "train" stays
     res = drift.rollout_drift(latents, np.full(N, N * T), state_ids, np.full((N, T), N * T + 1), lengths, None,
-                              contexts=(6, 12), horizon=12)
+                              contexts=(6, 12), horizon=12, hour_mean=hour_mean, n_boot=50)
     write_json(run / "eval" / "drift.json", res)
     groups = np.where(rng.random(N) < 0.4, displacement.DETERIORATING, displacement.STABLE)
     res = displacement.evaluate_displacement({"latent": latents[state_ids], "raw": latents[state_ids][..., :3]},
@@ -124,6 +125,28 @@ def test_headline_and_missing_eval(tmp_path):
         build_report([run])
 
 
+def test_headline_compares_with_the_best_baseline_and_the_baseline_average(tmp_path):
+    """The paper's gains are against the baselines' average; the headline gives both differences."""
+    from clin_jepa.evaluation.report import format_headline
+
+    def fam(n):
+        return {"mean_auroc": n[0], "mean_auprc": 0.3, "n_tasks": n[1]}
+
+    families = {"binary": {"n_tasks": 8, "n_tasks_ok": 3, "best_baseline": "lightgbm",
+                           "means": {"probe": fam((0.80, 3)), "probe_rollout": fam((0.95, 3)),
+                                     "logreg": fam((0.70, 3)), "lightgbm": fam((0.78, 3)), "lstm": fam((0.74, 3)),
+                                     "tcn": fam((None, 0))}}}  # not evaluated: not in the average
+    write_json(tmp_path / "eval" / "tasks.json", {"families": families})
+    m = headline(tmp_path)["mean_auroc"]["binary"]
+    assert m["best_baseline_auroc"] == pytest.approx(0.78) and m["n_baselines"] == 3
+    assert m["baseline_average_auroc"] == pytest.approx(0.74)  # (0.70 + 0.78 + 0.74) / 3, no probe
+    assert m["model_minus_best_baseline"] == pytest.approx(0.02)
+    assert m["model_minus_baseline_average"] == pytest.approx(0.06)
+    text = format_headline(headline(tmp_path))
+    assert "best baseline: LightGBM" in text and "+0.020" in text
+    assert "baseline average (3 baselines)" in text and "+0.060" in text
+
+
 # ---------------------------------------------------------------------- #
 # end to end on a tiny trained run: sft -> pretrain -> embed -> evaluate -> report
 # ---------------------------------------------------------------------- #
@@ -152,6 +175,7 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
     assert cli(["pretrain", "--run", str(run)]) == 0
     assert cli(["evaluate", "--run", str(run)]) == 2  # embeddings missing: a clear error, not a crash
     assert cli(["embed", "--run", str(run)]) == 0
+    _assert_embed_uses_the_trained_adapters(run)
     stamp = (run / "embeddings" / "latents.npy").stat().st_mtime_ns
     assert cli(["embed", "--run", str(run)]) == 0  # fingerprint current: not recomputed
     assert (run / "embeddings" / "latents.npy").stat().st_mtime_ns == stamp
@@ -160,7 +184,9 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
 
     drift_res = json.loads((run / "eval" / "drift.json").read_text())
     c6 = drift_res["contexts"]["6"]
-    assert c6["horizon"] == 12 and set(c6.get("methods", {})) <= {"model", "copy_forward", "linear"}
+    assert c6["horizon"] == 12 and set(c6.get("methods", {})) <= {"model", "copy_forward", "linear", "hour_mean"}
+    if "methods" in c6:  # the model is scored against both reference predictors
+        assert set(c6["methods"]["model"]["skill"]) == {"hour_mean", "copy_forward"}
     tasks_res = json.loads((run / "eval" / "tasks.json").read_text())
     assert set(tasks_res["tasks"]) == set(tasks.BINARY_TASKS + tasks.EEP_TASKS)
     for t in tasks_res["tasks"].values():
@@ -171,12 +197,53 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
         else:
             assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
     h = headline(run)
-    assert set(h) == {"drift_pct", "displacement_ratio", "mean_auroc"}
+    assert set(h) == {"drift_pct", "displacement_ratio", "displacement_reference", "mean_auroc"}
+    assert set(h["displacement_reference"]) <= {"perfect_encoder", "raw"}
     cohort = pl.read_parquet(extracted_data_dir / "cohort.parquet")
     blob = b"".join(p.read_bytes() for p in (run / "report").rglob("*") if p.is_file())
     for col in ("stay_id", "subject_id", "hadm_id"):
         for v in cohort[col].to_list():
             assert str(v).encode() not in blob, f"{col} value in the report"
+
+
+def _assert_embed_uses_the_trained_adapters(run):
+    """docs/demo.md: the same adapters in training and evaluation. RUN/final/encoder holds the
+    trainer's last online/target adapters (equal to its last phase checkpoint), training changed
+    both away from the SFT adapter, and the latents `embed` wrote are what an encoder with
+    RUN/final/encoder/online loaded gives, not what the SFT adapter gives."""
+    import torch
+    from clin_jepa.evaluation import embeddings
+    from safetensors.torch import load_file
+
+    from clin_jepa.config import load_run_config
+    from clin_jepa.run import RunDir
+
+    def adapter(folder):
+        return load_file(str(folder / "adapter_model.safetensors"))
+
+    rd = RunDir(run)
+    cfg = load_run_config(run)
+    sft = adapter(rd.sft_adapter)
+    last_phase = sorted((run / "checkpoints").glob("[0-9][0-9]_*"))[-1] / "encoder"
+    for name in ("online", "target"):
+        final = adapter(rd.final_encoder / name)
+        assert set(final) == set(sft)
+        trainer = adapter(last_phase / name)
+        assert all(torch.equal(final[k], trainer[k]) for k in final), f"final {name} != trainer's last {name}"
+        assert max(float((final[k].float() - sft[k].float()).abs().max()) for k in final) > 0, \
+            f"training left the {name} adapter at the SFT adapter"
+
+    texts = pl.read_parquet(run / "embeddings" / "texts.parquet").sort("text_id")["text"].to_list()
+    texts = texts[:: max(1, len(texts) // 24)][:24]  # some states, actions and demographics
+    written = embeddings.load(run, texts)  # (24, D) what embed wrote, looked up by text
+    final_enc = rd.load_final_encoder(cfg, device="cpu")
+    np.testing.assert_allclose(final_enc.encode(texts, adapter="online").float().numpy(), written,
+                               rtol=1e-4, atol=1e-5)
+    enc = rd.load_sft_encoder(cfg, device="cpu")  # online = the SFT adapter
+    before = enc.encode(texts, adapter="online").float().numpy()
+    assert np.abs(before - written).max() > 1e-4, "embed's latents are the SFT encoder's"
+    enc.load_adapter(rd.final_encoder / "online", "online")
+    np.testing.assert_allclose(enc.encode(texts, adapter="online").float().numpy(), written, rtol=1e-4, atol=1e-5)
 
 
 def test_embeddings_and_predictor_errors_name_the_fix(tmp_path):

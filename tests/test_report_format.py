@@ -20,7 +20,7 @@ from test_report import FIGURES, TABLE_STEMS, _make_run
 from clin_jepa.training.checkpoint import STATE_FILE, TrainState, boundary_name
 
 NUMERIC = re.compile(r"^(n_.*|.*_h\d+.*|context_h|horizon_h|prevalence|auroc.*|auprc.*|event_recall.*|"
-                     r"drift_pct.*|ratio.*|median_.*|mean_.*|delta.*|p_value.*|.*_seed_.*)$")
+                     r"drift_pct.*|ratio.*|l1_.*|skill_.*|median_.*|mean_.*|delta.*|p_value.*|.*_seed_.*)$")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_display_names_replace_code_names(report):
     _, out = report
     text = "".join((out / f"{s}.{e}").read_text() for s in TABLE_STEMS for e in ("md", "tex", "csv"))
     text += (out / "report.md").read_text()
-    for display in ("Clin-JEPA probe", "Logistic regression", "Copy-forward", "Linear extrapolation",
+    for display in ("Clin-JEPA probe", "Logistic regression", "Copy-forward", "Linear extrapolation", "Hour mean",
                     "Hospital mortality", "Clin-JEPA latent"):
         assert display in text
     for code in sorted(names.code_names()):

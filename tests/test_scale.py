@@ -107,8 +107,13 @@ def test_memmap_streamed_evaluation_matches_in_memory(tmp_path):
     torch.manual_seed(0)
     pred = build_predictor("debug", PredictorConfig(max_steps=24), latent_dim=latents.shape[1]).eval()
     whole = 10 ** 9  # one chunk: today's in-memory computation
-    ref = drift.rollout_drift(latents, demo_ids, state_ids, action_ids, lengths, pred, (6, 12), 12, stay_chunk=whole)
-    got = drift.rollout_drift(mm, demo_ids, state_ids, action_ids, lengths, pred, (6, 12), 12, stay_chunk=7)
+    hm_ref = drift.hour_means(latents, state_ids, lengths, stay_chunk=whole)  # (T, D) hour-mean reference
+    hm = drift.hour_means(mm, state_ids, lengths, stay_chunk=7)
+    np.testing.assert_allclose(hm, hm_ref, rtol=1e-5, atol=1e-6)
+    ref = drift.rollout_drift(latents, demo_ids, state_ids, action_ids, lengths, pred, (6, 12), 12, stay_chunk=whole,
+                              hour_mean=hm_ref)
+    got = drift.rollout_drift(mm, demo_ids, state_ids, action_ids, lengths, pred, (6, 12), 12, stay_chunk=7,
+                              hour_mean=hm)
     for c in ("6", "12"):
         assert got["contexts"][c]["n_stays"] == ref["contexts"][c]["n_stays"] > 0
         for m in drift.METHODS:
