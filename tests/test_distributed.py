@@ -43,7 +43,7 @@ def _cfg(root: Path, run: Path, batch: int):
                               f"train.curriculum={root / 'small.yaml'}", f"optim.batch_size={batch}",
                               "optim.warmup_steps=2", "train.val_stays=2", "train.log_every=1",
                               "optim.lr_encoder=5e-3", "optim.lr_predictor=5e-3", "predictor.dropout_ffn=0",
-                              "predictor.dropout_attn=0", "sft.steps=2", "tokenizer.vocab_size=300"],
+                              "predictor.dropout_attn=0", "train.cache_block=8", "sft.steps=2", "tokenizer.vocab_size=300"],
                        run_dir=str(run))
 
 
@@ -90,6 +90,10 @@ def test_two_processes_match_one_and_resume_exactly_after_a_kill(sft_run, tmp_pa
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = yaml.safe_load((two / "pretrain_summary.json").read_text())
     assert summary["processes"] == 2 and summary["finished"] and summary["rank_max_weight_diff"] == 0.0
+    # the latent cache encoded each block once per job, the main rank about half of them
+    single = yaml.safe_load((one / "pretrain_summary.json").read_text())
+    assert summary["cache_encoded_texts"] == single["cache_encoded_texts"] > 0
+    assert 0 < summary["cache_encoded_by_main"] < summary["cache_encoded_texts"]
     # the hard sync's gap check ran on each rank's fp32 target
     assert summary["sync_gaps"]["sync"] <= 1e-5
     # log lines once per job: the phase banner is printed by the main process only
@@ -114,3 +118,46 @@ def test_two_processes_match_one_and_resume_exactly_after_a_kill(sft_run, tmp_pa
     resumed = final_tensors(killed)
     assert all(torch.equal(got[k], resumed[k]) for k in got)  # bit-exact: the uninterrupted 2-process result
 
+
+
+_CACHE_SCRIPT = """
+import sys, torch
+from accelerate import Accelerator
+from clin_jepa.config import EncoderConfig
+from clin_jepa.data.windows import load_corpus
+from clin_jepa.models import build_encoder
+from clin_jepa.training.latent_cache import LatentCache
+
+data, tok, out = sys.argv[1:4]
+acc = Accelerator(cpu=True)
+texts = load_corpus(data, 3).texts
+enc = build_encoder("debug", EncoderConfig(flavor="debug"), tokenizer_dir=tok)
+cache = LatentCache(enc, texts, block=4, accelerator=acc)
+ids = torch.arange(len(texts))
+cache.get(ids[acc.process_index::3])  # the ranks miss different blocks
+got = cache.get(ids)  # (N, D)
+torch.save({"latents": got, "here": cache.encoded_here, "encoded": cache.encoded},
+           f"{out}/rank{acc.process_index}.pt")
+"""
+
+
+def test_latent_cache_shared_across_ranks_equals_one_process(sft_run, tmp_path):
+    """Each rank encodes its share of the missed blocks; both tables equal one process's, bit for bit."""
+    script = tmp_path / "cache.py"
+    script.write_text(_CACHE_SCRIPT)
+    args = [str(sft_run.parent / "data"), str(sft_run / "tokenizer"), str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    single = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ref = torch.load(tmp_path / "rank0.pt")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(REPO_ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29577",
+           str(script), *args]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    for r in ranks:
+        assert torch.equal(r["latents"], ref["latents"])
+        assert r["encoded"] == ref["encoded"] == ref["latents"].shape[0]  # every text once per job
+    assert ranks[0]["here"] + ranks[1]["here"] == ref["encoded"] and min(r["here"] for r in ranks) > 0

@@ -20,7 +20,7 @@ encoder are stored exactly, fp32 ones in fp32), or ``float32`` / ``bfloat16`` / 
 
 On several processes (``accelerator`` given, num_processes > 1) every ``get`` is a collective
 (every rank calls it at the same points of the loop): the ranks' missing blocks are united
-(one all-reduce of the block mask), rank r encodes the r-th, (r + world)-th, ... of them, and
+(one all-reduce of the block mask), rank r encodes those whose index b has b % world == r, and
 the encodings are gathered, so each table holds the same blocks and a block is encoded once
 per job, not once per rank. A block is still one encode call of exactly its texts, so the
 latents are identical with any number of processes.
@@ -149,8 +149,8 @@ class LatentCache:
         self._valid[blocks] = True
 
     def _fill_shared(self, missing: torch.Tensor) -> None:
-        """Collective fill: the union of every rank's ``missing`` (n_blocks,) mask, dealt out
-        round-robin; each rank encodes its blocks, the rows are gathered into every table."""
+        """Collective fill: the union of every rank's ``missing`` (n_blocks,) mask, block b to rank
+        b % world; each rank encodes its blocks, the rows are gathered into every table."""
         flags = missing.to(self.acc.device, torch.int32)
         union = self.acc.reduce(flags, reduction="sum").cpu() > 0  # (n_blocks,)
         blocks = union.nonzero().flatten().tolist()
@@ -159,7 +159,7 @@ class LatentCache:
         if self._table is None:
             self._table = self._allocate()
         world, rank = self.acc.num_processes, self.acc.process_index
-        mine = blocks[rank::world]
+        mine = [b for b in blocks if b % world == rank]  # block b is rank b % world's: balanced, fixed
         D = self.encoder.hidden_size
         parts = [self.encoder.encode(self.texts[b * self.block:(b + 1) * self.block], adapter=self.adapter,
                                      grad=False) for b in mine]  # each (n_b, D) float32
@@ -170,7 +170,7 @@ class LatentCache:
         every = self.acc.gather(padded).reshape(world, -1, D)  # (world, max rows, D)
         for r in range(world):
             lo = 0
-            for b in blocks[r::world]:
+            for b in (b for b in blocks if b % world == r):
                 n = int(self._sizes[b])
                 self._table[b * self.block:b * self.block + n] = every[r, lo:lo + n].to(self._table.device,
                                                                                        self._table.dtype)

@@ -324,6 +324,7 @@ class Trainer:
     def _summary(self) -> dict:
         """TrainState + run facts, written to RUN/pretrain_summary.json; ends the trackers."""
         summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded,
+                   "cache_encoded_by_main": self.cache.encoded_here,
                    "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
             write_json(self.rundir.pretrain_summary, summary)
