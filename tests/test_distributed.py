@@ -161,3 +161,21 @@ def test_latent_cache_shared_across_ranks_equals_one_process(sft_run, tmp_path):
         assert torch.equal(r["latents"], ref["latents"])
         assert r["encoded"] == ref["encoded"] == ref["latents"].shape[0]  # every text once per job
     assert ranks[0]["here"] + ranks[1]["here"] == ref["encoded"] and min(r["here"] for r in ranks) > 0
+
+
+def test_fsdp_launch_is_refused_with_the_ddp_fix(monkeypatch, tmp_path):
+    """FSDP is not run on CPU: the trainer refuses it (the encoder's EMA/checkpoints are not
+    shard-aware), naming the DDP config; an FSDP launch sets ACCELERATE_USE_FSDP=true."""
+    from clin_jepa.training.trainer_setup import make_accelerator
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ValueError, match="does not support FSDP yet.*multi_gpu_ddp.yaml"):
+        make_accelerator(load_config(None, []), tmp_path)
+    cfg = yaml.safe_load((REPO_ROOT / "configs" / "accelerate" / "multi_gpu_fsdp.yaml").read_text())
+    assert cfg["distributed_type"] == "FSDP"  # the flag accelerate launch turns into ACCELERATE_USE_FSDP
+
+
+@pytest.mark.skip(reason="FSDP training is not implemented: the two-adapter encoder's EMA, hard sync and "
+                         "checkpoints are not shard-aware (trainer_setup.FSDP_REFUSAL); not probed on gloo")
+def test_two_process_fsdp_run_trains_checkpoints_and_resumes():
+    """Placeholder named by issue 10; see the skip reason."""

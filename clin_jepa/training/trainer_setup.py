@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -15,6 +16,13 @@ from clin_jepa.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
 
+# accelerate's FSDP would shard the encoder's base together with both LoRA adapters: the EMA /
+# hard sync over sharded target weights, the cross-rank max-gap check and gathering the adapters
+# for the project's checkpoints are not implemented, so an FSDP launch is refused, not run wrong
+FSDP_REFUSAL = ("accelerate launch with distributed_type FSDP (configs/accelerate/multi_gpu_fsdp.yaml): the trainer "
+                "does not support FSDP yet (the two-adapter encoder's EMA and checkpoints are not shard-aware); "
+                "launch with configs/accelerate/multi_gpu_ddp.yaml instead (the base is replicated per GPU)")
+
 
 def make_accelerator(cfg: RunConfig, logs_dir: Path):
     """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in ``logs_dir``
@@ -22,6 +30,8 @@ def make_accelerator(cfg: RunConfig, logs_dir: Path):
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise ValueError(FSDP_REFUSAL)
     mp = cfg.train.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() else "no"
