@@ -328,6 +328,7 @@ class Trainer:
                    "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
             write_json(self.rundir.pretrain_summary, summary)
+        self.acc.wait_for_everyone()  # no rank leaves (and destroys the group) while another still talks
         self.acc.end_training()
         return summary
 
