@@ -17,6 +17,13 @@ Where the table lives (``train.cache_storage``; docs/scaling.md has the memory m
 ``train.cache_dtype``: ``auto`` stores the encoder's compute dtype (bf16 latents of a bf16
 encoder are stored exactly, fp32 ones in fp32), or ``float32`` / ``bfloat16`` / ``float16``
 (memmap: numpy has no bf16, so bf16 is stored as float16 there). Latents come back float32.
+
+On several processes (``accelerator`` given, num_processes > 1) every ``get`` is a collective
+(every rank calls it at the same points of the loop): the ranks' missing blocks are united
+(one all-reduce of the block mask), rank r encodes those whose index b has b % world == r, and
+the encodings are gathered, so each table holds the same blocks and a block is encoded once
+per job, not once per rank. A block is still one encode call of exactly its texts, so the
+latents are identical with any number of processes.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ def resolve_cache_dtype(name: str, encoder) -> torch.dtype:
 
 class LatentCache:
     def __init__(self, encoder, texts: list[str], block: int = 64, adapter: str = "online",
-                 storage: str = "device", dtype: str | torch.dtype = torch.float32, cache_dir: str = ""):
+                 storage: str = "device", dtype: str | torch.dtype = torch.float32, cache_dir: str = "",
+                 accelerator=None):
         if block < 1:
             raise ValueError(f"latent cache block={block}: must be >= 1 (train.cache_block)")
         if adapter not in ("online", "target"):
@@ -54,6 +62,7 @@ class LatentCache:
         if storage not in STORAGES:
             raise ValueError(f"train.cache_storage={storage!r}: use one of {', '.join(STORAGES)}")
         self.encoder, self.texts, self.block, self.adapter = encoder, texts, block, adapter
+        self.acc = accelerator if accelerator is not None and accelerator.num_processes > 1 else None
         self.storage, self.cache_dir = storage, cache_dir or None
         self.dtype = resolve_cache_dtype(dtype, encoder) if isinstance(dtype, str) else dtype
         if storage == "memmap" and self.dtype == torch.bfloat16:
@@ -66,7 +75,9 @@ class LatentCache:
         self._sizes = torch.full((n_blocks,), block, dtype=torch.long)  # (n_blocks,) texts per block
         if n_blocks:
             self._sizes[-1] = len(texts) - block * (n_blocks - 1)
-        self.hits = self.misses = self.encoded = 0
+        self.hits = self.misses = 0
+        self.encoded = 0  # texts put into the table (by any rank)
+        self.encoded_here = 0  # texts this process encoded
 
     def __len__(self) -> int:
         """Texts whose latent is held (whole blocks)."""
@@ -93,7 +104,7 @@ class LatentCache:
             self.version = version
         ids = ids.to("cpu", torch.long)
         device = self.encoder.device
-        if ids.numel() == 0:
+        if ids.numel() == 0 and self.acc is None:
             return torch.zeros(0, self.encoder.hidden_size, device=device)
         blocks = torch.div(ids, self.block, rounding_mode="floor")  # (U,)
         needed = torch.zeros_like(self._valid)  # (n_blocks,) blocks this call touches
@@ -102,8 +113,12 @@ class LatentCache:
         n_needed, n_missing = int(needed.sum()), int(missing.sum())
         self.hits += n_needed - n_missing
         self.misses += n_missing
-        if n_missing:
+        if self.acc is not None:
+            self._fill_shared(missing)
+        elif n_missing:
             self._fill(missing.nonzero().flatten().tolist())
+        if ids.numel() == 0:
+            return torch.zeros(0, self.encoder.hidden_size, device=device)
         rows = self._table[ids.to(self._table.device)]  # (U, D) gathered where the table lives
         return rows.to(device).float()  # (U, D) float32, converted on the device
 
@@ -130,6 +145,37 @@ class LatentCache:
             z = self.encoder.encode(self.texts[lo:hi], adapter=self.adapter, grad=False)  # (n, D) float32
             self._table[lo:hi] = z.to(self._table.device, self._table.dtype)
             self.encoded += hi - lo
+            self.encoded_here += hi - lo
+        self._valid[blocks] = True
+
+    def _fill_shared(self, missing: torch.Tensor) -> None:
+        """Collective fill: the union of every rank's ``missing`` (n_blocks,) mask, block b to rank
+        b % world; each rank encodes its blocks, the rows are gathered into every table."""
+        flags = missing.to(self.acc.device, torch.int32)
+        union = self.acc.reduce(flags, reduction="sum").cpu() > 0  # (n_blocks,)
+        blocks = union.nonzero().flatten().tolist()
+        if not blocks:
+            return
+        if self._table is None:
+            self._table = self._allocate()
+        world, rank = self.acc.num_processes, self.acc.process_index
+        mine = [b for b in blocks if b % world == rank]  # block b is rank b % world's: balanced, fixed
+        D = self.encoder.hidden_size
+        parts = [self.encoder.encode(self.texts[b * self.block:(b + 1) * self.block], adapter=self.adapter,
+                                     grad=False) for b in mine]  # each (n_b, D) float32
+        local = torch.cat(parts) if parts else torch.zeros(0, D, device=self.encoder.device)  # (n_mine, D)
+        self.encoded_here += local.shape[0]
+        # ranks hold different row counts: pad to the longest, gather (world x rows, D)
+        padded = self.acc.pad_across_processes(local.to(self.acc.device), dim=0)  # (max rows, D)
+        every = self.acc.gather(padded).reshape(world, -1, D)  # (world, max rows, D)
+        for r in range(world):
+            lo = 0
+            for b in (b for b in blocks if b % world == r):
+                n = int(self._sizes[b])
+                self._table[b * self.block:b * self.block + n] = every[r, lo:lo + n].to(self._table.device,
+                                                                                       self._table.dtype)
+                lo += n
+        self.encoded += int(self._sizes[blocks].sum())
         self._valid[blocks] = True
 
     def close(self) -> None:

@@ -71,7 +71,8 @@ def sample_hidden(mask: Tensor, ratio: float, generator: torch.Generator) -> Ten
 def masked_jepa_loss(model: MaskedLatentPredictor, d: Tensor, s: Tensor, target: Tensor, mask: Tensor,
                      generator: torch.Generator) -> dict[str, Tensor]:
     """L1 (sum over D, mean over masked hours) between predictions and EMA-target latents."""
-    hidden = sample_hidden(mask, model.cfg.mask_ratio, generator)  # (B, T)
+    ratio = getattr(model, "module", model).cfg.mask_ratio  # model may be a DDP wrapper
+    hidden = sample_hidden(mask, ratio, generator)  # (B, T)
     pred = model(d, s, mask, hidden)  # (B, T, D)
     err = (pred - target.detach()).abs().sum(-1)  # (B, T)
     loss = err[hidden].mean()

@@ -5,9 +5,12 @@ Each phase spec is turned into a :class:`Behaviour` (what trains, where targets 
 from, whether the EMA runs, the rollout mode, whether latents come from the cache);
 the step code reads only those flags. One AdamW with parameter groups encoder / predictor
 (/ masked), learning rate = pure function of the global step, separate clip norms.
-Gradients of every trainable parameter are averaged across processes by one flat
-all-reduce on synchronising steps, so the encoder (whose entry point is ``encode``, not
-``forward``) and the predictor need no DDP wrapper and every rank applies the same update.
+What trains goes through ``accelerator.prepare`` (DDP on several processes: the gradient
+all-reduce overlaps the backward): the predictor (+ masked), the online encoder through
+:class:`OnlineEncode` (its ``forward`` is ``encode``) when a phase trains it, and the
+optimizer; steps use ``accelerate.accumulate`` / ``backward`` / ``clip_grad_norm_`` per group.
+Every rank thus applies the same update; the EMA target (fp32, never a DDP parameter) follows
+identically on each. Checkpoints save the unwrapped modules.
 Randomness of micro-batch m is seeded from (seed, m, rank): resume needs no replay.
 """
 
@@ -42,10 +45,10 @@ from clin_jepa.training.losses import effective_rank, jepa_loss, z_std
 from clin_jepa.training.masked_jepa import build_masked_predictor, masked_jepa_loss
 from clin_jepa.training.schedule import DataOrder, lr_factor, step_seed
 from clin_jepa.training.trainer_setup import (
-    allreduce_grads,
     build_optimizer,
     flat_hparams,
     make_accelerator,
+    prepare_trainables,
     rank_divergence,
     write_final,
 )
@@ -69,8 +72,7 @@ class Trainer:
         self.rundir = RunDir(run_dir)
         self.acc = accelerator or make_accelerator(cfg, self.rundir.logs)
         self.device = self.acc.device
-        if not self.acc.is_main_process:  # one copy of the INFO log, from rank 0
-            logging.getLogger("clin_jepa").setLevel("WARNING")
+        quiet_other_ranks(self.acc)
         self.texts = corpus.texts
         self.train_set = corpus.subset("train")
         val = corpus.subset("val")
@@ -90,11 +92,16 @@ class Trainer:
             t = cfg.train
             self.masked = build_masked_predictor(encoder.hidden_size, t.masked_width, t.masked_layers,
                                                  t.mask_ratio, corpus.window_hours).to(self.device)
-        self.optimizer = build_optimizer(cfg.optim, encoder, self.predictor, self.masked)
+        optimizer = build_optimizer(cfg.optim, encoder, self.predictor, self.masked)
+        trains_encoder = any(behaviour(p).train_encoder for p in curriculum.phases if not p.is_instant)
+        # self.predictor / self.masked / self.encoder stay the raw modules (checkpoints, EMA);
+        # the prepared ones run the forward passes that train
+        self._pred, self._masked, self._online, self.optimizer = prepare_trainables(
+            self.acc, encoder, self.predictor, self.masked, optimizer, trains_encoder)
         self._group_hparams = {g["name"]: (g["base_lr"], g["clip"]) for g in self.optimizer.param_groups}
         t = cfg.train
         self.cache = LatentCache(encoder, self.texts, t.cache_block, storage=t.cache_storage, dtype=t.cache_dtype,
-                                 cache_dir=t.cache_dir)
+                                 cache_dir=t.cache_dir, accelerator=self.acc)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
         self.ckpt_dir = self.rundir.checkpoints
         self._stop, self._phase = "", ""
@@ -162,7 +169,10 @@ class Trainer:
             online = self.cache.get(uniq)  # (U, D) no grad
         else:
             texts = [self.texts[i] for i in uniq.tolist()]
-            online = self.encoder.encode(texts, adapter="online", grad=beh.train_encoder)  # (U, D)
+            if beh.train_encoder:  # through the prepared (DDP) module: its gradients are synced
+                online = self._online(texts)  # (U, D)
+            else:
+                online = self.encoder.encode(texts, adapter="online", grad=False)  # (U, D)
         d, s, a = WindowBatch.gather(online, inv)  # (B, D), (B, T, D), (B, T, D)
         if beh.targets_from_ema:
             rows = inv.state[batch.mask].unique()  # only state texts are targets
@@ -179,9 +189,9 @@ class Trainer:
             d, s, a, target = self._latents(batch, beh)
             mask = batch.mask.to(self.device)
             if beh.train_masked:
-                out = masked_jepa_loss(self.masked, d, s, target, mask, gen)
+                out = masked_jepa_loss(self._masked, d, s, target, mask, gen)
             else:
-                out = jepa_loss(self.predictor, d, s, a, target, mask, self.cfg.loss, beh.rollout_mode, gen)
+                out = jepa_loss(self._pred, d, s, a, target, mask, self.cfg.loss, beh.rollout_mode, gen)
         valid = s.detach()[mask].float()  # (n, D) state latents of real hours
         out["z_std"] = torch.tensor(_safe_z_std(valid))
         if keep is not None:
@@ -198,7 +208,7 @@ class Trainer:
             self._seed_dropout(step_seed(self.cfg.train.seed, m, self.acc.process_index))
             gen = torch.Generator().manual_seed(step_seed(self.cfg.train.seed, m, self.acc.process_index, 1))
             batch = self.train_set.batch(self.order.indices(m, self.acc.process_index))
-            with self.acc.accumulate(self.predictor):
+            with self.acc.accumulate(*self._prepared()):
                 out = self._loss(batch, beh, gen)
                 self.acc.backward(out["loss"])
                 if self.acc.sync_gradients:
@@ -208,6 +218,10 @@ class Trainer:
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.cfg.optim.grad_accum
         return totals
 
+    def _prepared(self) -> list:
+        """The prepared modules (accumulate's no_sync applies to each)."""
+        return [m for m in (self._pred, self._masked, self._online) if m is not None]
+
     def _seed_dropout(self, seed: int) -> None:
         """Seed the generator dropout draws from on this device (torch.manual_seed also queues a
         lazy seed for every accelerator backend, with a stack capture each: ~0.3 ms per step)."""
@@ -216,16 +230,13 @@ class Trainer:
             torch.cuda.manual_seed(seed)
 
     def _apply_update(self, beh: Behaviour) -> None:
-        trained = {"encoder": beh.train_encoder, "predictor": beh.train_predictor, "masked": beh.train_masked}
-        groups = [g for g in self.optimizer.param_groups if trained[g["name"]]]
-        self._allreduce_grads(groups)
         step, o = self.state.global_step, self.cfg.optim
         factor = lr_factor(step, max(1, self.cur.total_steps), o.warmup_steps, o.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                norm = float(torch.nn.utils.clip_grad_norm_(params, group["clip"]))
+                norm = float(self.acc.clip_grad_norm_(params, group["clip"]))
                 if not math.isfinite(norm):  # a NaN loss gives NaN gradients: stop before the update
                     raise self._non_finite(f"loss gradient of the {group['name']}", norm)
                 self._grad_norms[group["name"]] = norm
@@ -237,9 +248,6 @@ class Trainer:
             self.encoder.ema_update(self.cfg.encoder.ema_tau)  # target only: the cache stays valid
         self.state.global_step += 1
         self.state.phase_step += 1
-
-    def _allreduce_grads(self, groups: list[dict]) -> None:
-        allreduce_grads([p for g in groups for p in g["params"]], self.acc.num_processes)
 
     def _rank_divergence(self) -> float:
         """max |w - w_rank0| over every trained weight and all processes (0.0 when in sync)."""
@@ -316,9 +324,11 @@ class Trainer:
     def _summary(self) -> dict:
         """TrainState + run facts, written to RUN/pretrain_summary.json; ends the trackers."""
         summary = {"curriculum": self.cur.name, **self.state.to_dict(), "cache_encoded_texts": self.cache.encoded,
+                   "cache_encoded_by_main": self.cache.encoded_here,
                    "processes": self.acc.num_processes, "rank_max_weight_diff": self._rank_divergence()}
         if self.acc.is_main_process:
             write_json(self.rundir.pretrain_summary, summary)
+        self.acc.wait_for_everyone()  # no rank leaves (and destroys the group) while another still talks
         self.acc.end_training()
         return summary
 
@@ -410,6 +420,12 @@ class Trainer:
         self._stop = "sigterm"
 
 
+def quiet_other_ranks(acc) -> None:
+    """One copy of the INFO log per job, from the main process."""
+    if not acc.is_main_process:
+        logging.getLogger("clin_jepa").setLevel("WARNING")
+
+
 def _safe_z_std(z: torch.Tensor) -> float:
     return z_std(z) if z.shape[0] >= 2 else float("inf")  # one latent: no spread to measure
 
@@ -425,6 +441,8 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
     from clin_jepa.training.curriculum import load_curriculum
 
     run = RunDir(run_dir)
+    accelerator = accelerator or make_accelerator(cfg, run.logs)  # before any model: ranks own their devices
+    quiet_other_ranks(accelerator)
     t = cfg.train
     cur = load_curriculum(t.curriculum, t.drop_phases, t.steps_scale, t.phase_steps)
     names = [p.name for p in cur.phases]
@@ -439,7 +457,7 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
         if not run.sft.exists():
             raise FileNotFoundError(f"{run.sft} not found: pretraining starts from the SFT encoder; "
                                     f"run `clin-jepa sft --run {run_dir}` first")
-        encoder = run.load_sft_encoder(cfg)
+        encoder = run.load_sft_encoder(cfg, device=accelerator.device)
     trainer = Trainer(cfg, run_dir, cur, corpus, encoder, accelerator)
     if resume or phases:
         if not trainer.resume():

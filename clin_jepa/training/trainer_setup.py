@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from clin_jepa.config import OptimConfig, RunConfig
 from clin_jepa.run import RunDir
@@ -14,19 +16,67 @@ from clin_jepa.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
 
+# accelerate's FSDP would shard the encoder's base together with both LoRA adapters: the EMA /
+# hard sync over sharded target weights, the cross-rank max-gap check and gathering the adapters
+# for the project's checkpoints are not implemented, so an FSDP launch is refused, not run wrong
+FSDP_REFUSAL = ("accelerate launch with distributed_type FSDP (configs/accelerate/multi_gpu_fsdp.yaml): the trainer "
+                "does not support FSDP yet (the two-adapter encoder's EMA and checkpoints are not shard-aware); "
+                "launch with configs/accelerate/multi_gpu_ddp.yaml instead (the base is replicated per GPU)")
+
 
 def make_accelerator(cfg: RunConfig, logs_dir: Path):
     """Accelerator with bf16 on GPU (mixed_precision auto), grad accumulation, TensorBoard in ``logs_dir``
     (RunDir.logs)."""
     from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
 
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        raise ValueError(FSDP_REFUSAL)
     mp = cfg.train.mixed_precision
     if mp == "auto":
         mp = "bf16" if torch.cuda.is_available() else "no"
-    # cpu=True on CUDA-less machines: processes started by torchrun then form a gloo group
+    # cpu=True on CUDA-less machines: processes started by torchrun then form a gloo group.
+    # broadcast_buffers off: the modules' buffers (rotary frequencies, masks) never change, so
+    # DDP's per-forward broadcast of them would be a wasted collective.
+    ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
     return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mp,
                        gradient_accumulation_steps=cfg.optim.grad_accum,
-                       log_with="tensorboard", project_dir=str(logs_dir))
+                       log_with="tensorboard", project_dir=str(logs_dir), kwargs_handlers=[ddp])
+
+
+class OnlineEncode(nn.Module):
+    """The encoder's online adapter as a module whose ``forward`` is ``encode(..., grad=True)``:
+    DDP overlaps its gradient all-reduce with the backward only for work run through a wrapper's
+    ``forward``, and TextEncoder's entry point is ``encode``. Holds the same parameters."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        return self.encoder.encode(texts, adapter="online", grad=True)  # (N, D)
+
+
+def prepare_trainables(acc, encoder, predictor, masked, optimizer, train_encoder: bool):
+    """``accelerator.prepare`` of what trains: the predictor (+ masked), the online encoder when a
+    phase trains it, and the optimizer. Returns (predictor, masked, online, optimizer) as
+    prepared (DDP-wrapped on several processes; the raw modules stay the trainer's for checkpoints).
+    DDP registers only parameters that require grad when it is built, so the online LoRA is made
+    trainable for the wrapping (the target adapter and the base never are)."""
+    modules = [predictor] + ([masked] if masked is not None else [])
+    online = OnlineEncode(encoder) if train_encoder else None
+    if online is not None:
+        encoder.set_online_trainable(True)
+        modules.append(online)
+    try:
+        prepared = acc.prepare(*modules, optimizer)
+    finally:
+        encoder.set_online_trainable(False)
+    prepared = list(prepared)
+    pred = prepared.pop(0)
+    masked_p = prepared.pop(0) if masked is not None else None
+    online_p = prepared.pop(0) if online is not None else None
+    return pred, masked_p, online_p, prepared.pop(0)
 
 
 def build_optimizer(o: OptimConfig, encoder, predictor, masked=None) -> torch.optim.AdamW:
@@ -68,23 +118,6 @@ def write_final(run: RunDir, encoder, predictor) -> None:
     with atomic_path(run.final_predictor_config) as tmp:
         tmp.write_text(json.dumps(dataclasses.asdict(predictor.config), indent=2))
     log.info("final encoder adapters and predictor written to %s", run.final)
-
-
-def allreduce_grads(params: list, num_processes: int) -> None:
-    """Average gradients over processes in one flat all-reduce (a missing one counts as zero)."""
-    if num_processes == 1:
-        return
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in params]
-    flat = _flatten_dense_tensors(grads)
-    torch.distributed.all_reduce(flat)
-    flat /= num_processes
-    for g, f in zip(grads, _unflatten_dense_tensors(flat, grads)):
-        g.copy_(f)
 
 
 @torch.no_grad()
