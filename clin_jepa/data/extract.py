@@ -31,7 +31,7 @@ from clin_jepa.data.source_checks import clean_error, disk_full, disk_full_messa
 from clin_jepa.data.source_views import create_source_views
 from clin_jepa.data.sources import FLUID_BOLUS_MAX_ML, register_registry
 from clin_jepa.data.task_defs import load_tasks, register_tasks
-from clin_jepa.utils import SQL_DIR, get_logger, progress, write_json
+from clin_jepa.utils import SQL_DIR, file_sha256, get_logger, progress, write_json
 
 log = get_logger(__name__)
 
@@ -265,14 +265,6 @@ def _null_counts(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def input_fingerprint(mimic_dir: Path) -> str:
     """sha256 over (relative path, size) of the source files the SQL reads."""
     from clin_jepa.data.sources import find_source
@@ -387,7 +379,7 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
         rows = _write_outputs(con, build, steps)
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-        outputs = {p.name: _sha256(p) for p in sorted(build.glob("*.parquet"))}
+        outputs = {p.name: file_sha256(p) for p in sorted(build.glob("*.parquet"))}
         manifest = {
             "format_version": FORMAT_VERSION,
             "rows": rows,

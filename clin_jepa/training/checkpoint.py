@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import yaml
 
-from clin_jepa.utils import get_logger
+from clin_jepa.utils import file_sha256, get_logger
 
 log = get_logger(__name__)
 
@@ -98,7 +98,7 @@ def save_checkpoint(path: Path, state: TrainState, encoder, predictor, optimizer
         (tmp / "curriculum.yaml").write_text(yaml.safe_dump(curriculum_dict, sort_keys=False))
         (tmp / ORIGIN).write_text(json.dumps(origin or {}, indent=2, sort_keys=True))
         (tmp / STATE_FILE).write_text(json.dumps(state.to_dict(), indent=2, sort_keys=True))
-        files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
                  for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / MANIFEST).write_text(json.dumps(files, indent=2, sort_keys=True))  # last: marks completion
         _kill_point("saved", path.name)
@@ -146,14 +146,6 @@ def complete_replacement(path: Path) -> Path:
 def _kill_point(point: str, name: str) -> None:
     if os.environ.get(KILL_ENV) == f"{point}:{name}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_origin(path: Path) -> dict:
@@ -248,7 +240,7 @@ def verify_checkpoint(path: Path) -> None:
         if f.stat().st_size != size:
             raise ValueError(f"checkpoint file {f} is truncated or altered ({f.stat().st_size} bytes, expected "
                              f"{size}); delete {path} and resume from an earlier checkpoint")
-        if digest is not None and _sha256(f) != digest:
+        if digest is not None and file_sha256(f) != digest:
             raise ValueError(f"checkpoint file {f} is altered (its sha256 differs from {man}); delete {path} "
                              f"and resume from an earlier checkpoint")
 
