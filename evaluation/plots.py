@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from clin_jepa.evaluation import names, reference  # noqa: E402
-from clin_jepa.evaluation.tasks import FAMILIES  # noqa: E402
+from clin_jepa.evaluation.tasks import result_families, result_tasks  # noqa: E402
 
 from clin_jepa.utils import atomic_path  # noqa: E402
 
@@ -198,6 +198,17 @@ def displacement_distributions(disp: dict, stem: Path) -> list[Path] | None:
 # ---------------------------------------------------------------------- #
 
 
+def _legend_entries(axes) -> tuple[list, list[str]]:
+    """One legend entry per label over several panels, in first-seen order."""
+    handles, labels = [], []
+    for ax in axes:
+        for hd, lb in zip(*ax.get_legend_handles_labels()):
+            if lb not in labels:
+                handles.append(hd)
+                labels.append(lb)
+    return handles, labels
+
+
 def _task_methods(tasks: dict) -> list[str]:
     ms = list(tasks.get("methods") or [])
     return [m for m in ms if m.startswith("probe")] + [m for m in ms if not m.startswith("probe")]
@@ -205,7 +216,7 @@ def _task_methods(tasks: dict) -> list[str]:
 
 def auroc_intervals(tasks: dict, stem: Path) -> list[Path] | None:
     """AUROC with its 95 % CI per task and method, one panel per family (forest plot)."""
-    fams = {f: [t for t in ts if tasks["tasks"].get(t, {}).get("status") == "ok"] for f, ts in FAMILIES.items()}
+    fams = {f: [t for t in result_tasks(tasks, f) if tasks["tasks"][t]["status"] == "ok"] for f in result_families(tasks)}
     fams = {f: ts for f, ts in fams.items() if ts}
     if not fams:
         return None
@@ -234,19 +245,14 @@ def auroc_intervals(tasks: dict, stem: Path) -> list[Path] | None:
             ax.set_yticks(range(len(ts)), [names.task(t) for t in ts])
             ax.invert_yaxis()
             ax.set(title=names.family(fam), xlabel="AUROC (95 % CI, test split)")
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        for ax in axes[1:, 0]:
-            for hd, lb in zip(*ax.get_legend_handles_labels()):
-                if lb not in labels:
-                    handles.append(hd)
-                    labels.append(lb)
+        handles, labels = _legend_entries(axes.flat)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         _legend_below(fig, handles, labels)
         return _save(fig, stem)
 
 
 def roc_curves(tasks: dict, stem: Path) -> list[Path] | None:
-    ok = [t for ts in FAMILIES.values() for t in ts if tasks["tasks"].get(t, {}).get("status") == "ok"]
+    ok = [t for f in result_families(tasks) for t in result_tasks(tasks, f) if tasks["tasks"][t]["status"] == "ok"]
     if not ok:
         return None
     cols = min(5, len(ok))
@@ -264,12 +270,7 @@ def roc_curves(tasks: dict, stem: Path) -> list[Path] | None:
             ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
             ax.set(title=names.task(t), xlabel="false positive rate", ylabel="true positive rate",
                    xlim=(0, 1), ylim=(0, 1), aspect="equal")
-        handles, labels = [], []
-        for ax in axes.flat:
-            for hd, lb in zip(*ax.get_legend_handles_labels()):
-                if lb not in labels:
-                    handles.append(hd)
-                    labels.append(lb)
+        handles, labels = _legend_entries(axes.flat)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
         _legend_below(fig, handles, labels)
         return _save(fig, stem)

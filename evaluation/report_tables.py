@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from clin_jepa.evaluation import names, reference
 from clin_jepa.evaluation.tables import GROUP, Est, View, format_p
-from clin_jepa.evaluation.tasks import FAMILIES
+from clin_jepa.evaluation.tasks import FAMILIES, result_families, result_tasks
 
 DRIFT_STEPS = (6, 12, 24, 48)  # hours ahead shown in the drift table (h = 1 is 1 by definition)
 
@@ -163,20 +163,6 @@ def displacement_table(disp: dict) -> tuple[list[dict], list[View]]:
 # ---------------------------------------------------------------------- #
 
 
-def _families(tasks: dict) -> list[str]:
-    """Families present in tasks.json: the task files' order (binary, eep), then added ones (ACES: extra)."""
-    present = {e["family"] for e in tasks["tasks"].values()}
-    return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
-
-
-def _ordered_tasks(tasks: dict, family: str) -> list[str]:
-    """Tasks of one family as tasks.json holds them (a run's own task files or ACES configs too),
-    in the default task files' order first."""
-    mine = [t for t, e in tasks["tasks"].items() if e["family"] == family]
-    known = [t for t in FAMILIES.get(family, ()) if t in mine]
-    return known + sorted(set(mine) - set(known))
-
-
 def _methods(tasks: dict) -> list[str]:
     ms = list(tasks.get("methods") or [])
     return [m for m in ms if m.startswith("probe")] + [m for m in ms if not m.startswith("probe")]
@@ -186,8 +172,8 @@ def task_records(tasks: dict) -> list[dict]:
     """One row per task and method (one per task when it was not evaluable)."""
     n_boot, seeds = tasks["bootstrap"], tasks.get("seeds") or []
     records = []
-    for fam in _families(tasks):
-        for t in _ordered_tasks(tasks, fam):
+    for fam in result_families(tasks):
+        for t in result_tasks(tasks, fam):
             e = tasks["tasks"][t]
             base = {"family": names.family(fam), "task": names.task(t), "status": e["status"]}
             if e["status"] != "ok":
@@ -221,9 +207,9 @@ def task_records(tasks: dict) -> list[dict]:
 
 def _grid(tasks: dict, fam: str, metric: str, title: str, label: str) -> View:
     methods = [m for m in _methods(tasks) if any(m in tasks["tasks"][t].get("methods", {})
-                                                   for t in _ordered_tasks(tasks, fam))]
+                                                   for t in result_tasks(tasks, fam))]
     rows, notes = [], []
-    for t in _ordered_tasks(tasks, fam):
+    for t in result_tasks(tasks, fam):
         e = tasks["tasks"][t]
         if e["status"] != "ok":
             notes.append(f"{names.task(t)}: not evaluable ({e['status']}).")
@@ -248,7 +234,7 @@ def _grid(tasks: dict, fam: str, metric: str, title: str, label: str) -> View:
 
 def _tests_view(tasks: dict, fam: str) -> View | None:
     rows = []
-    for t in _ordered_tasks(tasks, fam):
+    for t in result_tasks(tasks, fam):
         for m, test in tasks["tasks"][t].get("vs_best_baseline", {}).items():
             rows.append([names.task(t), names.method(m), names.method(test["baseline"]),
                          Est(test["delta"], test["lo"], test["hi"], sign=True),
@@ -263,8 +249,8 @@ def _tests_view(tasks: dict, fam: str) -> View | None:
 def task_table(tasks: dict) -> tuple[list[dict], list[View]]:
     views = []
     ci = "95 % stay-clustered bootstrap CI under each estimate"
-    for fam in _families(tasks):
-        if not _ordered_tasks(tasks, fam):
+    for fam in result_families(tasks):
+        if not result_tasks(tasks, fam):
             continue
         fname = names.family(fam)
         anchors = "".join(f" {reference.YAIB}, {names.method(m)}, {names.task(t)} on MIMIC-IV: {v:.3f}."

@@ -40,6 +40,20 @@ SUMMARIES = ("last", "mean", "min", "max", "count")
 EXTRA_FAMILY = "extra"  # tasks added at evaluation time (ACES configs, evaluation.aces_tasks)
 
 
+def result_families(result: dict) -> list[str]:
+    """Families present in a tasks.json result: the task files' order (binary, eep), then added
+    ones (ACES: extra). Reports and plots follow the result, so a run's own tasks appear."""
+    present = {e["family"] for e in result["tasks"].values()}
+    return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
+
+
+def result_tasks(result: dict, family: str) -> list[str]:
+    """Tasks of one family in a tasks.json result, in the default task files' order first."""
+    mine = [t for t, e in result["tasks"].items() if e["family"] == family]
+    known = [t for t in FAMILIES.get(family, ()) if t in mine]
+    return known + sorted(set(mine) - set(known))
+
+
 def task_families(data_cfg) -> dict[str, tuple[str, ...]]:
     """family -> task names of the task files the extraction used (data.tasks_dir, default configs/tasks)."""
     return task_defs.families(task_defs.load_tasks(data_cfg))

@@ -160,3 +160,16 @@ def test_new_task_file_and_aces_task_get_probe_and_baselines(extra_tasks_data, s
         assert (names.task("aces_discharge_48h"), names.method("probe")) in reported
         assert any(v.label == "tab:auroc-extra" for v in views)
     assert any(r["family"] == names.family("extra") for r in family_table(res)[0]) == bool(extra)
+
+
+def test_report_order_follows_the_result_families_and_tasks():
+    """Reports and plots list the families and tasks a tasks.json holds: the default task files'
+    order first, then tasks of a run's own task files and ACES tasks (family 'extra')."""
+    from clin_jepa.evaluation.tasks import FAMILIES, result_families, result_tasks
+
+    result = {"tasks": {"los_2d": {"family": "binary"}, FAMILIES["binary"][1]: {"family": "binary"},
+                        FAMILIES["binary"][0]: {"family": "binary"}, "aces_x": {"family": "extra"},
+                        FAMILIES["eep"][0]: {"family": "eep"}}}
+    assert result_families(result) == ["binary", "eep", "extra"]
+    assert result_tasks(result, "binary") == [FAMILIES["binary"][0], FAMILIES["binary"][1], "los_2d"]
+    assert result_tasks(result, "extra") == ["aces_x"]
