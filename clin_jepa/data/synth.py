@@ -7,12 +7,17 @@ admissions and ICU stays (shifted dates 2110-2200, readmissions, deaths and ``do
 the item dictionaries, and writes everything atomically (polars csv -> gzip). Same seed ->
 byte-identical files. See docs/synthetic.md.
 
-Memory: stays are simulated and charted CHUNK at a time and each chunk's event rows are
-streamed into the open csv.gz files at once, so peak memory is one chunk's rows (~0.3 GB
-at CHUNK = 2000) plus O(stays) per-stay arrays and hosp tables (~2 KB per stay; 0.63 /
-0.69 GiB peak at 5,000 / 40,000 stays, BENCHMARKS.md). The bytes are those of writing the concatenated tables in one go: the rows are
-the same, in the same order, through one gzip stream per file (deflate's output does not
-depend on how its input is split into writes).
+Memory (measured, BENCHMARKS.md "Scale"): stays are simulated and charted CHUNK at a time;
+each event table of a chunk is written into its open csv.gz file as soon as it is made and
+freed before the next is built, and the heap is trimmed after each chunk
+(``release_free_memory``), so the peak is one chunk's working set (~0.6 GiB at CHUNK =
+2000) whatever the number of stays. What is O(stays): the per-stay scalar arrays (ids,
+times, hidden outcome; ~150 bytes per stay, 14 MB at MIMIC-IV's 94k stays) and, after the
+chunks are done, the hosp tables icustays / admissions / patients, built and written one
+at a time (~1.5 KB per stay while written: 115 MiB at 80,000 stays), below the chunk peak
+up to ~250,000 stays. The bytes are those of writing the concatenated tables in one go:
+the rows are the same, in the same order, through one gzip stream per file (deflate's
+output does not depend on how its input is split into writes).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gzip
+import itertools
 import time
 from pathlib import Path
 
@@ -273,19 +279,21 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
             wr.close()
             rows[k] = wr.rows
 
-        tables = _hosp_tables(np.random.default_rng([seed, 4]), st, los_s, intime, admit, age, patient,
-                              hadm_of, pred, same, can_die, anchor_year, anchor_age, female,
-                              subject_ids, hadm_ids, stay_ids)
+        hosp = _hosp_tables(np.random.default_rng([seed, 4]), st, los_s, intime, admit, age, patient,
+                            hadm_of, pred, same, can_die, anchor_year, anchor_age, female,
+                            subject_ids, hadm_ids, stay_ids)
         a = np.nonzero(hadm_of == np.arange(N))[0]  # admission index = its first stay
-        tables["diagnoses_icd"] = orders.diagnoses_icd(subject_ids[patient[a]], hadm_ids[a],
-                                                       np.asarray(PRIMARY, dtype=object)[st["primary"][a]], esrd[a])
-        tables["d_items"] = pl.DataFrame(list(D_ITEMS), schema=list(TABLES["d_items"].columns), orient="row")
-        tables["d_labitems"] = pl.DataFrame(list(D_LABITEMS), schema=list(TABLES["d_labitems"].columns),
-                                            orient="row")
-        for name, df in tables.items():
+        dictionaries = (
+            ("diagnoses_icd", lambda: orders.diagnoses_icd(subject_ids[patient[a]], hadm_ids[a],
+                                                           np.asarray(PRIMARY, dtype=object)[st["primary"][a]], esrd[a])),
+            ("d_items", lambda: pl.DataFrame(list(D_ITEMS), schema=list(TABLES["d_items"].columns), orient="row")),
+            ("d_labitems", lambda: pl.DataFrame(list(D_LABITEMS), schema=list(TABLES["d_labitems"].columns),
+                                                orient="row")))
+        for name, df in itertools.chain(hosp, ((k, make()) for k, make in dictionaries)):  # one at a time
             assert tuple(df.columns) == TABLES[name].columns, (name, df.columns)
             write_csv_gz(df, tmp / TABLES[name].relpath)
             rows[name] = df.height
+            del df
     summary = dict(stays=N, patients=n_pat, admissions=int((hadm_of == np.arange(N)).sum()),
                    icu_deaths=int(st["died_icu"].sum()), rows={k: rows[k] for k in TABLES},
                    seconds=round(time.perf_counter() - t0, 2), out_dir=str(out))
@@ -317,8 +325,9 @@ def _chunk_tables(w, ids, intime, los_s, pre_start, esrd, seed: int, c: int, fir
 
 
 def _hosp_tables(rng, st, los_s, intime, admit, age, patient, hadm_of, pred, same, can_die,
-                 anchor_year, anchor_age, female, subject_ids, hadm_ids, stay_ids) -> dict[str, pl.DataFrame]:
-    """patients, admissions, icustays from the simulated stays."""
+                 anchor_year, anchor_age, female, subject_ids, hadm_ids, stay_ids):
+    """(name, frame) of icustays, admissions and patients from the simulated stays, one at a
+    time (each can be written and freed before the next is built; same draws from ``rng``)."""
     N = len(intime)
     outtime = intime + los_s
     # icustays
@@ -332,6 +341,8 @@ def _hosp_tables(rng, st, los_s, intime, admit, age, patient, hadm_of, pred, sam
         first_careunit=pl.Series(first_cu[o].tolist(), dtype=pl.String),
         last_careunit=pl.Series(last_cu[o].tolist(), dtype=pl.String), intime=_ts(intime[o]),
         outtime=_ts(outtime[o]), los=los_s[o] / DAY))
+    yield "icustays", icustays
+    del icustays
 
     # admissions: the outcome follows the admission's last ICU stay
     a = np.nonzero(hadm_of == np.arange(N))[0]  # admission indices (= their first stay)
@@ -368,6 +379,8 @@ def _hosp_tables(rng, st, los_s, intime, admit, age, patient, hadm_of, pred, sam
         marital_status=S(_pick(rng, ("MARRIED", "SINGLE", "WIDOWED", "DIVORCED"), len(a), (0.45, 0.3, 0.15, 0.1))),
         race=S(_pick(rng, RACES, len(a), RACE_P)), edregtime=T(edreg, ed), edouttime=T(edout, ed),
         hospital_expire_flag=expire[o].astype(np.int64)))
+    yield "admissions", admissions
+    del admissions
 
     # patients: dod from the last admission (in-hospital death, or within a year after)
     n_pat = len(anchor_year)
@@ -386,7 +399,7 @@ def _hosp_tables(rng, st, los_s, intime, admit, age, patient, hadm_of, pred, sam
         anchor_age=anchor_age[o], anchor_year=anchor_year[o].astype(np.int64),
         anchor_year_group=pl.Series(_pick(rng, YEAR_GROUPS, n_pat)[o].tolist(), dtype=pl.String),
         dod=dod.gather(o)))
-    return dict(patients=patients, admissions=admissions, icustays=icustays)
+    yield "patients", patients
 
 
 # --------------------------------------------------------------------------- #

@@ -236,12 +236,17 @@ ESRD_P = 0.04  # admissions of patients on maintenance dialysis
 def diagnoses_icd(subject_id, hadm_id, primary, esrd) -> pl.DataFrame:
     """hosp/diagnoses_icd: the primary problem's ICD-10 code for every admission, plus
     N18.6 and Z99.2 for ESRD admissions (codes without dots, as MIMIC-IV)."""
-    rows = []
-    for s, h, p, e in zip(subject_id.tolist(), hadm_id.tolist(), primary, esrd.tolist()):
-        codes = [PRIMARY_ICD10[p], "I10"] + (list(ESRD_ICD10) if e else [])
-        rows += [(s, h, k + 1, c, 10) for k, c in enumerate(codes)]
-    return pl.DataFrame(rows, schema={"subject_id": pl.Int64, "hadm_id": pl.Int64, "seq_num": pl.Int64,
-                                      "icd_code": pl.String, "icd_version": pl.Int64}, orient="row")
+    esrd = np.asarray(esrd, bool)
+    codes = np.empty((len(esrd), 2 + len(ESRD_ICD10)), dtype=object)  # (admissions, codes), row-major = output order
+    codes[:, 0] = [PRIMARY_ICD10[p] for p in primary]
+    codes[:, 1] = "I10"
+    codes[:, 2:] = ESRD_ICD10
+    seq = np.broadcast_to(np.arange(1, codes.shape[1] + 1), codes.shape)
+    keep = (seq <= 2) | esrd[:, None]
+    adm = np.nonzero(keep)[0]
+    return pl.DataFrame({"subject_id": np.asarray(subject_id, np.int64)[adm], "hadm_id": np.asarray(hadm_id, np.int64)[adm],
+                         "seq_num": seq[keep].astype(np.int64), "icd_code": pl.Series(codes[keep].tolist(), dtype=pl.String),
+                         "icd_version": np.full(len(adm), 10, np.int64)})
 
 
 # --------------------------------------------------------------------------- #
