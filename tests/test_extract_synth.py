@@ -98,3 +98,21 @@ def test_shared_extraction_is_complete(extracted_data_dir):
     assert hourly.select("stay_id", "hour").equals(texts.select("stay_id", "hour"))
     assert set(hourly["stay_id"]) == set(cohort["stay_id"])
     assert hourly.group_by("stay_id").agg((pl.col("hour").max() + 1 == pl.len()).alias("dense"))["dense"].all()
+
+
+def test_texts_step_streams_fixed_batches(extracted_data_dir, tmp_path, monkeypatch):
+    """The texts step reads and writes hourly.parquet a batch of rows at a time (one row
+    group per batch, so memory is one batch whatever the number of stays) and the texts
+    do not depend on the batch size."""
+    import pyarrow.parquet as pq
+
+    from clin_jepa.data import extract
+    from clin_jepa.data.texts import hourly_texts
+
+    monkeypatch.setattr(extract, "TEXT_BATCH_ROWS", 1000)
+    src = extracted_data_dir / "hourly.parquet"
+    n = extract._stream_texts(src, tmp_path / "texts.parquet", hourly_texts)
+    hours = pq.ParquetFile(src).metadata.num_rows
+    assert n == hours > 2000
+    assert pq.ParquetFile(tmp_path / "texts.parquet").metadata.num_row_groups == -(-hours // 1000)
+    assert pl.read_parquet(tmp_path / "texts.parquet").equals(pl.read_parquet(extracted_data_dir / "texts.parquet"))

@@ -343,7 +343,7 @@ def _export_tables(con: duckdb.DuckDBPyConnection, build: Path, steps) -> dict[s
 def _write_texts(build: Path) -> dict[str, int]:
     """texts.parquet and demographics.parquet from the exported parquet, in batches of
     rows. Runs after DuckDB is closed, so its memory and DuckDB's never add up (measured
-    at 5,000 stays: peak 0.82 GiB with the connection open, the texts step alone ~0.3 GiB)."""
+    at 5,000 stays: peak 0.80 GiB with the connection open, the texts step alone 0.33 GiB)."""
     from clin_jepa.data.texts import demographics_texts, hourly_texts
 
     t0 = time.perf_counter()
