@@ -1,9 +1,10 @@
 """Worker of tests/test_distributed.py::test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly.
 
-Run by `accelerate launch` (cpu_ddp.yaml: 2 gloo processes). accelerate 1.15 does not build its
-FSDP plugin on CPU, so the trainer's FSDP2 layout is built here with torch's own ``fully_shard``,
-exactly as accelerate's plugin does it for multi_gpu_fsdp.yaml (TRANSFORMER_BASED_WRAP: each
-Qwen3DecoderLayer, then the root: trainer_setup.Trainables). Every rank also keeps an unsharded
+Run by `accelerate launch` (cpu_ddp.yaml: 2 gloo processes). accelerate 1.15 does not switch a
+CPU process group to FSDP, so the trainer's FSDP2 layout is built here by accelerate's own
+``fsdp2_prepare_model`` with a plugin made from multi_gpu_fsdp.yaml's fsdp_config (each
+Qwen3DecoderLayer, then the root: trainer_setup.Trainables); the optimizer is built on the
+shards afterwards (Accelerator.prepare swaps its parameters instead). Every rank also keeps an unsharded
 reference copy and replays the same work on it (both ranks' batches, gradients averaged), so
 each step's sharded result is compared with the plain one. Writes out/rank<r>.json.
 
@@ -18,10 +19,14 @@ import functools
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
+import yaml
 from accelerate import Accelerator
-from torch.distributed.fsdp import fully_shard
+from accelerate.utils import FullyShardedDataParallelPlugin
+from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+from torch.distributed.fsdp import FSDPModule
 
 from clin_jepa.config import EncoderConfig, LossConfig, OptimConfig, PredictorConfig
 from clin_jepa.models import build_encoder, build_predictor
@@ -36,6 +41,7 @@ from clin_jepa.training.checkpoint import (
 from clin_jepa.training.latent_cache import LatentCache
 from clin_jepa.training.losses import jepa_loss
 from clin_jepa.training.trainer_setup import Trainables, build_optimizer
+from clin_jepa.utils import REPO_ROOT
 
 faulthandler.dump_traceback_later(240, exit=True)  # a collective out of step hangs: show where, then exit
 tok, texts_file, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -54,21 +60,31 @@ def build():
     return enc, pred
 
 
+facts: dict = {}
 enc, pred = build()
 init = [p.detach().clone() for p in enc.online_parameters() + list(pred.parameters())]
 ref_enc, ref_pred = copy.deepcopy(enc), copy.deepcopy(pred)
 ref_enc.bind_parameters()
 root = Trainables(enc, pred)
-for layer in enc.model.get_base_model().model.layers:  # accelerate's TRANSFORMER_BASED_WRAP
-    fully_shard(layer)
-fully_shard(root)
+# accelerate's own FSDP2 wrapping (what Accelerator.prepare runs for multi_gpu_fsdp.yaml), with the
+# plugin built from that file; on CPU the Accelerator's state is never FSDP, so the plugin is handed
+# to fsdp2_prepare_model next to the real Accelerator's attributes
+fsdp_cfg = yaml.safe_load((REPO_ROOT / "configs" / "accelerate" / "multi_gpu_fsdp.yaml").read_text())["fsdp_config"]
+plugin = FullyShardedDataParallelPlugin(
+    fsdp_version=fsdp_cfg["fsdp_version"], auto_wrap_policy=fsdp_cfg["fsdp_auto_wrap_policy"].lower(),
+    transformer_cls_names_to_wrap=[fsdp_cfg["fsdp_transformer_layer_cls_to_wrap"]],
+    reshard_after_forward=fsdp_cfg["fsdp_reshard_after_forward"],
+    cpu_ram_efficient_loading=fsdp_cfg["fsdp_cpu_ram_efficient_loading"])
+shim = SimpleNamespace(state=SimpleNamespace(fsdp_plugin=plugin), mixed_precision="no", device=acc.device,
+                       is_main_process=acc.is_main_process, torch_device_mesh=None)
+root = fsdp2_prepare_model(shim, root)
 enc.bind_parameters()
+facts["fsdp_units"] = sorted({type(m).__name__ for m in root.modules() if isinstance(m, FSDPModule)})
 assert all(type(p).__name__ == "DTensor" for p in enc.online_parameters() + enc.target_parameters())
 optim = OptimConfig()
 opt, ref_opt = build_optimizer(optim, enc, pred), build_optimizer(optim, ref_enc, ref_pred)
 for e in (enc, ref_enc):
     e.set_online_trainable(True)
-facts: dict = {}
 
 
 def batch(r: int):

@@ -165,9 +165,9 @@ def test_latent_cache_shared_across_ranks_equals_one_process(sft_run, tmp_path):
 
 
 def test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly(sft_run, tmp_path):
-    """The trainer's FSDP2 layout (each Qwen3DecoderLayer + the Trainables root, as accelerate's plugin
-    wraps it for multi_gpu_fsdp.yaml) on 2 gloo processes, built with torch's fully_shard (accelerate
-    builds no FSDP on CPU: see the next test). One training step with unequal encode work per rank,
+    """The trainer's FSDP2 layout (each Qwen3DecoderLayer + the Trainables root, wrapped by accelerate's
+    own fsdp2_prepare_model with multi_gpu_fsdp.yaml's settings) on 2 gloo processes (accelerate's
+    Accelerator builds no FSDP on CPU: see the next test). One training step with unequal encode work per rank,
     the EMA, the online-target gap (all-reduced over shards), the hard sync, the shared latent cache
     through the root, and a checkpoint gathered into the project's format and restored into the
     shards all match an unsharded reference replaying both ranks' work (tests/fsdp_worker.py)."""
@@ -184,6 +184,7 @@ def test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly(sft_run, tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     for r in (0, 1):
         f = json.loads((tmp_path / f"rank{r}.json").read_text())
+        assert f["fsdp_units"] == ["FSDPQwen3DecoderLayer", "FSDPTrainables"]  # accelerate's wrap of the shipped config
         calls = f["encode_calls_per_rank"]
         assert calls[0] < calls[1]  # rank 0 ran dummy forwards to stay in step with rank 1
         # one step: the sharded update equals the plain one on the mean of both ranks' batches
