@@ -1,4 +1,4 @@
-"""Worker of tests/test_distributed.py::test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly.
+"""Worker of tests/test_distributed.py::test_fsdp2_shards_and_the_shared_latent_cache (one 2-process launch).
 
 Run by `accelerate launch` (cpu_ddp.yaml: 2 gloo processes). accelerate 1.15 does not switch a
 CPU process group to FSDP, so the trainer's FSDP2 layout is built here by accelerate's own
@@ -133,9 +133,18 @@ with torch.no_grad():  # a drift on one rank's shard only: the all-reduced gap m
 facts["gap_after_drift_on_rank1"] = enc.online_target_gap()
 enc.hard_sync()
 
+# the shared latent cache on the plain (DDP-style, replicated) encoder: ranks miss different blocks,
+# each encodes its share; both tables equal a one-process cache (accelerator=None) bit for bit
+ids = torch.arange(len(texts))
+shared = LatentCache(ref_enc, texts, block=4, accelerator=acc)
+shared.get(ids[rank::3])
+one = LatentCache(ref_enc, texts, block=4)
+facts["ddp_cache_equal_one_process"] = torch.equal(shared.get(ids), one.get(ids))
+facts["ddp_cache_encoded"], facts["one_process_encoded"] = shared.encoded, one.encoded
+facts["ddp_cache_encoded_here"], facts["n_texts"] = shared.encoded_here, len(texts)
+
 # the shared latent cache through the FSDP root: ranks miss different blocks (unequal encode calls)
 cache = LatentCache(enc, texts, block=4, accelerator=acc, encode=functools.partial(root, "encode"))
-ids = torch.arange(len(texts))
 cache.get(ids[rank::3])
 got = cache.get(ids)  # (N, D)
 with torch.no_grad():

@@ -1,6 +1,8 @@
 """The trainer under a real `accelerate launch` of 2 gloo processes on CPU (DDP through
 accelerator.prepare): the same final predictor and adapters as one process with the same
-global batch, an exact resume after a SIGKILL, and why FSDP is not run on CPU.
+global batch, identical weights on both ranks, an exact resume after a SIGKILL; the FSDP2 shard
+code paths (wrapped by accelerate's own FSDP2 preparation) against an unsharded reference, the
+shared latent cache, and why a full FSDP launch needs GPUs.
 
 The data has one full 3-hour window per stay, so every micro-batch has the same number of
 valid hours: DDP's average of the two ranks' mean losses is then the one-process mean over the
@@ -81,7 +83,7 @@ def _launch(run: Path, port: int, *extra: str, env_extra: dict | None = None,
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_two_processes_match_one_and_resume_exactly_after_a_kill(sft_run, tmp_path):
+def test_two_processes_match_one_and_resume_exactly_after_a_kill(sft_run, tmp_path, capsys):
     from clin_jepa.pipelines.cli import main as cli_main
 
     one = _copy(sft_run, tmp_path / "one", GLOBAL_BATCH)
@@ -106,6 +108,15 @@ def test_two_processes_match_one_and_resume_exactly_after_a_kill(sft_run, tmp_pa
     early = load_file(one / "checkpoints" / "01_warmup" / "predictor.safetensors")  # after 2 of 8 steps
     moved = max(float((ref[f"pred.{k}"] - v).abs().max()) for k, v in early.items())
     assert moved > 100 * ATOL  # the later steps moved the weights far more than the tolerance
+    # the CLI over the 2-process run's checkpoints (was a separate 2-process launch in test_trainer.py)
+    assert cli_main(["pretrain", "--run", str(two)]) == 2  # refuses to silently restart over checkpoints
+    assert cli_main(["pretrain", "--run", str(two), "--resume"]) == 0  # nothing left: finishes at once
+    assert all(torch.equal(got[k], v) for k, v in final_tensors(two).items())
+    capsys.readouterr()
+    assert cli_main(["pretrain", "--run", str(two), "--drop-phases", "algin"]) == 2
+    assert "unknown phase 'algin'" in capsys.readouterr().err
+    assert cli_main(["pretrain", "--run", str(two), "--phases", "finalise"]) == 2
+    assert "--phases: unknown phase 'finalise'" in capsys.readouterr().err
 
     # SIGKILL of the main rank after it wrote the joint phase's boundary checkpoint (before renaming it)
     killed = _copy(sft_run, tmp_path / "killed", GLOBAL_BATCH // 2)
@@ -121,56 +132,15 @@ def test_two_processes_match_one_and_resume_exactly_after_a_kill(sft_run, tmp_pa
 
 
 
-_CACHE_SCRIPT = """
-import sys, torch
-from accelerate import Accelerator
-from clin_jepa.config import EncoderConfig
-from clin_jepa.data.windows import load_corpus
-from clin_jepa.models import build_encoder
-from clin_jepa.training.latent_cache import LatentCache
-
-data, tok, out = sys.argv[1:4]
-acc = Accelerator(cpu=True)
-texts = load_corpus(data, 3).texts
-enc = build_encoder("debug", EncoderConfig(flavor="debug"), tokenizer_dir=tok)
-cache = LatentCache(enc, texts, block=4, accelerator=acc)
-ids = torch.arange(len(texts))
-cache.get(ids[acc.process_index::3])  # the ranks miss different blocks
-got = cache.get(ids)  # (N, D)
-torch.save({"latents": got, "here": cache.encoded_here, "encoded": cache.encoded},
-           f"{out}/rank{acc.process_index}.pt")
-"""
-
-
-def test_latent_cache_shared_across_ranks_equals_one_process(sft_run, tmp_path):
-    """Each rank encodes its share of the missed blocks; both tables equal one process's, bit for bit."""
-    script = tmp_path / "cache.py"
-    script.write_text(_CACHE_SCRIPT)
-    args = [str(sft_run.parent / "data"), str(sft_run / "tokenizer"), str(tmp_path)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    single = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
-    ref = torch.load(tmp_path / "rank0.pt")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(REPO_ROOT / "configs" / "accelerate" / "cpu_ddp.yaml"), "--main_process_port", "29577",
-           str(script), *args]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
-    for r in ranks:
-        assert torch.equal(r["latents"], ref["latents"])
-        assert r["encoded"] == ref["encoded"] == ref["latents"].shape[0]  # every text once per job
-    assert ranks[0]["here"] + ranks[1]["here"] == ref["encoded"] and min(r["here"] for r in ranks) > 0
-
-
-def test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly(sft_run, tmp_path):
+def test_fsdp2_shards_and_the_shared_latent_cache(sft_run, tmp_path):
     """The trainer's FSDP2 layout (each Qwen3DecoderLayer + the Trainables root, wrapped by accelerate's
     own fsdp2_prepare_model with multi_gpu_fsdp.yaml's settings) on 2 gloo processes (accelerate's
     Accelerator builds no FSDP on CPU: see the next test). One training step with unequal encode work per rank,
     the EMA, the online-target gap (all-reduced over shards), the hard sync, the shared latent cache
     through the root, and a checkpoint gathered into the project's format and restored into the
-    shards all match an unsharded reference replaying both ranks' work (tests/fsdp_worker.py)."""
+    shards all match an unsharded reference replaying both ranks' work (tests/fsdp_worker.py).
+    The same launch checks the DDP-style shared latent cache (replicated encoder): each rank encodes
+    its share of the missed blocks and both tables equal one process's, bit for bit."""
     import json
 
     texts = load_corpus(sft_run.parent / "data", WINDOW).texts[:40]
@@ -182,8 +152,13 @@ def test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly(sft_run, tmp_p
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for r in (0, 1):
-        f = json.loads((tmp_path / f"rank{r}.json").read_text())
+    facts = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # shared latent cache: every text encoded once per job, each rank a nonzero share, equal tables
+    n = facts[0]["n_texts"]
+    assert all(f["ddp_cache_equal_one_process"] and f["ddp_cache_encoded"] == f["one_process_encoded"] == n
+               for f in facts)
+    assert sum(f["ddp_cache_encoded_here"] for f in facts) == n and min(f["ddp_cache_encoded_here"] for f in facts) > 0
+    for r, f in enumerate(facts):
         assert f["fsdp_units"] == ["FSDPQwen3DecoderLayer", "FSDPTrainables"]  # accelerate's wrap of the shipped config
         calls = f["encode_calls_per_rank"]
         assert calls[0] < calls[1]  # rank 0 ran dummy forwards to stay in step with rank 1
@@ -218,7 +193,7 @@ def test_fsdp_launch_on_cpu_is_refused_naming_the_cpu_config(monkeypatch, tmp_pa
 
 FSDP_SKIP = ("accelerate 1.15 builds its FSDP plugin only for GPU process groups (AcceleratorState switches "
              "MULTI_GPU, not MULTI_CPU, to FSDP), so a 2-process FSDP curriculum needs 2 CUDA GPUs; the FSDP2 "
-             "shard code paths are tested on gloo by test_fsdp2_shards_train_ema_sync_cache_and_checkpoint_exactly "
+             "shard code paths are tested on gloo by test_fsdp2_shards_and_the_shared_latent_cache "
              "and the full launch by benchmarks/gpu_check.py on a multi-GPU machine")
 
 
