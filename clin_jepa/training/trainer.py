@@ -160,7 +160,7 @@ class Trainer:
     def _check_finite_weights(self) -> None:
         for name, params in (("encoder", self.encoder.online_parameters()),
                              ("predictor", list(self.predictor.parameters()))):
-            bad = next((p for p in locals_(params) if not torch.isfinite(p).all()), None)
+            bad = next((p.detach() for p in locals_(params) if not torch.isfinite(p).all()), None)
             # under FSDP each rank checks its shards: every rank must take the same branch
             if global_any(bad is not None, any_sharded(params), self.device):
                 value = float(bad[~torch.isfinite(bad)].flatten()[0]) if bad is not None else float("nan")
