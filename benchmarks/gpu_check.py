@@ -11,7 +11,7 @@ On a CUDA machine (run by hand; ``benchmarks/gpu_check.sh`` wraps it and keeps a
   2. a 50-step curriculum of the ``qwen3-0.6b`` flavor (paper predictor) end to end on one
      GPU, on a small synthetic MIMIC-IV extracted by the real pipeline;
   3. with more than one GPU: the debug-flavor curriculum under ``accelerate launch`` with the
-     shipped multi-GPU DDP config (pass / fail and wall time; FSDP is refused by the trainer).
+     shipped multi-GPU DDP and FSDP configs, one process per GPU (pass / fail and wall time).
 It prints one table (and writes it as JSON with --out). Budget: under 8 minutes on one H200.
 
 ``--cpu-smoke`` runs the same code paths on the CPU with the debug flavor at toy sizes (the
@@ -181,8 +181,10 @@ def curriculum_row(flavor: str, device: torch.device, steps: int, stays: int, wo
 def launch_rows(work: Path) -> list[dict]:
     """Debug-flavor curriculum under the shipped multi-GPU accelerate configs (needs >1 GPU)."""
     rows = []
-    # multi_gpu_fsdp.yaml is refused by the trainer (docs/training.md, Distribution): DDP only
-    for name in ("multi_gpu_ddp",):
+    import torch
+
+    gpus = torch.cuda.device_count()
+    for name in ("multi_gpu_ddp", "multi_gpu_fsdp"):  # FSDP: FSDP2 sharding Qwen3DecoderLayer (docs/training.md)
         run = work / name
         env = {**os.environ, "CLIN_JEPA_PROGRESS": "0"}
         cli = [sys.executable, "-m", "clin_jepa.pipelines.cli"]
@@ -190,13 +192,19 @@ def launch_rows(work: Path) -> list[dict]:
         preps = [[*cli, "synth", "--run", str(run), *sets], [*cli, "extract", "--run", str(run), *sets],
                  [*cli, "sft", "--run", str(run)]]
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "configs" / "accelerate" / f"{name}.yaml"), "-m", "clin_jepa.pipelines.pretrain", "--run", str(run)]
+               str(REPO / "configs" / "accelerate" / f"{name}.yaml"), "--num_processes", str(gpus),
+               "-m", "clin_jepa.pipelines.pretrain", "--run", str(run)]
         t0 = time.perf_counter()
         ok = all(subprocess.run(p, cwd=REPO, env=env, capture_output=True, text=True).returncode == 0 for p in preps)
         res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True) if ok else None
         rows.append({"check": f"launch {name}", "finished": bool(res and res.returncode == 0),
                      "wall_s": time.perf_counter() - t0,
                      "status": "ok" if res and res.returncode == 0 else (res.stderr[-300:] if res else "setup failed")})
+    if all(r["finished"] for r in rows):  # same data, seed and global batch: how far FSDP lands from DDP
+        from safetensors.torch import load_file
+
+        a, b = (load_file(work / n / "final" / "predictor.safetensors") for n in ("multi_gpu_ddp", "multi_gpu_fsdp"))
+        rows[-1]["status"] = f"ok; final predictor max |FSDP - DDP| {max(float((a[k] - b[k]).abs().max()) for k in a):.2e}"
     return rows
 
 

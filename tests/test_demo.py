@@ -131,8 +131,9 @@ def _same(a: dict, b: dict) -> bool:
 def test_ablation_runner_wires_each_paradigm(extracted_data_dir, tmp_path, capsys):
     out = tmp_path / "ablate"
     paradigms = ["full", "naive_cotrain", "sft_frozen", "vjepa2_ac"]
+    # one baseline and one probe kind: baselines do not depend on the paradigm (the wiring is under test)
     rc = cli(["ablate", "--out", str(out), "--paradigms", ",".join(paradigms),
-              *_sets([f"data.data_dir={extracted_data_dir}"])])
+              *_sets([f"data.data_dir={extracted_data_dir}", "eval.baselines=[logreg]", "eval.probe_kinds=[linear]"])])
     assert rc == 0
     assert not (out / "mimic").exists()  # the data was already extracted: no synthetic source needed
     sft = _adapter(out / "sft_s0" / "sft" / "adapter")

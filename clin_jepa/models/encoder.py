@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from clin_jepa.config import EncoderConfig
 from clin_jepa.models.encoder_flavors import FLAVORS, resolve_dtype
 from clin_jepa.models.packing import pack, packed_inputs
+from clin_jepa.models.sharding import any_sharded, copy_full_, full, global_max, locals_
 from clin_jepa.utils import atomic_path, get_logger
 
 log = get_logger(__name__)
@@ -72,8 +73,7 @@ class TextEncoder(nn.Module):
             raise ValueError(f"no LoRA parameters found for targets {cfg.lora_targets}; check encoder.lora_targets "
                              "names modules of the Qwen3 attention (q_proj, k_proj, v_proj, o_proj)")
         self._lora_layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-        self._online_params = [named[n] for n in self._lora_names]
-        self._target_params = [named[n.replace(".online.", ".target.")] for n in self._lora_names]
+        self.bind_parameters()
         for p in self._target_params:  # target kept in fp32
             p.data = p.data.float()
         self._apply_grad_flags()
@@ -86,6 +86,13 @@ class TextEncoder(nn.Module):
         if self.gradient_checkpointing:
             enable = getattr(backbone, "activation_checkpointing_enable", None) or backbone.gradient_checkpointing_enable
             enable({"use_reentrant": False, "context_fn": self._recompute_context})
+
+    def bind_parameters(self) -> None:
+        """(Re)collect the matched online / target LoRA parameter lists. FSDP2's fully_shard replaces
+        every parameter of the modules it wraps by a DTensor shard: call this after sharding."""
+        named = dict(self.model.named_parameters())
+        self._online_params = [named[n] for n in self._lora_names]
+        self._target_params = [named[n.replace(".online.", ".target.")] for n in self._lora_names]
 
     @property
     def weights_version(self) -> int:
@@ -138,15 +145,17 @@ class TextEncoder(nn.Module):
         """target <- tau * target + (1 - tau) * online (foreach, no_grad)."""
         if not 0.0 <= tau <= 1.0:
             raise ValueError(f"ema tau={tau} must be in [0, 1] (encoder.ema_tau, e.g. 0.996)")
-        online = [p.float() for p in self._online_params]  # no copy when already fp32
-        torch._foreach_mul_(self._target_params, tau)
-        torch._foreach_add_(self._target_params, online, alpha=1.0 - tau)
+        # elementwise: each rank updates its own shard under FSDP (online and target are sharded alike)
+        target = locals_(self._target_params)
+        online = [p.float() for p in locals_(self._online_params)]  # no copy when already fp32
+        torch._foreach_mul_(target, tau)
+        torch._foreach_add_(target, online, alpha=1.0 - tau)
         self.target_version += 1
 
     @torch.no_grad()
     def hard_sync(self) -> float:
         """Copy online -> target; returns the max gap, raises RuntimeError if it exceeds 1e-5."""
-        torch._foreach_copy_(self._target_params, self._online_params)
+        torch._foreach_copy_(locals_(self._target_params), locals_(self._online_params))  # per shard
         self.target_version += 1
         gap = self.online_target_gap()
         if gap > SYNC_TOLERANCE:
@@ -155,9 +164,10 @@ class TextEncoder(nn.Module):
 
     @torch.no_grad()
     def online_target_gap(self) -> float:
-        """max |online - target| over all LoRA weights."""
-        diffs = torch._foreach_sub([p.float() for p in self._online_params], self._target_params)
-        return float(torch.stack(torch._foreach_norm(diffs, float("inf"))).max())
+        """max |online - target| over all LoRA weights (of every shard: all-reduced under FSDP)."""
+        diffs = torch._foreach_sub([p.float() for p in locals_(self._online_params)], locals_(self._target_params))
+        gap = float(torch.stack(torch._foreach_norm(diffs, float("inf"))).max())
+        return global_max(gap, any_sharded(self._target_params), self.device)
 
     # ------------------------------------------------------------------ encoding
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
@@ -250,7 +260,8 @@ class TextEncoder(nn.Module):
         if any(not isinstance(t, str) for t in texts):
             raise ValueError("encode() got a non-string text (None/NaN?); fill missing texts with "
                              "texts.NO_OBSERVATION / texts.NO_ACTION before encoding")
-        if not texts:
+        sharded = any_sharded(self._online_params)
+        if not texts and not sharded:
             return torch.zeros(0, self.hidden_size, device=self.device)
         index: dict[str, int] = {}
         inverse = [index.setdefault(t, len(index)) for t in texts]  # input row -> unique row
@@ -258,24 +269,41 @@ class TextEncoder(nn.Module):
         self._use(adapter)
         chunks, order = [], []
         lengths = [len(r) for r in rows]
+        if self.packing:
+            calls = [(self._forward_packed, [[rows[i] for i in row] for row in batch], [i for row in batch for i in row])
+                     for batch in self._packs(lengths)]
+        else:
+            calls = [(self._forward_last, [rows[i] for i in batch], batch) for batch in self._buckets(lengths)]
+        # FSDP: the busiest rank's call count, agreed BEFORE any forward (a collective between the
+        # layers' all-gathers would pair with another rank's all-gather)
+        busiest = int(global_max(float(len(calls)), True, self.device)) if sharded else len(calls)
         self._checkpointing(grad and self.gradient_checkpointing)
         with torch.set_grad_enabled(grad):
             try:
-                if self.packing:
-                    for batch in self._packs(lengths):
-                        chunks.append(self._forward_packed([[rows[i] for i in row] for row in batch]))  # (b, D)
-                        order += [i for row in batch for i in row]
-                else:
-                    for batch in self._buckets(lengths):
-                        chunks.append(self._forward_last([rows[i] for i in batch]))  # (b, D)
-                        order += batch
+                for forward, inputs, idx in calls:
+                    chunks.append(forward(inputs))  # (b, D)
+                    order += idx
+                idle = self._lockstep(busiest - len(calls)) if sharded else None
             finally:
                 self._checkpointing(False)
+            if not texts:
+                return torch.zeros(0, self.hidden_size, device=self.device) + idle  # sharded only
             emb = torch.cat(chunks)  # (U, D) in batch order
             pos = torch.empty(len(order), dtype=torch.long)
             pos[torch.tensor(order)] = torch.arange(len(order))
             emb = emb[pos.to(emb.device)]  # (U, D) in first-occurrence order
-            return emb[torch.tensor(inverse, device=emb.device)]  # (N, D)
+            emb = emb[torch.tensor(inverse, device=emb.device)]  # (N, D)
+            return emb if idle is None else emb + idle
+
+    def _lockstep(self, missing: int) -> Tensor:
+        """Under FSDP every rank must run each sharded layer's forward (and backward) the same number
+        of times: its all-gathers / reduce-scatters are collectives. A rank with ``missing`` fewer forward
+        calls than the busiest one runs one-token dummy forwards; their outputs join the result with
+        weight 0 (so a backward runs through them too). Returns that 0 term."""
+        zero = torch.zeros((), device=self.device)
+        for _ in range(missing):
+            zero = zero + 0.0 * self._forward_last([[self._empty_id]]).sum()
+        return zero
 
     def lm_loss(self, texts: list[str], adapter: str = "online") -> Tensor:
         """Mean next-token cross-entropy of ``texts`` (each followed by eos): the SFT objective."""
@@ -293,10 +321,25 @@ class TextEncoder(nn.Module):
         return out.loss
 
     # ------------------------------------------------------------------ persistence
-    def save_adapters(self, path: str | os.PathLike) -> None:
-        """peft format: path/online and path/target (adapter_config.json + adapter_model.safetensors)."""
+    @torch.no_grad()
+    def adapter_state(self) -> dict[str, Tensor] | None:
+        """Full CPU tensors of both adapters when sharded (FSDP; a collective: every rank calls it),
+        else None (save_adapters reads the parameters itself)."""
+        params = self._online_params + self._target_params
+        if not any_sharded(params):
+            return None
+        named = dict(zip(self._lora_names + [n.replace(".online.", ".target.") for n in self._lora_names], params))
+        return {n: full(p).detach().cpu().contiguous() for n, p in named.items()}
+
+    def save_adapters(self, path: str | os.PathLike, state: dict[str, Tensor] | None = None) -> None:
+        """peft format: path/online and path/target (adapter_config.json + adapter_model.safetensors).
+        ``state``: the gathered adapter_state() of a sharded encoder."""
+        if state is None and any_sharded(self._online_params):
+            raise ValueError("save_adapters of a sharded (FSDP) encoder needs state=encoder.adapter_state(), "
+                             "gathered on every process")
         with atomic_path(path) as tmp:
-            self.model.save_pretrained(str(tmp), selected_adapters=list(ADAPTERS))
+            self.model.save_pretrained(str(tmp), selected_adapters=list(ADAPTERS),
+                                       **({"state_dict": state} if state is not None else {}))
             (tmp / "encoder.json").write_text(json.dumps(
                 {"flavor": self.flavor, "hidden_size": self.hidden_size, "lora_r": self.cfg.lora_r,
                  "lora_alpha": self.cfg.lora_alpha, "lora_targets": list(self.cfg.lora_targets)}, indent=2))
@@ -364,11 +407,27 @@ class TextEncoder(nn.Module):
 
     def _load_state(self, name: str, state: dict[str, Tensor], source: Path) -> None:
         expected = {n.replace(".online.", f".{name}.") for n in self._lora_names}
+        if any_sharded(self._online_params):  # FSDP: load_state_dict cannot copy a full tensor into a shard
+            self._load_sharded(name, state, source)
+            return
         result = set_peft_model_state_dict(self.model, state, adapter_name=name)
         missing = sorted(k for k in result.missing_keys if k in expected)
         if missing or result.unexpected_keys:
             raise ValueError(f"{source} does not match this encoder (missing {missing[:3]}, unexpected "
                              f"{list(result.unexpected_keys)[:3]}); it was saved for another flavor or LoRA config")
+
+    def _load_sharded(self, name: str, state: dict[str, Tensor], source: Path) -> None:
+        """Slice each full saved tensor into this rank's shard. peft saves a weight under its model
+        name without the adapter (``...q_proj.lora_A.weight`` for ``...q_proj.lora_A.online.weight``)."""
+        params = self._online_params if name == "online" else self._target_params
+        keys = [n.replace(".online.", ".") for n in self._lora_names]
+        missing = [k for k in keys if k not in state]
+        unexpected = sorted(set(state) - set(keys))
+        if missing or unexpected:
+            raise ValueError(f"{source} does not match this encoder (missing {missing[:3]}, unexpected "
+                             f"{unexpected[:3]}); it was saved for another flavor or LoRA config")
+        for k, p in zip(keys, params):
+            copy_full_(p, state[k])
 
 
 def build_encoder(flavor: str, cfg: EncoderConfig | None = None, model_dir=None, tokenizer_dir=None,

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import yaml
 
+from clin_jepa.models.sharding import full_state_dict, load_full_state_dict
 from clin_jepa.utils import file_sha256, get_logger
 
 log = get_logger(__name__)
@@ -75,23 +76,39 @@ def boundary_name(phase_index: int, phase: str) -> str:
     return f"{phase_index + 1:02d}_{phase}"
 
 
-def save_checkpoint(path: Path, state: TrainState, encoder, predictor, optimizer, cfg_dict: dict,
-                    curriculum_dict: dict, masked=None, origin: dict | None = None) -> Path:
-    """Write a complete checkpoint, then put it in place of ``path`` (main process only)."""
+def gather_states(encoder, predictor, optimizer, masked=None, root=None) -> dict:
+    """Full CPU copies of everything a checkpoint holds of the weights and the optimizer. Under
+    FSDP2 (``root``: the prepared Trainables) the shards are gathered: a collective, every
+    process calls it; the optimizer state is then keyed by parameter name
+    (torch.distributed.checkpoint's full optimizer state dict) instead of by index."""
+    out = {"adapters": encoder.adapter_state(), "predictor": full_state_dict(predictor),
+           "masked": full_state_dict(masked) if masked is not None else None}
+    if root is not None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        out["optimizer"] = get_optimizer_state_dict(root, getattr(optimizer, "optimizer", optimizer),
+                                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    else:
+        out["optimizer"] = optimizer.state_dict()
+    return out
+
+
+def save_checkpoint(path: Path, state: TrainState, gathered: dict, predictor_config, cfg_dict: dict,
+                    curriculum_dict: dict, encoder, origin: dict | None = None) -> Path:
+    """Write a complete checkpoint of ``gathered`` (:func:`gather_states`), then put it in place
+    of ``path`` (main process only)."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.tmp-", dir=path.parent))
     try:
-        encoder.save_adapters(tmp / "encoder")
-        save_file({k: v.detach().cpu().contiguous() for k, v in predictor.state_dict().items()},
-                  str(tmp / "predictor.safetensors"))
-        (tmp / "predictor.json").write_text(json.dumps(dataclasses.asdict(predictor.config), indent=2))
-        if masked is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in masked.state_dict().items()},
-                      str(tmp / "masked.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        encoder.save_adapters(tmp / "encoder", state=gathered["adapters"])
+        save_file(gathered["predictor"], str(tmp / "predictor.safetensors"))
+        (tmp / "predictor.json").write_text(json.dumps(dataclasses.asdict(predictor_config), indent=2))
+        if gathered["masked"] is not None:
+            save_file(gathered["masked"], str(tmp / "masked.safetensors"))
+        torch.save(gathered["optimizer"], tmp / "optimizer.pt")
         torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}, tmp / "rng.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg_dict, sort_keys=False))
@@ -246,8 +263,9 @@ def verify_checkpoint(path: Path) -> None:
 
 
 def load_checkpoint(path: Path, encoder, predictor, optimizer=None, masked=None, restore_rng: bool = True,
-                    verify: bool = True) -> TrainState:
-    """Restore weights (+ optimizer, RNG) from ``path``; returns its TrainState."""
+                    verify: bool = True, root=None) -> TrainState:
+    """Restore weights (+ optimizer, RNG) from ``path``; returns its TrainState. Under FSDP2
+    (``root``: the prepared Trainables) every process reads the files and keeps its shards."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -263,7 +281,6 @@ def load_checkpoint(path: Path, encoder, predictor, optimizer=None, masked=None,
         except Exception as e:  # noqa: BLE001 - safetensors raises several kinds
             raise ValueError(f"checkpoint file {f} is truncated or corrupt ({e}); delete {path} and resume "
                              f"from an earlier checkpoint") from None
-        device = next(module.parameters()).device
         own = module.state_dict()
         missing = sorted(set(own) - set(tensors))
         unexpected = sorted(set(tensors) - set(own))
@@ -273,15 +290,15 @@ def load_checkpoint(path: Path, encoder, predictor, optimizer=None, masked=None,
             raise ValueError(f"{f} holds a different architecture (missing {missing[:3]}, unexpected "
                              f"{unexpected[:3]}, shape differs {shapes[:3]}); it was written with other model "
                              f"settings: use the run's config or start a new run")
-        module.load_state_dict({k: v.to(device) for k, v in tensors.items()})
+        load_full_state_dict(module, tensors)  # plain or sharded parameters alike
 
     _load(predictor, "predictor.safetensors")
     if masked is not None and (path / "masked.safetensors").exists():
         _load(masked, "masked.safetensors")
     if optimizer is not None:
         try:
-            optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
-        except (RuntimeError, ValueError, EOFError) as e:
+            _load_optimizer(optimizer, torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True), root)
+        except (RuntimeError, ValueError, EOFError, KeyError) as e:
             raise ValueError(f"checkpoint file {path / 'optimizer.pt'} cannot be restored ({e}); delete {path} "
                              f"and resume from an earlier checkpoint") from None
     if restore_rng:
@@ -292,6 +309,22 @@ def load_checkpoint(path: Path, encoder, predictor, optimizer=None, masked=None,
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
     return state
+
+
+def _load_optimizer(optimizer, osd: dict, root=None) -> None:
+    """Optimizer state keyed by index (DDP / one process) or by parameter name (FSDP2): each
+    layout loads only into the run kind that wrote it."""
+    by_name = any(isinstance(p, str) for g in osd.get("param_groups", []) for p in g.get("params", []))
+    if by_name != (root is not None):
+        kind = "an FSDP" if by_name else "a DDP / one-process"
+        raise ValueError(f"optimizer state written by {kind} run; resume with the same kind of accelerate launch")
+    if root is None:
+        optimizer.load_state_dict(osd)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(root, getattr(optimizer, "optimizer", optimizer), osd,
+                             options=StateDictOptions(full_state_dict=True))
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:

@@ -33,6 +33,7 @@ import tempfile
 import numpy as np
 import torch
 
+from clin_jepa.models.sharding import any_sharded
 from clin_jepa.utils import get_logger
 
 log = get_logger(__name__)
@@ -54,7 +55,7 @@ def resolve_cache_dtype(name: str, encoder) -> torch.dtype:
 class LatentCache:
     def __init__(self, encoder, texts: list[str], block: int = 64, adapter: str = "online",
                  storage: str = "device", dtype: str | torch.dtype = torch.float32, cache_dir: str = "",
-                 accelerator=None):
+                 accelerator=None, encode=None):
         if block < 1:
             raise ValueError(f"latent cache block={block}: must be >= 1 (train.cache_block)")
         if adapter not in ("online", "target"):
@@ -62,6 +63,8 @@ class LatentCache:
         if storage not in STORAGES:
             raise ValueError(f"train.cache_storage={storage!r}: use one of {', '.join(STORAGES)}")
         self.encoder, self.texts, self.block, self.adapter = encoder, texts, block, adapter
+        # encode(texts, adapter=, grad=): the encoder's, or the FSDP root's route to it (trainer_setup.Prepared)
+        self._encode = encode or encoder.encode
         self.acc = accelerator if accelerator is not None and accelerator.num_processes > 1 else None
         self.storage, self.cache_dir = storage, cache_dir or None
         self.dtype = resolve_cache_dtype(dtype, encoder) if isinstance(dtype, str) else dtype
@@ -142,7 +145,7 @@ class LatentCache:
             self._table = self._allocate()
         for b in blocks:
             lo, hi = b * self.block, min((b + 1) * self.block, len(self.texts))
-            z = self.encoder.encode(self.texts[lo:hi], adapter=self.adapter, grad=False)  # (n, D) float32
+            z = self._encode(self.texts[lo:hi], adapter=self.adapter, grad=False)  # (n, D) float32
             self._table[lo:hi] = z.to(self._table.device, self._table.dtype)
             self.encoded += hi - lo
             self.encoded_here += hi - lo
@@ -161,8 +164,11 @@ class LatentCache:
         world, rank = self.acc.num_processes, self.acc.process_index
         mine = [b for b in blocks if b % world == rank]  # block b is rank b % world's: balanced, fixed
         D = self.encoder.hidden_size
-        parts = [self.encoder.encode(self.texts[b * self.block:(b + 1) * self.block], adapter=self.adapter,
-                                     grad=False) for b in mine]  # each (n_b, D) float32
+        parts = [self._encode(self.texts[b * self.block:(b + 1) * self.block], adapter=self.adapter,
+                              grad=False) for b in mine]  # each (n_b, D) float32
+        if any_sharded(self.encoder.online_parameters()):  # FSDP: every rank makes as many encode calls
+            busiest = max(sum(1 for b in blocks if b % world == r) for r in range(world))
+            parts += [self._encode([], adapter=self.adapter, grad=False) for _ in range(busiest - len(mine))]
         local = torch.cat(parts) if parts else torch.zeros(0, D, device=self.encoder.device)  # (n_mine, D)
         self.encoded_here += local.shape[0]
         # ranks hold different row counts: pad to the longest, gather (world x rows, D)

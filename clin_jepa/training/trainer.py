@@ -27,6 +27,7 @@ import torch
 
 from clin_jepa.config import RunConfig
 from clin_jepa.data.windows import Corpus, WindowBatch
+from clin_jepa.models.sharding import any_sharded, full, global_any, locals_
 from clin_jepa.run import RunDir
 from clin_jepa.training.checkpoint import (
     TrainState,
@@ -34,6 +35,7 @@ from clin_jepa.training.checkpoint import (
     check_resumable,
     complete_replacement,
     data_fingerprint,
+    gather_states,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -94,14 +96,14 @@ class Trainer:
                                                  t.mask_ratio, corpus.window_hours).to(self.device)
         optimizer = build_optimizer(cfg.optim, encoder, self.predictor, self.masked)
         trains_encoder = any(behaviour(p).train_encoder for p in curriculum.phases if not p.is_instant)
-        # self.predictor / self.masked / self.encoder stay the raw modules (checkpoints, EMA);
-        # the prepared ones run the forward passes that train
-        self._pred, self._masked, self._online, self.optimizer = prepare_trainables(
-            self.acc, encoder, self.predictor, self.masked, optimizer, trains_encoder)
+        # self.predictor / self.masked / self.encoder stay the raw modules (checkpoints, EMA; under
+        # FSDP2 their parameters become shards in place); every forward runs through the prepared ones
+        self.prep = prepare_trainables(self.acc, encoder, self.predictor, self.masked, optimizer, trains_encoder)
+        self.optimizer = self.prep.optimizer
         self._group_hparams = {g["name"]: (g["base_lr"], g["clip"]) for g in self.optimizer.param_groups}
         t = cfg.train
         self.cache = LatentCache(encoder, self.texts, t.cache_block, storage=t.cache_storage, dtype=t.cache_dtype,
-                                 cache_dir=t.cache_dir, accelerator=self.acc)
+                                 cache_dir=t.cache_dir, accelerator=self.acc, encode=self.prep.encode)
         self.state = TrainState(curriculum=curriculum.name, phases=[p.name for p in curriculum.phases])
         self.ckpt_dir = self.rundir.checkpoints
         self._stop, self._phase = "", ""
@@ -119,7 +121,8 @@ class Trainer:
             if path is None:
                 return False
         check_resumable(path, self.cfg.to_dict(), self._data_fp)
-        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked, verify=False)
+        state = load_checkpoint(path, self.encoder, self.predictor, self.optimizer, self.masked, verify=False,
+                                root=self.prep.root)
         self.acc.wait_for_everyone()  # every rank has read it: a leftover may now take its own name
         if self.acc.is_main_process:
             complete_replacement(path)
@@ -137,10 +140,10 @@ class Trainer:
 
     def save(self, name: str) -> None:
         self._check_finite_weights()  # never write a NaN state that looks complete
+        gathered = gather_states(self.encoder, self.predictor, self.optimizer, self.masked, self.prep.root)
         if self.acc.is_main_process:
-            save_checkpoint(self.ckpt_dir / name, self.state, self.encoder, self.predictor, self.optimizer,
-                            self.cfg.to_dict(), self.cur.to_dict(), self.masked,
-                            origin={"data_fingerprint": self._data_fp})
+            save_checkpoint(self.ckpt_dir / name, self.state, gathered, self.predictor.config, self.cfg.to_dict(),
+                            self.cur.to_dict(), self.encoder, origin={"data_fingerprint": self._data_fp})
         self.acc.wait_for_everyone()
 
     def _non_finite(self, what: str, value: float) -> NonFiniteError:
@@ -157,9 +160,11 @@ class Trainer:
     def _check_finite_weights(self) -> None:
         for name, params in (("encoder", self.encoder.online_parameters()),
                              ("predictor", list(self.predictor.parameters()))):
-            bad = next((p for p in params if not torch.isfinite(p).all()), None)
-            if bad is not None:
-                raise self._non_finite(f"{name} weight", float(bad.detach()[~torch.isfinite(bad.detach())].flatten()[0]))
+            bad = next((p.detach() for p in locals_(params) if not torch.isfinite(p).all()), None)
+            # under FSDP each rank checks its shards: every rank must take the same branch
+            if global_any(bad is not None, any_sharded(params), self.device):
+                value = float(bad[~torch.isfinite(bad)].flatten()[0]) if bad is not None else float("nan")
+                raise self._non_finite(f"{name} weight", value)
 
     # ------------------------------------------------------------------ latents
     def _latents(self, batch: WindowBatch, beh: Behaviour):
@@ -169,15 +174,15 @@ class Trainer:
             online = self.cache.get(uniq)  # (U, D) no grad
         else:
             texts = [self.texts[i] for i in uniq.tolist()]
-            if beh.train_encoder:  # through the prepared (DDP) module: its gradients are synced
-                online = self._online(texts)  # (U, D)
+            if beh.train_encoder:  # through the prepared (DDP / FSDP) module: its gradients are synced
+                online = self.prep.online(texts)  # (U, D)
             else:
-                online = self.encoder.encode(texts, adapter="online", grad=False)  # (U, D)
+                online = self.prep.encode(texts, adapter="online", grad=False)  # (U, D)
         d, s, a = WindowBatch.gather(online, inv)  # (B, D), (B, T, D), (B, T, D)
         if beh.targets_from_ema:
             rows = inv.state[batch.mask].unique()  # only state texts are targets
             tgt = online.new_zeros(online.shape)  # (U, D)
-            tgt[rows] = self.encoder.encode([self.texts[i] for i in uniq[rows].tolist()], adapter="target")
+            tgt[rows] = self.prep.encode([self.texts[i] for i in uniq[rows].tolist()], adapter="target")
             target = tgt.detach()[inv.state]  # (B, T, D)
         else:
             target = s.detach()
@@ -189,9 +194,9 @@ class Trainer:
             d, s, a, target = self._latents(batch, beh)
             mask = batch.mask.to(self.device)
             if beh.train_masked:
-                out = masked_jepa_loss(self._masked, d, s, target, mask, gen)
+                out = masked_jepa_loss(self.prep.masked, d, s, target, mask, gen)
             else:
-                out = jepa_loss(self._pred, d, s, a, target, mask, self.cfg.loss, beh.rollout_mode, gen)
+                out = jepa_loss(self.prep.pred, d, s, a, target, mask, self.cfg.loss, beh.rollout_mode, gen)
         valid = s.detach()[mask].float()  # (n, D) state latents of real hours
         out["z_std"] = torch.tensor(_safe_z_std(valid))
         if keep is not None:
@@ -208,7 +213,7 @@ class Trainer:
             self._seed_dropout(step_seed(self.cfg.train.seed, m, self.acc.process_index))
             gen = torch.Generator().manual_seed(step_seed(self.cfg.train.seed, m, self.acc.process_index, 1))
             batch = self.train_set.batch(self.order.indices(m, self.acc.process_index))
-            with self.acc.accumulate(*self._prepared()):
+            with self.acc.accumulate(*self.prep.modules):
                 out = self._loss(batch, beh, gen)
                 self.acc.backward(out["loss"])
                 if self.acc.sync_gradients:
@@ -217,10 +222,6 @@ class Trainer:
             for k, v in out.items():
                 totals[k] = totals.get(k, 0.0) + float(v.detach()) / self.cfg.optim.grad_accum
         return totals
-
-    def _prepared(self) -> list:
-        """The prepared modules (accumulate's no_sync applies to each)."""
-        return [m for m in (self._pred, self._masked, self._online) if m is not None]
 
     def _seed_dropout(self, seed: int) -> None:
         """Seed the generator dropout draws from on this device (torch.manual_seed also queues a
@@ -236,7 +237,7 @@ class Trainer:
             group["lr"] = group["base_lr"] * factor
             params = [p for p in group["params"] if p.grad is not None]
             if params:
-                norm = float(self.acc.clip_grad_norm_(params, group["clip"]))
+                norm = float(full(self.acc.clip_grad_norm_(params, group["clip"])))  # a DTensor under FSDP
                 if not math.isfinite(norm):  # a NaN loss gives NaN gradients: stop before the update
                     raise self._non_finite(f"loss gradient of the {group['name']}", norm)
                 self._grad_norms[group["name"]] = norm
@@ -308,8 +309,7 @@ class Trainer:
             bar.close()
         if self.state.phase_index >= len(phases) and not self.state.stopped:
             self.state.finished = True
-            if self.acc.is_main_process:
-                write_final(self.rundir, self.encoder, self.predictor)
+            write_final(self.rundir, self.encoder, self.predictor, main=self.acc.is_main_process)
         return self._summary()
 
     def _cpu_threads(self, default: int) -> int:
