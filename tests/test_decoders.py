@@ -112,9 +112,17 @@ def test_training_rows_pair_the_hour_latent_with_the_same_hour_values(tmp_path):
     values = read_values(tmp_path, stay_ids, T)  # (N, T, V)
     assert values.shape == (N, T, 24) and np.isnan(values[1, 4:]).all()
     x, y = training_rows(latents, ids, lengths, values, stays=np.array([0, 1, 2]))
-    expect = [(r, h) for r in (0, 1, 2) for h in range(lengths[r]) if np.isfinite(values[r, h, 0])]
-    assert len(x) == len(expect)
-    for (r, h), xi, yi in zip(expect, x, y):  # hour h's latent with hour h's observed value
-        assert xi[0] == ids[r, h] and yi[0] == values[r, h, 0]
+    # hour h's latent with the state at h: the last heart rate observed at or before h in the stay
+    expect = []
+    for r in (0, 1, 2):
+        last = np.nan
+        for h in range(lengths[r]):
+            last = values[r, h, 0] if np.isfinite(values[r, h, 0]) else last
+            if np.isfinite(last):
+                expect.append((ids[r, h], last))
+    assert len(x) == len(expect) and not np.isfinite(values[0, 0, 0])  # stay 0 starts unobserved: no row
+    np.testing.assert_array_equal(x[:, 0], [e[0] for e in expect])
+    np.testing.assert_array_equal(y[:, 0], np.array([e[1] for e in expect], dtype=np.float32))
+    assert np.isnan(y[:, 1:]).all()
     xs, ys = training_rows(latents, ids, lengths, values, stays=np.array([0, 1, 2]), max_rows=4, seed=1)
-    assert len(xs) == 4 and all(any(xi[0] == ids[r, h] for r, h in expect) for xi in xs)
+    assert len(xs) == 4 and set(xs[:, 0]) <= {e[0] for e in expect}

@@ -5,12 +5,17 @@ original unit (bpm, mmHg, mmol/L, SOFA points, ...). They are fitted on the ENCO
 train-split state texts and then read the predictor's rolled-out latents
 (:mod:`clin_jepa.evaluation.rollout_decoding`) or a what-if rollout (:mod:`clin_jepa.whatif`).
 
-Training rows (:func:`training_rows`): the state latent of hour h paired with the values of the
-SAME hour h, **observed values only** (NaN elsewhere; each variable is fitted on the rows where
-it was observed). Not forward filled: with the default event texts an hour's text only holds
-what was charted in it, so a carried-forward value is not in its latent, and a decoder trained
-to output it would learn the population mean instead of reading the latent. SOFA is computed
-every hour and is therefore observed on every row.
+Training rows (:func:`training_rows`): the state latent of hour h paired with the patient's
+STATE at hour h: each variable's last value observed at or before h in the stay (forward
+filled; NaN before its first observation, and each variable is fitted on the rows where it is
+defined). Not the observed values only: with the default event texts an hour's text holds only
+what was charted in it, and the predictor cannot know whether a lab will be charted, so its
+rolled-out latents look like ordinary hours; decoders fitted only on the hours a lab was
+charted then read them off-distribution. Measured on the 1200-stay demo run (test split,
+MASE at h = 1 / 24 averaged over the group): labs 7.11 / 6.80 with observed-only rows against
+1.96 / 1.71 forward filled; vitals 2.21 / 1.87 against 1.89 / 1.63; the decoders read on the
+encoder's own latents change little (labs 1.87 -> 1.97, vitals 1.34 -> 1.37). Scoring is
+always against the values observed at the predicted hour (evaluation.rollout_decoding).
 
 Kinds: ``linear`` = ridge (scikit-learn Ridge; penalty chosen by RidgeCV's efficient
 leave-one-out on at most ALPHA_ROWS rows, then refitted on all: measured 0.6 s -> 0.1 s a
@@ -219,19 +224,32 @@ def read_values(data_dir, stay_ids: np.ndarray, window_hours: int,
     return out
 
 
+def forward_filled(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(S, T, V) observed values -> the state: each variable's last value observed at or before
+    hour t within the stay's data (NaN before its first observation and beyond the stay's length).
+    (The library's own copy: evaluation.tasks.forward_fill lives above the library.)"""
+    S, T, _ = values.shape
+    inside = np.arange(T)[None, :, None] < np.asarray(lengths)[:, None, None]  # (S, T, 1)
+    v = np.where(inside, values, np.nan)
+    idx = np.where(np.isfinite(v), np.arange(T)[None, :, None], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    return np.where(inside, np.take_along_axis(v, idx, axis=1), np.nan)
+
+
 def training_rows(latents: np.ndarray, state_ids: np.ndarray, lengths: np.ndarray, values: np.ndarray,
                   stays: np.ndarray, max_rows: int = 30_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Decoder fit rows: (state latent of hour h, observed values of hour h) of the given stays.
+    """Decoder fit rows: (state latent of hour h, forward-filled values at hour h) of the given stays.
 
     latents (U, D) (memory-mapped is fine: only the chosen rows are read); state_ids (N, T) with
-    -1 padding; lengths (N,); values (N, T, V) from :func:`read_values`; ``stays`` the row
-    indices to use (the train split). Stay-hours with data and at least one observed variable;
-    at most ``max_rows`` of them, a seeded uniform sample, so memory is (max_rows, D) whatever
-    the cohort size. Returns X (n, D) float32 and Y (n, V) float32 (NaN = not observed)."""
+    -1 padding; lengths (N,); values (N, T, V) observed values from :func:`read_values`; ``stays``
+    the row indices to use (the train split). Stay-hours with data and at least one defined
+    variable; at most ``max_rows`` of them, a seeded uniform sample, so memory is (max_rows, D)
+    whatever the cohort size. Returns X (n, D) float32 and Y (n, V) float32 (NaN = not yet observed)."""
     stays = np.asarray(stays)
     T = state_ids.shape[1]
+    state = forward_filled(values[stays], lengths[stays])  # (S, T, V)
     valid = (np.arange(T)[None, :] < lengths[stays, None]) & (state_ids[stays] >= 0)  # (S, T)
-    valid &= np.isfinite(values[stays]).any(axis=-1)
+    valid &= np.isfinite(state).any(axis=-1)
     si, hi = np.nonzero(valid)
     if len(si) == 0:
         raise ValueError("no stay-hour of the given stays has an observed decoded variable; "
@@ -239,16 +257,16 @@ def training_rows(latents: np.ndarray, state_ids: np.ndarray, lengths: np.ndarra
     if len(si) > max_rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(si), max_rows, replace=False))
         si, hi = si[keep], hi[keep]
-    rows = stays[si]
-    ids = state_ids[rows, hi]
+    ids = state_ids[stays[si], hi]
     order = np.argsort(ids, kind="stable")  # ascending reads of a memory-mapped file
     x = np.empty((len(ids), latents.shape[1]), dtype=np.float32)
     x[order] = np.asarray(latents[ids[order]], dtype=np.float32)
-    return x, values[rows, hi].astype(np.float32)
+    return x, state[si, hi].astype(np.float32)
 
 
 def fit_train_decoders(corpus, latents: np.ndarray, data_dir, kind: str = "linear", seed: int = 0,
-                       max_rows: int = 30_000, values: np.ndarray | None = None) -> LatentDecoders:
+                       max_rows: int = 30_000, values: np.ndarray | None = None,
+                       threads: int | None = 1) -> LatentDecoders:
     """Decoders of a run: fitted on the train-split stays of ``corpus`` (clin_jepa.data.windows.Corpus)
     with the run's encoder latents (U, D); ``values`` (N, T, V) when already read."""
     if values is None:
@@ -257,8 +275,8 @@ def fit_train_decoders(corpus, latents: np.ndarray, data_dir, kind: str = "linea
     if len(train) == 0:
         raise ValueError("the train split is empty: decoders are fitted on train stays; check data.split_fractions")
     x, y = training_rows(latents, corpus.state_ids, corpus.lengths, values, train, max_rows, seed)
-    return LatentDecoders().fit(x, y, kind, seed)
+    return LatentDecoders().fit(x, y, kind, seed, threads)
 
 
-__all__ = ["DECODE_GROUPS", "DECODE_VARIABLES", "KINDS", "LatentDecoders", "fit_train_decoders", "read_values",
-           "training_rows", "variable_group"]
+__all__ = ["DECODE_GROUPS", "DECODE_VARIABLES", "KINDS", "LatentDecoders", "fit_train_decoders", "forward_filled",
+           "read_values", "training_rows", "variable_group"]
