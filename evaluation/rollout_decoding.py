@@ -284,4 +284,5 @@ def _diff(a: np.ndarray, b: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> dict:
 
 
 def _finite(values) -> list:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
+    """JSON-safe list, 6 significant digits (beyond any CI's resolution): NaN / inf -> None."""
+    return [float(f"{v:.6g}") if np.isfinite(v) else None for v in np.asarray(values, dtype=np.float64)]
