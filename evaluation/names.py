@@ -20,7 +20,7 @@ METHODS = {
     "copy_forward": "Copy-forward",
     "linear": "Linear extrapolation",
     "hour_mean": "Hour mean (train)",  # patient-agnostic: train-split mean latent of each hour since admission
-    "encoder": "Decoded encoder latent",  # rollout decoding: the decoders on the target hour's own encoder latent
+    "encoder_latent": "Decoded encoder latent",  # rollout decoding: the decoders on the target hour's own encoder latent
     "lvcf": "Last value carried forward",
     "ridge": "Ridge",
     "logreg": "Logistic regression",
@@ -72,7 +72,7 @@ COLORS = {
     "hour_mean": "#CC79A7",
     "logreg": "#009E73",
     "lightgbm": "#D55E00",
-    "encoder": "#000000",
+    "encoder_latent": "#000000",
     "lvcf": "#E69F00",
     "ridge": "#009E73",
     "lstm": "#CC79A7",
@@ -80,7 +80,7 @@ COLORS = {
     "raw": "#E69F00",
     "perfect_encoder": "#000000",
 }
-LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-.", "encoder": ":", "lvcf": "--", "ridge": "-."}
+LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-.", "encoder_latent": ":", "lvcf": "--", "ridge": "-."}
 
 
 def _lookup(table: dict, code: str, what: str) -> str:

@@ -168,7 +168,7 @@ def decoding_table(dec: dict) -> tuple[list[dict], list[View]]:
                f"(contexts {n_ctx}, pooled). MASE = MAE / the train stays' one-hour-ahead naive MAE (last "
                f"value carried forward from every train hour): 1 = as good as that. {names.method('model')}: "
                f"the rolled-out latent through decoders fitted on train encoder latents; "
-               f"{names.method('encoder')}: the same decoders on the predicted hour's own encoder latent (the "
+               f"{names.method('encoder_latent')}: the same decoders on the predicted hour's own encoder latent (the "
                f"decoders' floor, not a forecast); {names.method('ridge')} and {names.method('lightgbm')}: "
                f"forecasters on the raw features at the context end and the real actions (LightGBM at h = "
                f"{lgbm} only). 95 % CI over stays (bootstrap) under each estimate; last row of a group: paired "
@@ -176,29 +176,26 @@ def decoding_table(dec: dict) -> tuple[list[dict], list[View]]:
                f"context's rollout pool the other contexts only. Slowly changing variables (SOFA) have a small "
                f"one-hour naive error, hence large MASE at long horizons.")
     views = [View(caption, "tab:decoding", ["Method", *[f"h={h}" for h in steps]], rows, wide=True)]
-    vsteps = [h for h in DECODE_VARIABLE_STEPS if h <= dec["horizon"]]
-    for g in groups:
-        vs = dec["groups"][g]
-        vrows = []
-        for h in vsteps:
-            vrows.append([GROUP, f"{h} h ahead"])
-            for v in vs:
+    header = ["Variable", "n", "MAE", *[f"MASE: {_short(m)}" for m in methods], "Delta MASE"]
+    for g in groups:  # one view per group and horizon: a page holds each
+        for h in (h for h in DECODE_VARIABLE_STEPS if h <= dec["horizon"]):
+            vrows = []
+            for v in dec["groups"][g]:
                 e = dec["per_variable"][v]
                 d = e["model_minus_lvcf"]
                 vrows.append([names.variable(v), e["n"][h - 1], Est(_at(e["model"]["mae"], h), nd=2),
                               *[Est(_at(e[m]["mase"], h), nd=2) for m in methods],
                               Est(_at(d["mase"], h), _at(d["mase_ci"]["lo"], h), _at(d["mase_ci"]["hi"], h), nd=2,
                                   sign=True)])
-        cap = (f"Rollout decoding, {names.decode_group(g).lower()}: MAE of {names.method('model')} (the "
-               f"variable's unit) and MASE of every method, per variable; n = values scored; last column: "
-               f"MASE difference model - {names.method(ref).lower()} with its 95 % CI over stays. Definitions "
-               f"as in the decoding summary table.")
-        header = ["Variable", "n", "MAE", *[f"MASE: {_short(m)}" for m in methods], "Delta MASE"]
-        views.append(View(cap, f"tab:decoding-{g}", header, vrows, wide=True))
+            cap = (f"Rollout decoding, {names.decode_group(g)}, {h} h ahead: MAE of "
+                   f"{names.method('model')} (the variable's unit) and MASE of every method, per variable; n = "
+                   f"values scored; last column: MASE difference model - {names.method(ref).lower()} with its "
+                   f"95 % CI over stays. Definitions as in the decoding summary table.")
+            views.append(View(cap, f"tab:decoding-{g}-h{h}", header, vrows, wide=True))
     return records, views
 
 
-SHORT = {"model": "Clin-JEPA", "encoder": "encoder", "lvcf": "LVCF", "ridge": "ridge", "lightgbm": "LightGBM"}
+SHORT = {"model": "Clin-JEPA", "encoder_latent": "Encoder", "lvcf": "LVCF", "ridge": "Ridge", "lightgbm": "LightGBM"}
 
 
 def _short(m: str) -> str:

@@ -8,7 +8,7 @@ the predictor rolls out exactly as in the drift evaluation (contexts ``eval.cont
 decoded. Methods (each predicts variable v at hour C+h-1):
 
 - ``model``: the decoded rolled-out latent;
-- ``encoder``: the decoded ENCODER latent of hour C+h-1 itself (not a forecast: the error of the
+- ``encoder_latent``: the decoded ENCODER latent of hour C+h-1 itself (not a forecast: the error of the
   decoders alone, the floor a perfect rollout would reach);
 - ``lvcf``: the last value observed in hours 0..C-1 (the train mean when none);
 - ``ridge`` / ``lightgbm``: per-variable, per-horizon regressors on the raw features: the
@@ -40,7 +40,7 @@ from clin_jepa.utils import get_logger
 
 log = get_logger(__name__)
 
-METHODS = ("model", "encoder", "lvcf", "ridge", "lightgbm")
+METHODS = ("model", "encoder_latent", "lvcf", "ridge", "lightgbm")
 REFERENCE = "lvcf"  # the model's difference to it gets a paired CI
 FORECAST_ANCHORS = 5_000  # train (stay, context) anchors the ridge/LightGBM forecasters are fitted on, at most
 RIDGE_ALPHA = 1.0  # on standardised features, thousands of rows: a light penalty
@@ -169,7 +169,7 @@ def _evaluate(corpus, latents, predictor, xs, values, cfg, stay_chunk) -> dict:
             n = len(sub)
             f = forecaster_features(xs, sub, C, H)  # (n, H, Fx)
             preds = {"model": dec.predict(z_hat.reshape(-1, D)).reshape(n, H, V),
-                     "encoder": dec.predict(s[:, C:].reshape(-1, D)).reshape(n, H, V),
+                     "encoder_latent": dec.predict(s[:, C:].reshape(-1, D)).reshape(n, H, V),
                      "lvcf": np.broadcast_to(lvcf(values, sub, C, train_mean)[:, None], (n, H, V)),
                      "ridge": np.einsum("nhf,hvf->nhv", f, W[:H]) + b[None, :H],
                      "lightgbm": np.full((n, H, V), np.nan, dtype=np.float32)}
