@@ -215,6 +215,13 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
             assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
         else:
             assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
+    dec = json.loads((run / "eval" / "decoding.json").read_text())  # rollout decoding: real decoders and forecasters
+    assert dec["contexts"]["6"]["horizon"] == 12 and dec["decoder"]["split"] == "train"
+    for m in ("model", "lvcf"):
+        assert all(np.isfinite(dec["per_group"][g][m]["mase"][0]) for g in ("vitals", "sofa")), m
+        assert np.isfinite(dec["per_variable"]["heart_rate"][m]["mae"][0]), m
+    assert {"decoding.md", "decoding.tex", "decoding.csv", "decoding_vitals.png"} <= {
+        p.name for p in (run / "report").iterdir()}
     h = headline(run)
     assert set(h) == {"drift_pct", "displacement_ratio", "displacement_reference", "mean_auroc"}
     assert set(h["displacement_reference"]) <= {"perfect_encoder", "raw"}
