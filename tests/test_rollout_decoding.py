@@ -44,6 +44,18 @@ def test_lvcf_one_hour_ahead_from_every_train_hour_has_mase_exactly_one():
     assert not np.allclose(np.nanmean(d, axis=(0, 1)), scale, rtol=1e-3)
 
 
+def test_bootstrap_band_is_numpys_percentile_over_the_finite_replicates():
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(200, 7))
+    r[rng.random(r.shape) < 0.1] = np.nan
+    r[:, 3] = np.nan  # undefined in every replicate
+    band = rd._band(r)
+    ref = np.nanquantile(np.delete(r, 3, axis=1), [0.025, 0.975], axis=0)
+    np.testing.assert_allclose(np.delete(np.array(band["lo"], dtype=float), 3), ref[0], rtol=1e-5)
+    np.testing.assert_allclose(np.delete(np.array(band["hi"], dtype=float), 3), ref[1], rtol=1e-5)
+    assert band["lo"][3] is None and band["hi"][3] is None
+
+
 def test_lvcf_falls_back_to_the_train_mean_and_ignores_hours_after_the_context():
     values = np.full((2, 6, V), np.nan, dtype=np.float32)
     values[0, 1, 0], values[0, 3, 0], values[0, 4, 0] = 7.0, 9.0, 100.0
