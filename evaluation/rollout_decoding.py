@@ -151,8 +151,8 @@ def _evaluate(corpus, latents, predictor, xs, values, cfg, stay_chunk) -> dict:
 
     Hmax = int(e.horizon)
     pos = {s: i for i, s in enumerate(test)}  # test stay -> accumulator row (stays pooled over contexts)
-    err = {m: np.zeros((len(test), Hmax, V)) for m in METHODS}  # per-stay sums of |error| (n_test, H, V)
-    count = np.zeros((len(test), Hmax, V))
+    err = {m: np.zeros((len(test), Hmax, V), np.float32) for m in METHODS}  # per-stay sums of |error| (n_test, H, V)
+    count = np.zeros((len(test), Hmax, V), np.float32)  # values scored (exact in float32 below 2^24)
     undefined = {m: np.zeros((Hmax, V), dtype=bool) for m in METHODS}  # a method without a prediction there
     per_context = {}
     for C in e.contexts:
