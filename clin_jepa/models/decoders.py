@@ -3,7 +3,7 @@
 One small regressor per variable maps a D-dim latent to that variable's hourly value in its
 original unit (bpm, mmHg, mmol/L, SOFA points, ...). They are fitted on the ENCODER latents of
 train-split state texts and then read the predictor's rolled-out latents
-(:mod:`clin_jepa.evaluation.rollout_decoding`) or a what-if rollout (:mod:`clin_jepa.whatif`).
+(:mod:`clin_jepa.evaluation.rollout_decoding`) or any other rollout (e.g. a what-if query).
 
 Training rows (:func:`training_rows`): the state latent of hour h paired with the patient's
 STATE at hour h: each variable's last value observed at or before h in the stay (forward
