@@ -175,7 +175,8 @@ def decoding_table(dec: dict) -> tuple[list[dict], list[View]]:
                f"difference to {names.method(ref).lower()} (below 0 = the model is better). Horizons beyond a "
                f"context's rollout pool the other contexts only. Slowly changing variables (SOFA) have a small "
                f"one-hour naive error, hence large MASE at long horizons.")
-    views = [View(caption, "tab:decoding", ["Method", *[f"h={h}" for h in steps]], rows, wide=True)]
+    notes = [f"Not evaluable: {dec['status']}."] if dec.get("status") else []
+    views = [View(caption, "tab:decoding", ["Method", *[f"h={h}" for h in steps]], rows, notes, wide=True)]
     header = ["Variable", "n", "MAE", *[f"MASE: {_short(m)}" for m in methods], "Delta MASE"]
     for g in groups:  # one view per group and horizon: a page holds each
         for h in (h for h in DECODE_VARIABLE_STEPS if h <= dec["horizon"]):

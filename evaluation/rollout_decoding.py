@@ -217,6 +217,10 @@ def summarize(err: dict, count: np.ndarray, undefined: dict, scale: np.ndarray, 
     horizon, group means, stay-bootstrap CIs. ``undefined`` {method: (H, V) bool}: where the method
     made no prediction (LightGBM off its horizons, a variable without a decoder): None there."""
     keep = count.sum(axis=(1, 2)) > 0  # stays scored at least once
+    if not keep.any():
+        return {"status": "no test stay has the hours a context needs, or no decoded variable was observed in "
+                          "them; shorten eval.contexts / eval.horizon", "per_variable": {}, "per_group": {},
+                "n_boot": int(n_boot)}
     err = {m: x[keep] for m, x in err.items()}
     count = count[keep]
     n, H, V = count.shape

@@ -147,3 +147,10 @@ def test_a_wrong_hour_rollout_is_caught():
     assert g["model"]["mase"][0] > 1.5 * g["encoder_latent"]["mase"][0]
     again = rd.evaluate_decoding(corpus, lat, Late(lat, corpus.state_ids), xs, values, cfg)
     assert again["per_variable"] == res["per_variable"]  # same seed and config -> same numbers
+
+
+def test_no_scored_stay_is_reported_not_crashed():
+    zeros = np.zeros((3, 4, V), np.float32)
+    res = rd.summarize({m: zeros for m in rd.METHODS}, zeros, {m: np.zeros((4, V), bool) for m in rd.METHODS},
+                       np.ones(V), 20, 0)
+    assert res["per_group"] == {} and "shorten eval.contexts" in res["status"]
