@@ -4,7 +4,7 @@ evaluation in one process (results go to BENCHMARKS.md by hand, "Rollout decodin
 Both evaluations are timed on the same loaded corpus and latents: wall seconds and process
 CPU seconds (on a shared machine the wall time depends on the other jobs; with BLAS and torch
 on one thread the CPU seconds are what an idle machine's wall time would be), the load
-average, the decoding's own parts (``seconds_parts``) and the ratio to drift. Writes nothing
+average, the decoding's own parts (``part_seconds``) and the ratio to drift. Writes nothing
 into the run.
 
     python benchmarks/bench_decoding.py --run RUN [--repeat 2]
@@ -50,7 +50,7 @@ def main() -> None:
             res = fn()
             wall, cpu = time.perf_counter() - w, time.process_time() - c
             print(f"round {r + 1} {name}: wall {wall:.1f} s, cpu {cpu:.1f} s, load {os.getloadavg()[0]:.1f}"
-                  + (f", parts {res['seconds_parts']}" if "seconds_parts" in res else ""))
+                  + (f", parts {res['part_seconds']}" if "part_seconds" in res else ""))
             best[name] = min(best.get(name, (wall, cpu)), (wall, cpu), key=lambda x: x[1])
     (dw, dc), (kw, kc) = best["drift"], best["decoding"]
     print(f"best: drift cpu {dc:.1f} s (wall {dw:.1f}), decoding cpu {kc:.1f} s (wall {kw:.1f}); "

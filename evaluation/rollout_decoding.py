@@ -193,7 +193,7 @@ def _evaluate(corpus, latents, predictor, xs, values, cfg, stay_chunk) -> dict:
                            "lightgbm": {k: v for k, v in LGBM_PARAMS.items() if k != "verbose"}}}
     out |= summarize(err, count, undefined, scale, e.bootstrap, seed)
     clock("bootstrap")
-    out["seconds_parts"] = clock.parts
+    out["part_seconds"] = clock.parts
     return out
 
 
