@@ -317,6 +317,10 @@ class EvalConfig:
     displacement_window: int = 24  # hours: latents of hour 0 vs the last hour <= this
     displacement_min_hours: int = 6  # stays with fewer hours of data are not eligible
     displacement_baseline_hours: int = 6  # hours 0..B: admission period (SOFA baseline = its max; support starting in it is not new)
+    # rollout decoding (evaluation.rollout_decoding): latent -> 24 clinical variables
+    decode_kind: str = "linear"  # decoder per variable: linear (ridge) | mlp (1 hidden layer; ~20 s a variable at 30k rows)
+    decode_max_rows: int = 30_000  # train stay-hours the decoders are fitted on, at most (a seeded sample)
+    decode_lgbm_horizons: tuple[int, ...] = (1, 6, 12, 24, 48)  # hours ahead with a LightGBM forecaster (time bound)
     bootstrap: int = 500  # bootstrap replicates (clustered by stay)
     seeds: tuple[int, ...] = (0,)  # probe/baseline training seeds (mean +- sd over them)
     baselines: tuple[str, ...] = ("logreg", "lightgbm", "lstm", "tcn")
@@ -364,6 +368,11 @@ class EvalConfig:
             raise ValueError("eval.displacement_baseline_hours must be in [0, eval.displacement_window), e.g. 6")
         if self.bootstrap < 10:
             raise ValueError("eval.bootstrap must be >= 10 replicates (500 is the paper's setting)")
+        if self.decode_kind not in ("linear", "mlp"):
+            raise ValueError(f"eval.decode_kind={self.decode_kind!r}: use linear or mlp")
+        if self.decode_max_rows < 100 or any(h < 1 for h in self.decode_lgbm_horizons):
+            raise ValueError("eval.decode_max_rows must be >= 100 rows and eval.decode_lgbm_horizons hours >= 1, "
+                             "e.g. 30000 and [1, 6, 12, 24, 48]")
         from clin_jepa.evaluation.baselines import FLAT, SEQUENCE
         from clin_jepa.evaluation.probes import PROBE_KINDS
 

@@ -20,6 +20,9 @@ METHODS = {
     "copy_forward": "Copy-forward",
     "linear": "Linear extrapolation",
     "hour_mean": "Hour mean (train)",  # patient-agnostic: train-split mean latent of each hour since admission
+    "encoder_latent": "Decoded encoder latent",  # rollout decoding: the decoders on the target hour's own encoder latent
+    "lvcf": "Last value carried forward",
+    "ridge": "Ridge",
     "logreg": "Logistic regression",
     "lightgbm": "LightGBM",
     "lstm": "LSTM",
@@ -50,6 +53,15 @@ SPACES = {"latent": "Clin-JEPA latent", "raw": "Raw features (forward filled)",
           "perfect_encoder": "Perfect per-hour encoder"}  # the hour's exact values + charted flags: the data's bound
 MEASURES = {"endpoint": "Endpoint", "path": "Path length"}  # distance from hour 0 to the window end / summed hourly steps
 PROBE_KINDS = {"linear": "linear", "mlp": "MLP"}
+DECODE_GROUPS = {"vitals": "Vital signs", "labs": "Laboratory values", "sofa": "SOFA score"}
+VARIABLES = {  # decoded variables (clin_jepa.models.decoders.DECODE_VARIABLES); units from the feature registry
+    "heart_rate": "Heart rate", "sbp": "Systolic BP", "dbp": "Diastolic BP", "mbp": "Mean arterial pressure",
+    "resp_rate": "Respiratory rate", "spo2": "SpO2", "temperature": "Temperature", "ph": "pH", "po2": "PaO2",
+    "pco2": "PaCO2", "lactate": "Lactate", "sodium": "Sodium", "potassium": "Potassium", "chloride": "Chloride",
+    "bicarbonate": "Bicarbonate", "bun": "Urea nitrogen", "creatinine": "Creatinine", "glucose": "Glucose",
+    "bilirubin": "Bilirubin", "hemoglobin": "Haemoglobin", "platelets": "Platelets", "wbc": "White cells",
+    "inr": "INR", "sofa": "SOFA",
+}
 
 # Okabe-Ito colour-blind-safe palette; one colour per method across every plot
 COLORS = {
@@ -60,12 +72,15 @@ COLORS = {
     "hour_mean": "#CC79A7",
     "logreg": "#009E73",
     "lightgbm": "#D55E00",
+    "encoder_latent": "#000000",
+    "lvcf": "#E69F00",
+    "ridge": "#009E73",
     "lstm": "#CC79A7",
     "tcn": "#F0E442",
     "raw": "#E69F00",
     "perfect_encoder": "#000000",
 }
-LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-."}
+LINESTYLES = {"copy_forward": "--", "linear": ":", "hour_mean": "-.", "encoder_latent": ":", "lvcf": "--", "ridge": "-."}
 
 
 def _lookup(table: dict, code: str, what: str) -> str:
@@ -92,6 +107,19 @@ def space(code: str) -> str:
     return _lookup(SPACES, code, "space")
 
 
+def decode_group(code: str) -> str:
+    return _lookup(DECODE_GROUPS, code, "variable group")
+
+
+def variable(code: str, unit: bool = True) -> str:
+    """A decoded variable's name, with its unit from the feature registry (e.g. 'Lactate (mmol/L)')."""
+    from clin_jepa.data.features import OBS_BY_NAME
+
+    name = _lookup(VARIABLES, code, "variable")
+    u = OBS_BY_NAME[code].unit if code in OBS_BY_NAME else ("points" if code == "sofa" else "")
+    return f"{name} ({u})" if unit and u else name
+
+
 def measure(code: str) -> str:
     return _lookup(MEASURES, code, "measure")
 
@@ -112,4 +140,4 @@ def ordered(codes) -> list[str]:
 
 def code_names() -> set[str]:
     """Every code name with a display name (tests check none leaks into a report)."""
-    return set(METHODS) | set(TASKS) | set(SPACES)
+    return set(METHODS) | set(TASKS) | set(SPACES) | set(VARIABLES)

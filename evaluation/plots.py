@@ -1,5 +1,5 @@
-"""Report figures (matplotlib, Agg): drift curves, displacement, AUROC intervals, ROC curves,
-training curves. Inputs are the aggregate eval JSONs and the run's training logs.
+"""Report figures (matplotlib, Agg): drift curves, rollout decoding (MASE per variable group),
+displacement, AUROC intervals, ROC curves, training curves. Inputs are the aggregate eval JSONs and the run's training logs.
 
 Every figure is written as vector PDF and 300-dpi PNG (``<stem>.pdf``, ``<stem>.png``,
 atomically); each function returns the written paths, or None when there is nothing to plot.
@@ -142,6 +142,67 @@ def drift_curves(drift: dict, stem: Path) -> list[Path] | None:
                  ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
         return _save(fig, stem)
+
+
+# ---------------------------------------------------------------------- #
+# rollout decoding
+# ---------------------------------------------------------------------- #
+
+
+def _nan(values) -> np.ndarray:
+    return np.array([np.nan if x is None else x for x in values], dtype=float)
+
+
+def decoding_curves(dec: dict, stem: Path) -> list[Path] | None:
+    """One figure per variable group (``<stem>_<group>``): left, mean MASE of the group's variables
+    against hours ahead, one line per method (LightGBM: points at its horizons), CI bands over
+    stays; right, the model's paired difference to last value carried forward with its CI."""
+    from clin_jepa.models.decoders import DECODE_GROUPS
+
+    groups = [g for g in DECODE_GROUPS if dec.get("per_group", {}).get(g)]
+    if not groups:
+        return None
+    ref = dec.get("reference", "lvcf")
+    ends = sorted({c["horizon"] for c in dec["contexts"].values() if 0 < c["horizon"] < dec["horizon"]})
+    paths: list[Path] = []
+    for g in groups:
+        e = dec["per_group"][g]
+        with plt.rc_context(STYLE):
+            fig, (ax, dx) = plt.subplots(1, 2, figsize=(6.5, 2.6), gridspec_kw={"width_ratios": [1.6, 1]})
+            for m in names.ordered(dec["methods"]):
+                v = _nan(e[m]["mase"])
+                h = np.arange(1, len(v) + 1)
+                ci = e[m].get("mase_ci")
+                if m == "lightgbm":  # fitted at a few horizons only
+                    ok = np.isfinite(v)
+                    lo, hi = _nan(ci["lo"]), _nan(ci["hi"])
+                    err = [np.nan_to_num(np.clip(v - lo, 0, None))[ok], np.nan_to_num(np.clip(hi - v, 0, None))[ok]]
+                    ax.errorbar(h[ok], v[ok], yerr=err, fmt="s", ms=3, capsize=2, lw=1, color=names.color(m),
+                                label=names.method(m))
+                    continue
+                _band(ax, h, e[m]["mase"], ci, names.color(m), ls=names.linestyle(m), label=names.method(m))
+            ax.axhline(1.0, color="grey", lw=0.5)
+            n_var = len(dec["groups"][g])
+            ax.set(title=f"{names.decode_group(g)} ({n_var} variable{'s' if n_var > 1 else ''})",
+                   xlabel="hours ahead h", ylabel="MASE (mean over variables)" if n_var > 1 else "MASE")
+            ax.set_ylim(bottom=0)
+            d = e["model_minus_lvcf"]
+            h = np.arange(1, len(d["mase"]) + 1)
+            _band(dx, h, d["mase"], d.get("mase_ci"), names.color("model"))
+            dx.axhline(0.0, color="black", lw=0.5)
+            dx.set(title=f"{names.method('model')}\nminus {names.method(ref).lower()}", xlabel="hours ahead h",
+                   ylabel="MASE difference\n(below 0: model better)")
+            for a in (ax, dx):
+                for end in ends:  # a context's rollout ends: fewer stays pooled beyond
+                    a.axvline(end + 0.5, color="grey", lw=0.6, ls=":")
+            handles, labels = _legend_entries([ax])
+            fig.tight_layout(rect=(0, 0.1, 1, 1))
+            _legend_below(fig, handles, labels)
+            fig.text(0.5, -0.04, "shaded / bars: 95 % CI over stays (bootstrap); MASE 1 = the train one-hour-ahead "
+                     "naive error;\ndotted verticals: a context's rollout ends there (fewer stays pooled beyond)",
+                     ha="center", va="top", fontsize=7)
+            paths += _save(fig, Path(f"{stem}_{g}"))
+    return paths
 
 
 # ---------------------------------------------------------------------- #

@@ -3,7 +3,9 @@
 
 Tables (each built here as tidy records + paper views, written by :mod:`clin_jepa.evaluation.tables`):
 drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), skill (absolute
-L1 and skill against the hour-mean and copy-forward predictors), displacement (latent space and
+L1 and skill against the hour-mean and copy-forward predictors), decoding (MASE of the decoded
+rollouts and the raw-feature forecasters per variable group and variable; when the run has
+eval/decoding.json), displacement (latent space and
 the raw / perfect-encoder references, endpoint and path length, ratio with CI), tasks (one grid per family
 and metric: AUROC, AUPRC, event recall; CSV one row per task and method), family means, and
 with ``--compare`` a grid of runs (mean +- sd over runs that differ only in seeds). Every name
@@ -19,6 +21,7 @@ from pathlib import Path
 from clin_jepa.evaluation import names, plots, reference
 from clin_jepa.evaluation.report_tables import (
     compare_table,
+    decoding_table,
     displacement_table,
     drift_table,
     family_table,
@@ -34,7 +37,7 @@ log = get_logger(__name__)
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "numpy", "scikit-learn",
             "lightgbm", "clin-jepa")
-TABLES = ("drift", "skill", "displacement", "families", "tasks", "comparison")  # report.md order
+TABLES = ("drift", "skill", "decoding", "displacement", "families", "tasks", "comparison")  # report.md order
 
 
 def _baseline_average(means: dict) -> tuple[float | None, int]:
@@ -159,6 +162,16 @@ def manifest(run_dirs: list[Path], files: list[Path]) -> dict:
             "files": sorted(p.name for p in files)}
 
 
+def _optional_eval(run_dir: Path, name: str) -> dict | None:
+    """An evaluation added after runs existed (decoding): None, logged, when the run has none."""
+    try:
+        return read_eval(run_dir, name)
+    except FileNotFoundError:
+        log.info("no RUN/eval/%s.json: its tables and plots are left out (`clin-jepa evaluate --only %s`)",
+                 name, name)
+        return None
+
+
 def _eval_settings(run_dir: Path) -> dict:
     """Settings older eval JSONs do not carry (bootstrap replicates, recall precision)."""
     e = _config(run_dir).get("eval", {})
@@ -178,12 +191,16 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     built = {"drift": drift_table(drift), "skill": skill_table(drift), "displacement": displacement_table(disp),
              "families": family_table(tasks), "tasks": task_table(tasks)}
+    decoding = _optional_eval(main, "decoding")
+    if decoding is not None:
+        built["decoding"] = decoding_table(decoding)
     if len(run_dirs) > 1:
         built["comparison"] = compare_table(run_dirs, [headline(r) for r in run_dirs], [_config(r) for r in run_dirs])
     files: list[Path] = []
     for name, (records, views) in built.items():
         files += write_table(out, name, records, views)
     figures = [plots.drift_curves(drift, out / "drift_curves"),
+               plots.decoding_curves(decoding, out / "decoding") if decoding is not None else None,
                plots.displacement_distributions(disp, out / "displacement"),
                plots.auroc_intervals(tasks, out / "auroc_ci"),
                plots.roc_curves(tasks, out / "roc_curves"),

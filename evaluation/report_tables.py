@@ -110,6 +110,105 @@ def skill_table(drift: dict) -> tuple[list[dict], list[View]]:
 
 
 # ---------------------------------------------------------------------- #
+# rollout decoding
+# ---------------------------------------------------------------------- #
+
+DECODE_STEPS = (1, 6, 12, 24, 48)  # hours ahead in the decoding summary
+DECODE_VARIABLE_STEPS = (6, 24)  # hours ahead in the per-variable tables
+
+
+def _at(curve: list | None, h: int):
+    return curve[h - 1] if curve is not None and h <= len(curve) else None
+
+
+def _mase(entry: dict, h: int, nd: int = 2) -> Est:
+    ci = entry.get("mase_ci") or {}
+    return Est(_at(entry["mase"], h), _at(ci.get("lo"), h), _at(ci.get("hi"), h), nd=nd)
+
+
+def decoding_table(dec: dict) -> tuple[list[dict], list[View]]:
+    """Rollout decoding: group-mean MASE per method and horizon (summary view) and per-variable
+    MAE/MASE at DECODE_VARIABLE_STEPS (one view per group); CSV: every variable, method, horizon."""
+    from clin_jepa.models.decoders import DECODE_GROUPS
+
+    methods = names.ordered(dec["methods"])
+    ref = dec.get("reference", "lvcf")
+    groups = [g for g in DECODE_GROUPS if g in dec["per_group"]]  # the library's order: vitals, labs, SOFA
+    steps = [h for h in DECODE_STEPS if h <= dec["horizon"]]
+    records: list[dict] = []  # tidy: one row per variable, method and horizon
+    for v, e in dec["per_variable"].items():
+        base = {"variable": names.variable(v), "group": names.decode_group(_group_of(dec, v)),
+                "mase_scale": e["scale"]}
+        for m in methods:
+            ci = e[m].get("mase_ci") or {}
+            d = e["model_minus_lvcf"] if m == "model" else None
+            for h in range(1, dec["horizon"] + 1):
+                rec = base | {"method": names.method(m), "horizon_h": h, "n_values": e["n"][h - 1],
+                              "mae": _at(e[m]["mae"], h), "mase": _at(e[m]["mase"], h),
+                              "mase_ci_low": _at(ci.get("lo"), h), "mase_ci_high": _at(ci.get("hi"), h)}
+                if d is not None:
+                    rec |= {"delta_mase_vs_reference": _at(d["mase"], h), "delta_ci_low": _at(d["mase_ci"]["lo"], h),
+                            "delta_ci_high": _at(d["mase_ci"]["hi"], h), "reference": names.method(ref)}
+                records.append(rec)
+    rows = []
+    for g in groups:
+        e = dec["per_group"][g]
+        n_var = len(dec["groups"][g])
+        rows.append([GROUP, f"{names.decode_group(g)} ({n_var} variable{'s' if n_var > 1 else ''})"])
+        for m in methods:
+            rows.append([names.method(m), *[_mase(e[m], h) for h in steps]])
+        d = e["model_minus_lvcf"]
+        rows.append([f"{names.method('model')} - {names.method(ref)}",
+                     *[Est(_at(d["mase"], h), _at(d["mase_ci"]["lo"], h), _at(d["mase_ci"]["hi"], h), nd=2, sign=True)
+                       for h in steps]])
+    n_ctx = ", ".join(f"{c} h ({x['n_stays']:,} stays)" for c, x in sorted(dec["contexts"].items(),
+                                                                           key=lambda kv: int(kv[0])))
+    lgbm = ", ".join(str(h) for h in dec.get("lightgbm_horizons", []))
+    caption = (f"Rollout decoding on the test split: mean MASE over a group's variables, h hours ahead "
+               f"(contexts {n_ctx}, pooled). MASE = MAE / the train stays' one-hour-ahead naive MAE (last "
+               f"value carried forward from every train hour): 1 = as good as that. {names.method('model')}: "
+               f"the rolled-out latent through decoders fitted on train encoder latents; "
+               f"{names.method('encoder_latent')}: the same decoders on the predicted hour's own encoder latent (the "
+               f"decoders' floor, not a forecast); {names.method('ridge')} and {names.method('lightgbm')}: "
+               f"forecasters on the raw features at the context end and the real actions (LightGBM at h = "
+               f"{lgbm} only). 95 % CI over stays (bootstrap) under each estimate; last row of a group: paired "
+               f"difference to {names.method(ref).lower()} (below 0 = the model is better). Horizons beyond a "
+               f"context's rollout pool the other contexts only. Slowly changing variables (SOFA) have a small "
+               f"one-hour naive error, hence large MASE at long horizons.")
+    notes = [f"Not evaluable: {dec['status']}."] if dec.get("status") else []
+    views = [View(caption, "tab:decoding", ["Method", *[f"h={h}" for h in steps]], rows, notes, wide=True)]
+    header = ["Variable", "n", "MAE", *[f"MASE: {_short(m)}" for m in methods], "Delta MASE"]
+    for g in groups:  # one view per group and horizon: a page holds each
+        for h in (h for h in DECODE_VARIABLE_STEPS if h <= dec["horizon"]):
+            vrows = []
+            for v in dec["groups"][g]:
+                e = dec["per_variable"][v]
+                d = e["model_minus_lvcf"]
+                vrows.append([names.variable(v), e["n"][h - 1], Est(_at(e["model"]["mae"], h), nd=2),
+                              *[Est(_at(e[m]["mase"], h), nd=2) for m in methods],
+                              Est(_at(d["mase"], h), _at(d["mase_ci"]["lo"], h), _at(d["mase_ci"]["hi"], h), nd=2,
+                                  sign=True)])
+            cap = (f"Rollout decoding, {names.decode_group(g)}, {h} h ahead: MAE of "
+                   f"{names.method('model')} (the variable's unit) and MASE of every method, per variable; n = "
+                   f"values scored; last column: MASE difference model - {names.method(ref).lower()} with its "
+                   f"95 % CI over stays. Definitions as in the decoding summary table.")
+            views.append(View(cap, f"tab:decoding-{g}-h{h}", header, vrows, wide=True))
+    return records, views
+
+
+SHORT = {"model": "Clin-JEPA", "encoder_latent": "Encoder", "lvcf": "LVCF", "ridge": "Ridge", "lightgbm": "LightGBM"}
+
+
+def _short(m: str) -> str:
+    """Narrow column headers for the per-variable tables (one word a method)."""
+    return SHORT.get(m, names.method(m))
+
+
+def _group_of(dec: dict, v: str) -> str:
+    return next(g for g, vs in dec["groups"].items() if v in vs)
+
+
+# ---------------------------------------------------------------------- #
 # displacement
 # ---------------------------------------------------------------------- #
 

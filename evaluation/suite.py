@@ -1,4 +1,4 @@
-"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,tasks}.json.
+"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,tasks,decoding}.json.
 
 Inputs: the run's data directory (hourly/static/labels/events/cohort/splits parquet), its
 corpus (clin_jepa.data.windows), RUN/embeddings (``clin-jepa embed``) and the final
@@ -21,7 +21,7 @@ from clin_jepa.utils import get_logger, seed_everything, write_json
 
 log = get_logger(__name__)
 
-EVALUATIONS = ("drift", "displacement", "tasks")
+EVALUATIONS = ("drift", "displacement", "tasks", "decoding")
 # positions in tasks.HOURLY_FEATURES of what an hour's state text reads (observations, SOFA, KDIGO; not actions)
 STATE_FEATURES = [tasks.HOURLY_FEATURES.index(c) for c in OBSERVATION_COLUMNS + DERIVED_COLUMNS]
 
@@ -67,6 +67,16 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
                           "sofa_rise": "max SOFA hours B+1..W - max SOFA hours 0..B >= 2",
                           "new_support": "first vasopressor/ventilation onset in hours B+1..W"}
     return out
+
+
+def run_decoding(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg) -> dict:
+    """Rollout decoding (evaluation.rollout_decoding): decoded rollouts vs raw-feature forecasters."""
+    from clin_jepa.evaluation.rollout_decoding import evaluate_decoding
+
+    from clin_jepa.models.decoders import read_values
+
+    values = read_values(data_dir, corpus.stay_ids, corpus.window_hours)  # (N, T, 24) original units
+    return evaluate_decoding(corpus, latents, predictor, xs, values, cfg)
 
 
 def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
@@ -153,7 +163,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
     if predictor.latent_dim != latents.shape[1]:
         raise ValueError(f"predictor latent_dim {predictor.latent_dim} != embedding dim {latents.shape[1]}; "
                          f"rerun `clin-jepa embed --run {run_dir} --force`")
-    xs = _standardised_hourly(data_dir, corpus) if {"displacement", "tasks"} & set(only) else None
+    xs = _standardised_hourly(data_dir, corpus) if {"displacement", "tasks", "decoding"} & set(only) else None
     written = {}
     for name in only:
         t0 = time.perf_counter()
@@ -161,6 +171,8 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
             res = run_drift(corpus, latents, predictor, cfg)
         elif name == "displacement":
             res = run_displacement(corpus, latents, xs, data_dir, cfg)
+        elif name == "decoding":
+            res = run_decoding(corpus, latents, predictor, xs, data_dir, cfg)
         else:
             res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels)
         res["seconds"] = round(time.perf_counter() - t0, 2)

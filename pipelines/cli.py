@@ -67,8 +67,9 @@ STAGES: dict[str, Stage] = {
         "encoder.encode_batch_tokens=8192", EXISTING_RUN_CONFIG),
     "evaluate": Stage(
         "clin_jepa.pipelines.evaluate", "rollout drift, cohort displacement, multi-task probes + baselines",
-        "Evaluate a trained run: latent rollout drift, cohort displacement and 15 risk-prediction tasks "
-        "(probes on the frozen latents vs baselines) -> RUN/eval/{drift,displacement,tasks}.json.",
+        "Evaluate a trained run: latent rollout drift, cohort displacement, 15 risk-prediction tasks "
+        "(probes on the frozen latents vs baselines) and rollout decoding "
+        "-> RUN/eval/{drift,displacement,tasks,decoding}.json.",
         ("clin-jepa evaluate --run runs/demo", "clin-jepa evaluate --run runs/demo --only drift,tasks"),
         "eval.bootstrap=1000", EXISTING_RUN_CONFIG),
     "export-meds": Stage(

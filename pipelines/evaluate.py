@@ -1,5 +1,5 @@
-"""`clin-jepa evaluate --run RUN`: rollout drift, cohort displacement and multi-task risk
-prediction (probes + baselines) -> RUN/eval/{drift,displacement,tasks}.json.
+"""`clin-jepa evaluate --run RUN`: rollout drift, cohort displacement, multi-task risk
+prediction (probes + baselines) and rollout decoding -> RUN/eval/{drift,displacement,tasks,decoding}.json.
 
 Needs RUN/embeddings (``clin-jepa embed``) and RUN/final/predictor.* (``clin-jepa pretrain``).
 """

@@ -31,8 +31,8 @@ def _sets(extra=()):
 
 
 REPORT_FILES = ["report.md", "manifest.json", "headline.json", "drift_curves.png", "displacement.png",
-                "roc_curves.png", "training_curves.png"] + [
-    f"{t}.{ext}" for t in ("drift", "displacement", "tasks", "families") for ext in ("md", "csv", "tex")]
+                "roc_curves.png", "training_curves.png", "decoding_vitals.png"] + [
+    f"{t}.{ext}" for t in ("drift", "displacement", "tasks", "families", "decoding") for ext in ("md", "csv", "tex")]
 
 
 DEMO_SETS = ["synth.stays=80"]
@@ -60,7 +60,7 @@ def test_demo_end_to_end_writes_every_report_artefact(demo_run, capsys):
     for name in REPORT_FILES:
         p = run / "report" / name
         assert p.is_file() and p.stat().st_size > 0, f"missing report artefact {name}"
-    for name in ("drift", "displacement", "tasks"):
+    for name in ("drift", "displacement", "tasks", "decoding"):
         json.loads((run / "eval" / f"{name}.json").read_text())
     summary = json.loads((run / "pretrain_summary.json").read_text())
     assert summary["finished"] and summary["phases"] == ["warmup", "joint", "align", "sync", "finalize"]
@@ -95,7 +95,7 @@ def _results(obj):
 
 def _eval_results(run) -> dict:
     return {name: _results(json.loads((run / "eval" / f"{name}.json").read_text()))
-            for name in ("drift", "displacement", "tasks")}
+            for name in ("drift", "displacement", "tasks", "decoding")}
 
 
 @pytest.mark.slow

@@ -17,8 +17,26 @@ from clin_jepa.config import RunConfig
 from clin_jepa.utils import write_json, write_parquet
 
 N, T, D = 160, 30, 6
-TABLE_STEMS = ("drift", "skill", "displacement", "tasks", "families")
-FIGURES = ("drift_curves", "displacement", "auroc_ci", "roc_curves", "training_curves")
+TABLE_STEMS = ("drift", "skill", "displacement", "tasks", "families", "decoding")
+FIGURES = ("drift_curves", "displacement", "auroc_ci", "roc_curves", "training_curves", "decoding_vitals",
+           "decoding_labs", "decoding_sofa")
+
+
+def _decoding_result(rng, n_stays=40, H=12):
+    """eval/decoding.json from the evaluation's own summary of constructed per-stay errors."""
+    from clin_jepa.evaluation import rollout_decoding as rd
+
+    from clin_jepa.models.decoders import DECODE_GROUPS, DECODE_VARIABLES
+
+    V = len(DECODE_VARIABLES)
+    count = rng.integers(0, 3, (n_stays, H, V)).astype(float)
+    err = {m: count * rng.uniform(0.5, 2.0, (n_stays, H, V)) for m in rd.METHODS}
+    undefined = {m: np.zeros((H, V), dtype=bool) for m in rd.METHODS}
+    undefined["lightgbm"][[h for h in range(H) if h + 1 not in (1, 6, 12)]] = True
+    res = {"split": "test", "horizon": H, "contexts": {"6": {"horizon": H, "n_stays": n_stays}},
+           "variables": list(DECODE_VARIABLES), "groups": {g: list(v) for g, v in DECODE_GROUPS.items()},
+           "methods": list(rd.METHODS), "reference": rd.REFERENCE, "lightgbm_horizons": [1, 6, 12]}
+    return res | rd.summarize(err, count, undefined, rng.uniform(0.5, 2.0, V), 50, 0)
 
 
 
@@ -62,6 +80,7 @@ def _make_run(root, name="run_a", seed=0, curriculum="full", seeds=(0,)):
 
     res = tasks.evaluate_tasks(rows, {"probe": method, "logreg": method}, cfg.eval, dropped)
     write_json(run / "eval" / "tasks.json", res)
+    write_json(run / "eval" / "decoding.json", _decoding_result(rng))
     (run / "logs").mkdir(parents=True, exist_ok=True)
     (run / "logs" / "metrics.jsonl").write_text(
         "\n".join(json.dumps({"step": s, "train/loss": 1.0 / s}) for s in range(1, 20)))
@@ -196,6 +215,13 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
             assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
         else:
             assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
+    dec = json.loads((run / "eval" / "decoding.json").read_text())  # rollout decoding: real decoders and forecasters
+    assert dec["contexts"]["6"]["horizon"] == 12 and dec["decoder"]["split"] == "train"
+    for m in ("model", "lvcf"):
+        assert all(np.isfinite(dec["per_group"][g][m]["mase"][0]) for g in ("vitals", "sofa")), m
+        assert np.isfinite(dec["per_variable"]["heart_rate"][m]["mae"][0]), m
+    assert {"decoding.md", "decoding.tex", "decoding.csv", "decoding_vitals.png"} <= {
+        p.name for p in (run / "report").iterdir()}
     h = headline(run)
     assert set(h) == {"drift_pct", "displacement_ratio", "displacement_reference", "mean_auroc"}
     assert set(h["displacement_reference"]) <= {"perfect_encoder", "raw"}
