@@ -60,6 +60,7 @@ class WhatIf:
         self._new: dict[str, np.ndarray] = {}  # latents of scenario texts not in RUN/embeddings
         self._actions: pl.DataFrame | None = None
         self._decoders = None
+        self._values: np.ndarray | None = None
 
     # ------------------------------------------------------------------ stays
     def eligible(self, from_hour: int, horizon: int = HORIZON, split: str = "test") -> np.ndarray:
@@ -101,24 +102,31 @@ class WhatIf:
                              .filter(pl.col("hour") < self.corpus.window_hours).collect())
         return self._actions
 
-    def action_texts(self, rows: np.ndarray, from_hour: int, horizon: int,
-                     settings: tuple[Setting, ...]) -> tuple[list[str], np.ndarray]:
-        """Scenario action texts of hours K-1 .. K+H-2 of corpus ``rows``: the texts (n*H, row
-        major) and where the scenario changed the hour's actions ((n, H) bool; elsewhere the
-        corpus text stands). An hour without an hourly row has no action."""
+    def scenario_actions(self, rows: np.ndarray, from_hour: int, horizon: int,
+                         settings: tuple[Setting, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Action columns of hours K-1 .. K+H-2 (the inputs shaping hours K .. K+H-1) of corpus
+        ``rows``, n*H rows in row-major order: the real ones and those under ``settings``.
+        An hour without an hourly row has no action."""
         K, H = int(from_hour), int(horizon)
         hours = np.arange(K - 1, K + H - 1)
         grid = pl.DataFrame({"stay_id": np.repeat(self.corpus.stay_ids[rows], H), "hour": np.tile(hours, len(rows))})
         base = grid.join(self.hourly_actions().with_columns(pl.lit(True).alias("__row")), on=["stay_id", "hour"],
-                         how="left")
+                         how="left", maintain_order="left")
         base = base.with_columns([pl.when(pl.col("__row").is_null()).then(0.0).otherwise(pl.col(c)).alias(c)
-                                  for c in ACTION_COLUMNS])
-        acts = apply_to_actions(base, settings, K)
+                                  for c in ACTION_COLUMNS]).drop("__row")
+        return base, apply_to_actions(base, settings, K)
+
+    def action_texts(self, rows: np.ndarray, from_hour: int, horizon: int,
+                     settings: tuple[Setting, ...]) -> tuple[list[str], np.ndarray]:
+        """Scenario action texts of hours K-1 .. K+H-2 of corpus ``rows``: the texts (n*H, row
+        major) and where the scenario changed the hour's actions ((n, H) bool; elsewhere the
+        corpus text stands)."""
+        base, acts = self.scenario_actions(rows, from_hour, horizon, settings)
         changed = np.zeros(len(acts), bool)
         for c in ACTION_COLUMNS:
             changed |= ~(acts[c].eq_missing(base[c])).to_numpy()
         frame = acts.with_columns([pl.lit(None, pl.Float64).alias(c) for c in OBSERVATION_COLUMNS])
-        return T.hourly_texts(frame)["action_text"].to_list(), changed.reshape(len(rows), H)
+        return T.hourly_texts(frame)["action_text"].to_list(), changed.reshape(len(rows), int(horizon))
 
     def _latent_of(self, texts: list[str]) -> np.ndarray:
         """(len(texts), D) latents: stored ones from RUN/embeddings, new ones encoded once."""
@@ -170,8 +178,17 @@ class WhatIf:
             from clin_jepa.models.decoders import fit_train_decoders
 
             self._decoders = fit_train_decoders(self.corpus, self.latents, self.cfg.data_path,
-                                                kind=self.decoder_kind, seed=self.cfg.eval.seeds[0])
+                                                kind=self.decoder_kind, seed=self.cfg.eval.seeds[0],
+                                                values=self.values())
         return self._decoders
+
+    def values(self) -> np.ndarray:
+        """(N, T, V) observed hourly values of the corpus stays (``variables``; NaN = not observed)."""
+        if self._values is None:
+            from clin_jepa.models.decoders import read_values
+
+            self._values = read_values(self.cfg.data_path, self.corpus.stay_ids, self.corpus.window_hours)
+        return self._values
 
     @property
     def variables(self) -> tuple[str, ...]:

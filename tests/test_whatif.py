@@ -122,3 +122,58 @@ def test_scenario_actions_are_project_texts_and_change_the_rollout(tiny_run):
     corpus = [wi.corpus.texts[i] for i in wi.corpus.action_ids[rows, K - 1: K + H - 1].reshape(-1)]
     same = ~vt["c"].to_numpy()
     assert [t for t, s in zip(vt["t"], same) if s] == [t for t, s in zip(corpus, same) if s]
+
+
+def test_fidelity_scores_predicted_effects_against_the_simulator(tiny_run):
+    from clin_jepa import whatif_fidelity as wf
+    from clin_jepa.whatif import WhatIf
+
+    wi = WhatIf(tiny_run)
+    synth = wf.synthetic_config(wi)
+    assert synth is not None and synth.stays == wi.cfg.synth.stays
+    sc = load_scenarios(REPO_ROOT / "configs" / "scenarios" / "vasopressor.yaml")
+    rows = wi.eligible(K, H, "all")
+    res = wf.score(wi, sc, K, H, rows, synth)
+    c = res["contrasts"]["norepinephrine - no_vasopressor"]
+    assert res["n_stays"] == len(rows) and "sofa" not in res["variables"] and "mbp" in res["variables"]
+    mbp = c["variables"]["mbp"]
+    # the simulator's norepinephrine raises MAP (never lowers it) on the hours it runs
+    assert all(v is None or v > 0 for v in mbp["true_effect_mean"]) and max(x or 0 for x in mbp["true_effect_mean"]) > 5
+    assert all(v in (None, 0.5) for v in mbp["action_blind"]["sign_accuracy"])
+    for m in wf.METHODS:
+        assert len(mbp[m]["mae"]) == H and res["summary"][m]["material_effects"] > 0
+    blind = res["summary"]["action_blind"]
+    assert blind["sign_accuracy"] == 0.5 and blind["median_mae_ratio"] == 1.0
+    import json
+
+    blob = json.dumps(res)
+    for sid in wi.corpus.stay_ids:
+        assert str(int(sid)) not in blob
+
+
+def test_whatif_command_writes_aggregates_without_identifiers(tiny_run, capsys):
+    import json
+
+    from clin_jepa.pipelines.cli import main as cli
+
+    scen = str(REPO_ROOT / "configs" / "scenarios" / "vasopressor.yaml")
+    assert cli(["whatif", "--run", str(tiny_run), "--from-hour", str(K), "--horizon", str(H), "--scenario", scen,
+                "--cohort", "all"]) == 0
+    out = tiny_run / "whatif" / f"vasopressor_K{K}"
+    for name in ("summary.json", "scenarios.csv", "effects.csv", "effects.png", "fidelity.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    eff = pl.read_csv(out / "effects.csv")
+    assert set(eff["contrast"]) == {"norepinephrine - no_vasopressor", "norepinephrine - factual"}
+    assert eff.height == 2 * H * 24 and (eff["lo"] <= eff["effect"]).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["uncertainty"].startswith("stays") and summary["n_stays"] >= 5
+    blob = b"".join(p.read_bytes() for p in out.iterdir())
+    from clin_jepa.whatif import WhatIf
+
+    for sid in WhatIf(tiny_run).corpus.stay_ids:
+        assert str(int(sid)).encode() not in blob
+    # too few stays for an aggregate, and a bad file: clear errors, exit code 2
+    assert cli(["whatif", "--run", str(tiny_run), "--from-hour", str(K), "--horizon", str(H), "--scenario", scen,
+                "--stays", "2"]) == 2
+    assert "need >= 5" in capsys.readouterr().err
+    assert cli(["whatif", "--run", str(tiny_run), "--from-hour", "6", "--scenario", str(tiny_run / "x.yaml")]) == 2
