@@ -58,7 +58,7 @@ def _last_before(values: np.ndarray, rows: np.ndarray, K: int) -> np.ndarray:
 def _action_features(wi, rows, K, H, settings) -> np.ndarray:
     """(n, H, A) running means of the actions shaping hours K..K+h-1 (bolus in litres)."""
     _, acts = wi.scenario_actions(rows, K, H, settings)
-    a = acts.select(REG_ACTIONS).fill_null(0.0).to_numpy().reshape(len(rows), H, len(REG_ACTIONS))
+    a = np.array(acts.select(REG_ACTIONS).fill_null(0.0).to_numpy(), np.float64).reshape(len(rows), H, -1)
     a[..., -1] /= 1000.0
     return np.cumsum(a, axis=1) / np.arange(1, H + 1)[None, :, None]
 
@@ -80,7 +80,9 @@ def regression_effects(wi, rows, K, H, scenarios: ScenarioSet, variables) -> dic
     train = wi.eligible(K, H, "train")
     a_tr = _action_features(wi, train, K, H, ())
     last_tr, last_te = _last_before(values, train, K)[:, col], _last_before(values, rows, K)[:, col]
-    y_tr = values[train, K: K + H][:, :, col]  # (n_tr, H, V) observed values of hours K..K+H-1
+    y_tr = np.full((len(train), H, len(col)), np.nan, np.float32)  # (n_tr, H, V) observed, hours K..K+H-1
+    seen = values[train, K: K + H][:, :, col]  # hours past the window stay NaN
+    y_tr[:, : seen.shape[1]] = seen
     feats = {s: _action_features(wi, rows, K, H, st) for s, st in scenarios.scenarios.items()}
     out = {s: np.full((len(rows), H, len(variables)), np.nan, np.float32) for s in scenarios.scenarios}
     for j in range(len(variables)):
@@ -156,7 +158,7 @@ def score(wi, scenarios: ScenarioSet, from_hour: int, horizon: int, rows: np.nda
             entry["summary"][m] = _summarize(rs)
         out["contrasts"][f"{a} - {b}"] = entry
     out["summary"] = {m: _summarize(pooled[m]) for m in METHODS}
-    out["seconds"] = {"model": round(t_model, 2), "simulator": round(t_sim, 2),
+    out["timing_s"] = {"model": round(t_model, 2), "simulator": round(t_sim, 2),
                       "total": round(time.perf_counter() - t0, 2)}
     return out
 

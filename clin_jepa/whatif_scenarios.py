@@ -33,6 +33,7 @@ import yaml
 
 from clin_jepa.data.features import ACTION_COLUMNS, VASOPRESSORS
 from clin_jepa.data.synth_replay import Override
+from clin_jepa.utils import CONFIG_DIR
 
 FACTUAL = "factual"
 VASOPRESSOR_NAMES = tuple(v.name for v in VASOPRESSORS)
@@ -149,10 +150,14 @@ def parse_scenarios(data: dict, name: str = "scenarios") -> ScenarioSet:
 
 
 def load_scenarios(path) -> ScenarioSet:
-    """Read and validate a scenario YAML file."""
+    """Read and validate a scenario YAML file (a path, or a name under configs/scenarios/)."""
     p = Path(path)
+    shipped = CONFIG_DIR / "scenarios" / f"{path}.yaml"
+    if not p.is_file() and shipped.is_file():
+        p = shipped
     if not p.is_file():
-        raise FileNotFoundError(f"scenario file {p} not found; pass a YAML file such as configs/scenarios/vasopressor.yaml")
+        names = ", ".join(sorted(f.stem for f in (CONFIG_DIR / "scenarios").glob("*.yaml")))
+        raise FileNotFoundError(f"scenario file {p} not found; pass a YAML file or a shipped name ({names})")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -71,7 +71,7 @@ def test_shipped_scenario_files_parse(tmp_path):
     assert sc.scenarios["no_vasopressor"] == (Setting("vasopressors", 0.0),)
     assert load_scenarios(REPO_ROOT / "configs/scenarios/ventilation.yaml").scenarios["ventilation_k2"] == (
         Setting("ventilation", 1.0, 2),)
-    with pytest.raises(FileNotFoundError, match="pass a YAML file"):
+    with pytest.raises(FileNotFoundError, match="pass a YAML file or a shipped name"):
         load_scenarios(tmp_path / "none.yaml")
     (tmp_path / "bad.yaml").write_text("scenarios: [a\n")
     with pytest.raises(ValueError, match="not valid YAML"):
@@ -177,3 +177,18 @@ def test_whatif_command_writes_aggregates_without_identifiers(tiny_run, capsys):
                 "--stays", "2"]) == 2
     assert "need >= 5" in capsys.readouterr().err
     assert cli(["whatif", "--run", str(tiny_run), "--from-hour", "6", "--scenario", str(tiny_run / "x.yaml")]) == 2
+
+
+def test_evaluate_writes_whatif_json_and_the_report_tabulates_it(tiny_run):
+    import json
+
+    from clin_jepa.evaluation.whatif_table import whatif_table
+    from clin_jepa.pipelines.cli import main as cli
+
+    assert cli(["evaluate", "--run", str(tiny_run), "--only", "whatif"]) == 0
+    res = json.loads((tiny_run / "eval" / "whatif.json").read_text())
+    assert res["split"] == "test" and res["scenario_file"] == "vasopressor"
+    assert set(res["summary"]) == {"model", "action_blind", "regression"}
+    assert res["timing_s"]["total"] > 0 and res["seconds"] > 0
+    records, views = whatif_table([tiny_run, tiny_run], [{"train": {"curriculum": "full"}}] * 2)
+    assert len(records) == 2 and len(views[0].rows) == 1 and views[0].rows[0][4] == "0.500 +- 0.000"
