@@ -16,9 +16,9 @@ horizon h = 1..H:
 
 References on the same stays: ``action_blind`` (effect 0: sign accuracy 1/2, MAE = mean |y|)
 and ``regression``, a per-variable least-squares model of the value at hour K+h-1 on the last
-value observed before K, the horizon and the actions shaping hours K..K+h-1 (mean NEE,
-ventilation, RRT, antibiotics; bolus mL), fitted on the train split's observational rows at the
-same K: its effect is the change of its prediction when the actions change. Like the world
+value observed before K, the horizon and the action input of the hour before (NEE,
+ventilation, RRT, antibiotics, bolus litres), fitted on the train split's observational
+rows at the same K: its effect is the change of its prediction when the actions change. Like the world
 model it learns from confounded data; neither can be judged on real data this way.
 """
 
@@ -56,11 +56,13 @@ def _last_before(values: np.ndarray, rows: np.ndarray, K: int) -> np.ndarray:
 
 
 def _action_features(wi, rows, K, H, settings) -> np.ndarray:
-    """(n, H, A) running means of the actions shaping hours K..K+h-1 (bolus in litres)."""
+    """(n, H, A) for the value at hour K+h-1: the action input just before it, a_{K+h-2} (bolus
+    in litres). (A running mean over a_{K-1}.. as well made the two collinear and their
+    coefficients cancel with opposite signs on the planted-effect simulator.)"""
     _, acts = wi.scenario_actions(rows, K, H, settings)
     a = np.array(acts.select(REG_ACTIONS).fill_null(0.0).to_numpy(), np.float64).reshape(len(rows), H, -1)
     a[..., -1] /= 1000.0
-    return np.cumsum(a, axis=1) / np.arange(1, H + 1)[None, :, None]
+    return a
 
 
 def _design(last: np.ndarray, acts: np.ndarray, mean: float) -> np.ndarray:
@@ -87,7 +89,7 @@ def regression_effects(wi, rows, K, H, scenarios: ScenarioSet, variables) -> dic
     out = {s: np.full((len(rows), H, len(variables)), np.nan, np.float32) for s in scenarios.scenarios}
     for j in range(len(variables)):
         mean = float(np.nanmean(last_tr[:, j])) if np.isfinite(last_tr[:, j]).any() else 0.0
-        X = _design(last_tr[:, j], a_tr, mean).reshape(-1, 1 + H + len(REG_ACTIONS))
+        X = _design(last_tr[:, j], a_tr, mean).reshape(-1, 1 + H + a_tr.shape[-1])
         y = y_tr[:, :, j].reshape(-1)
         ok = np.isfinite(y)
         if ok.sum() < 20:
@@ -124,9 +126,10 @@ def _pooled(p: np.ndarray, y: np.ndarray, tol: float) -> dict:
 
 
 def score(wi, scenarios: ScenarioSet, from_hour: int, horizon: int, rows: np.ndarray,
-          synth: SynthConfig) -> dict:
+          synth: SynthConfig, base=None) -> dict:
     """Fidelity of the run's predicted effects for ``rows`` (corpus rows, >= MIN_STAYS) -> JSON-ready
-    aggregates (no stay id). See the module docstring."""
+    aggregates (no stay id). See the module docstring. ``base``: the policy hook the synthetic
+    data was generated with (``synth.generate(policy=...)``), if any."""
     t0 = time.perf_counter()
     K, H = int(from_hour), int(horizon)
     if len(rows) < MIN_STAYS:
@@ -136,7 +139,7 @@ def score(wi, scenarios: ScenarioSet, from_hour: int, horizon: int, rows: np.nda
     col = [wi.variables.index(v) for v in variables]
     pred = {s: x[:, :, col] for s, x in wi.scenario_rollouts(rows, K, scenarios, H).items()}  # (n, H, V)
     t_model = time.perf_counter() - t0
-    truth = counterfactuals(synth, wi.corpus.stay_ids[rows], K, H, sim)
+    truth = counterfactuals(synth, wi.corpus.stay_ids[rows], K, H, sim, base)
     t_sim = time.perf_counter() - t0 - t_model
     reg = regression_effects(wi, rows, K, H, scenarios, variables)
     out: dict = {"from_hour": K, "horizon": H, "n_stays": int(len(rows)), "scenario_file": scenarios.name,

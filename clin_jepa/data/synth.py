@@ -217,12 +217,13 @@ def simulate_chunk(seed: int, pop: dict, c: int, **kwargs):
                     female=pop["female"][pop["patient"][lo:hi]], can_die=pop["can_die"][lo:hi], **kwargs)
 
 
-def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict:
+def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False, policy=None) -> dict:
     """Write a synthetic MIMIC-IV v2.2 directory (hosp/, icu/ csv.gz); return a summary
     (stays, patients, admissions, rows per table, seconds). Atomic: built in a temporary
     sibling, renamed at the end. ``truth=True`` adds ``summary["truth"]``, a polars frame
     of the hidden per-stay state (stay_id, regime0, primary, sev_max, died_icu) for tests
-    and docs; it is never written next to the tables."""
+    and docs; it is never written next to the tables. ``policy``: a treatment policy hook
+    (``synth_world.simulate``; tests plant unconfounded treatment effects with it)."""
     t0 = time.perf_counter()
     cfg.validate()
     out = Path(out_dir)
@@ -252,7 +253,7 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
         chunks = list(range(0, N, CHUNK))
         for c, lo in enumerate(progress(chunks, desc="synth stays", unit="chunk")):
             hi = min(lo + CHUNK, N)
-            w = simulate_chunk(seed, pop, c)
+            w = simulate_chunk(seed, pop, c, policy=policy)
             los_s[lo:hi] = np.maximum(np.rint(w.stay["los_h"] * 3600), 60).astype(np.int64)
             for k in st:
                 st[k][lo:hi] = w.stay[k]

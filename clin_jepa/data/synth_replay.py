@@ -51,11 +51,14 @@ class Override:
                              f"{', '.join(POLICY_ACTIONS)}")
 
 
-def _policy(stays: np.ndarray, from_hour: np.ndarray, overrides: tuple[Override, ...]):
+def _policy(stays: np.ndarray, from_hour: np.ndarray, overrides: tuple[Override, ...], base=None):
     """``simulate`` policy: chunk rows ``stays`` (sorted, chunk-local) follow ``overrides`` from
-    their own ``from_hour``; every other stay keeps the clinicians' decisions."""
+    their own ``from_hour``; every other stay keeps the clinicians' decisions (after ``base``,
+    the world's own policy hook when the data was generated with one)."""
 
     def policy(t: int, rows: np.ndarray, actions: dict) -> dict:
+        if base is not None:
+            actions = base(t, rows, actions)
         pos = np.searchsorted(stays, rows)
         chosen = (pos < len(stays)) & (stays[np.minimum(pos, len(stays) - 1)] == rows)  # (n,)
         if not chosen.any() or not overrides:
@@ -86,26 +89,27 @@ def locate(cfg: SynthConfig, stay_ids: np.ndarray, pop: dict | None = None) -> n
     return order[pos]
 
 
-def original_chunk(cfg: SynthConfig, c: int, pop: dict | None = None) -> World:
-    """Chunk ``c`` exactly as ``synth.generate`` simulated it."""
-    return simulate_chunk(cfg.seed, population(cfg) if pop is None else pop, c)
+def original_chunk(cfg: SynthConfig, c: int, pop: dict | None = None, base=None) -> World:
+    """Chunk ``c`` exactly as ``synth.generate`` simulated it (``base``: its policy, if any)."""
+    return simulate_chunk(cfg.seed, population(cfg) if pop is None else pop, c, policy=base)
 
 
 def replay_chunk(cfg: SynthConfig, c: int, los_h: np.ndarray, stays: np.ndarray, from_hour: np.ndarray,
-                 overrides: tuple[Override, ...] = (), pop: dict | None = None) -> World:
+                 overrides: tuple[Override, ...] = (), pop: dict | None = None, base=None) -> World:
     """Chunk ``c`` re-simulated with every stay lasting its original ``los_h`` (chunk-sized, hours)
     and chunk rows ``stays`` (sorted) treated by ``overrides`` from their ``from_hour``."""
     pop = population(cfg) if pop is None else pop
     return simulate_chunk(cfg.seed, pop, c, fixed_hours=los_h,
-                          policy=_policy(np.asarray(stays), np.asarray(from_hour), tuple(overrides)))
+                          policy=_policy(np.asarray(stays), np.asarray(from_hour), tuple(overrides), base))
 
 
 def counterfactuals(cfg: SynthConfig, stay_ids, from_hour: int, horizon: int,
-                    scenarios: dict[str, tuple[Override, ...]]) -> dict[str, dict[str, np.ndarray]]:
+                    scenarios: dict[str, tuple[Override, ...]], base=None) -> dict[str, dict[str, np.ndarray]]:
     """True trajectories of stays ``stay_ids`` under each scenario from hour ``from_hour``:
     scenario -> variable (REPLAY_VARIABLES) -> (n, horizon) values at hours K .. K+horizon-1,
     NaN where not charted (vitals) or after the factual stay left the ICU. Rows follow
-    ``stay_ids``. Cost: one original + one replay per scenario of each chunk holding a chosen stay."""
+    ``stay_ids``; ``base``: the policy hook the data was generated with, if any. Cost: one
+    original + one replay per scenario of each chunk holding a chosen stay."""
     pop = population(cfg)
     index = locate(cfg, stay_ids, pop)
     n = len(index)
@@ -116,10 +120,10 @@ def counterfactuals(cfg: SynthConfig, stay_ids, from_hour: int, horizon: int,
         local = index[sel] - c * CHUNK
         order = np.argsort(local)
         sel, local = sel[order], local[order]
-        los_h = original_chunk(cfg, int(c), pop).stay["los_h"]
+        los_h = original_chunk(cfg, int(c), pop, base).stay["los_h"]
         inside = hours[None, :] < np.ceil(los_h[local])[:, None]  # (m, H) factual stay still in the ICU
         for name, ov in scenarios.items():
-            w = replay_chunk(cfg, int(c), los_h, local, np.full(len(local), from_hour), ov, pop)
+            w = replay_chunk(cfg, int(c), los_h, local, np.full(len(local), from_hour), ov, pop, base)
             cols = hours[hours < w.hours]  # the replay's loop ends with the longest stay
             for v in REPLAY_VARIABLES:
                 src = w.vitals[v] if v in w.vitals else w.labs[v]  # (chunk, H_w)
