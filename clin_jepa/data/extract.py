@@ -331,18 +331,25 @@ def _stream_texts(src: Path, dst: Path, fn) -> int:
     return rows
 
 
-def _write_outputs(con: duckdb.DuckDBPyConnection, build: Path, steps) -> dict[str, int]:
-    """Exports (DuckDB COPY, streamed), then texts and demographics (batches of rows)."""
-    from clin_jepa.data.texts import demographics_texts, hourly_texts
-
+def _export_tables(con: duckdb.DuckDBPyConnection, build: Path, steps) -> dict[str, int]:
+    """The manifest's ``-> name.parquet`` exports (DuckDB COPY, streamed)."""
     rows: dict[str, int] = {}
     for rel, export in progress(steps, desc="export", unit="file"):
         if export:
             rows[export] = _export(con, rel.stem, build / export)
+    return rows
+
+
+def _write_texts(build: Path) -> dict[str, int]:
+    """texts.parquet and demographics.parquet from the exported parquet, in batches of
+    rows. Runs after DuckDB is closed, so its memory and DuckDB's never add up (measured
+    at 5,000 stays: peak 0.82 GiB with the connection open, the texts step alone ~0.3 GiB)."""
+    from clin_jepa.data.texts import demographics_texts, hourly_texts
+
     t0 = time.perf_counter()
-    rows["texts.parquet"] = _stream_texts(build / "hourly.parquet", build / "texts.parquet", hourly_texts)
-    rows["demographics.parquet"] = _stream_texts(build / "static.parquet", build / "demographics.parquet",
-                                                 demographics_texts)
+    rows = {"texts.parquet": _stream_texts(build / "hourly.parquet", build / "texts.parquet", hourly_texts),
+            "demographics.parquet": _stream_texts(build / "static.parquet", build / "demographics.parquet",
+                                                  demographics_texts)}
     log.info("texts written in %.1f s", time.perf_counter() - t0)
     return rows
 
@@ -376,8 +383,9 @@ def run_extraction(mimic_dir: str | Path, data_dir: str | Path, cfg: DataConfig)
         outdir._checkpoint("building")  # spill files and a partial build exist now
         nulls = _null_counts(con)
         empty = _empty_features(con, nulls)
-        rows = _write_outputs(con, build, steps)
-        con.close()
+        rows = _export_tables(con, build, steps)
+        con.close()  # frees DuckDB's buffers before the texts step (peaks never add up)
+        rows |= _write_texts(build)
         shutil.rmtree(spill, ignore_errors=True)
         outputs = {p.name: file_sha256(p) for p in sorted(build.glob("*.parquet"))}
         manifest = {

@@ -17,6 +17,8 @@ depend on how its input is split into writes).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gzip
 import time
 from pathlib import Path
@@ -120,6 +122,25 @@ def _ts(sec) -> pl.Series:
 
 def _unique_ids(rng, base: int, n: int) -> np.ndarray:
     return base + rng.choice(9_999_999, n, replace=False).astype(np.int64)
+
+
+def release_free_memory() -> None:
+    """Return the heap pages freed by the last chunk to the OS (glibc ``malloc_trim``; a
+    no-op elsewhere). Measured (12,000 stays, 6 chunks): without it the resident floor
+    between chunks drifted 396 -> 569 MiB (freed numpy/polars buffers kept by malloc's
+    arenas, not live data: tracemalloc stayed at 100 MiB), with it 351-379 MiB, flat."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (AttributeError off glibc)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None  # ctypes handle of the C library, loaded on first use (False: not glibc)
 
 
 # --------------------------------------------------------------------------- #
@@ -263,23 +284,16 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False, policy=
             pre_start[r] = prev_out
             ids = dict(subject_id=subject_ids[patient[lo:hi]], hadm_id=hadm_ids[hadm_of[lo:hi]],
                        stay_id=stay_ids[lo:hi])
-            rng = np.random.default_rng([seed, 3, c])
-            args = (w, ids, intime[lo:hi], los_s[lo:hi])
-            part = {"chartevents": ev.chartevents(*args, rng),
-                    "labevents": ev.labevents(*args, pre_start[lo:hi], rng, first_id=next_lab,
-                                              gas_rng=np.random.default_rng([seed, 7, c])),
-                    "outputevents": ev.outputevents(*args, rng),
-                    "inputevents": orders.inputevents(*args, rng, carrier_rng=np.random.default_rng([seed, 8, c])),
-                    "procedureevents": orders.procedureevents(*args, rng, esrd=esrd[lo:hi],
-                                                              ihd_rng=np.random.default_rng([seed, 6, c])),
-                    "prescriptions": orders.prescriptions(*args, rng),
-                    "microbiologyevents": orders.microbiologyevents(*args, rng, first_id=next_micro)}
-            next_lab += part["labevents"].height
-            next_micro += part["microbiologyevents"].height
-            for k, df in part.items():
+            made = _chunk_tables(w, ids, intime[lo:hi], los_s[lo:hi], pre_start[lo:hi], esrd[lo:hi], seed, c,
+                                   next_lab, next_micro)
+            for k, df in made:  # each written as soon as it is made: one table of one chunk in memory
                 assert tuple(df.columns) == TABLES[k].columns, (k, df.columns)
                 writers[k].write(df)
-            del w, part
+                next_lab += df.height if k == "labevents" else 0
+                next_micro += df.height if k == "microbiologyevents" else 0
+                del df
+            del w, made
+            release_free_memory()
         for k, wr in writers.items():
             wr.close()
             rows[k] = wr.rows
@@ -308,6 +322,23 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False, policy=
     log.info("synthetic MIMIC-IV: %d stays, %d patients, %d chartevents rows in %.1f s -> %s",
              N, n_pat, summary["rows"]["chartevents"], summary["seconds"], out)
     return summary
+
+
+def _chunk_tables(w, ids, intime, los_s, pre_start, esrd, seed: int, c: int, first_lab: int, first_micro: int):
+    """The streamed event tables of chunk ``c``, one (name, frame) at a time, in the order
+    of their draws from the chunk's streams (so the rows do not depend on when each frame
+    is written and freed)."""
+    rng = np.random.default_rng([seed, 3, c])
+    args = (w, ids, intime, los_s)
+    yield "chartevents", ev.chartevents(*args, rng)
+    yield "labevents", ev.labevents(*args, pre_start, rng, first_id=first_lab,
+                                    gas_rng=np.random.default_rng([seed, 7, c]))
+    yield "outputevents", ev.outputevents(*args, rng)
+    yield "inputevents", orders.inputevents(*args, rng, carrier_rng=np.random.default_rng([seed, 8, c]))
+    yield "procedureevents", orders.procedureevents(*args, rng, esrd=esrd,
+                                                    ihd_rng=np.random.default_rng([seed, 6, c]))
+    yield "prescriptions", orders.prescriptions(*args, rng)
+    yield "microbiologyevents", orders.microbiologyevents(*args, rng, first_id=first_micro)
 
 
 def _hosp_tables(rng, st, los_s, intime, admit, age, patient, hadm_of, pred, same, can_die,
