@@ -39,11 +39,17 @@ REG_ACTIONS = ("nee", "ventilation", "rrt", "antibiotics", "fluid_bolus_ml")
 MIN_STAYS = 5  # fewer eligible stays: no score (an aggregate of 1-4 stays is patient-level)
 
 
-def synthetic_config(wi) -> SynthConfig | None:
-    """The run's synth settings when its cohort is stays of that synthetic MIMIC-IV, else None
-    (real data, or data generated with other settings: nothing to replay)."""
-    ids = population(wi.cfg.synth)["stay_ids"]
-    return wi.cfg.synth if np.isin(wi.corpus.stay_ids, ids).all() else None
+def synthetic_config(wi=None, cfg=None) -> SynthConfig | None:
+    """The run's synth settings when its cohort (of a WhatIf ``wi``, or read from the data
+    directory of the RunConfig ``cfg``: cheap, before any model is loaded) is stays of that
+    synthetic MIMIC-IV, else None (real data, or other synth settings: nothing to replay)."""
+    if wi is not None:
+        cfg, stays = wi.cfg, wi.corpus.stay_ids
+    else:
+        import polars as pl
+
+        stays = pl.read_parquet(cfg.data_path / "cohort.parquet", columns=["stay_id"])["stay_id"].to_numpy()
+    return cfg.synth if len(stays) and np.isin(stays, population(cfg.synth)["stay_ids"]).all() else None
 
 
 def _last_before(values: np.ndarray, rows: np.ndarray, K: int) -> np.ndarray:

@@ -137,10 +137,10 @@ def run_whatif(run_dir: Path, cfg) -> dict | None:
     from clin_jepa.whatif import HORIZON, WhatIf
     from clin_jepa.whatif_scenarios import load_scenarios
 
-    wi = WhatIf(run_dir)
-    synth = wf.synthetic_config(wi)
+    synth = wf.synthetic_config(cfg=cfg)  # from cohort.parquet: real data loads nothing more
     if synth is None:
         return None
+    wi = WhatIf(run_dir)
     T = min(wi.corpus.window_hours, wi.predictor.config.max_steps)
     K = max(1, min(WHATIF_FROM_HOUR, T // 3))
     H = min(HORIZON, T - K)  # predicted hours K..K+H-1 inside the window
