@@ -30,6 +30,7 @@ from clin_jepa.evaluation.report_tables import (
 )
 from clin_jepa.evaluation.suite import read_eval
 from clin_jepa.evaluation.tables import write_table
+from clin_jepa.evaluation.whatif_table import whatif_table
 
 from clin_jepa.utils import REPO_ROOT, atomic_path, get_logger, write_json
 
@@ -37,7 +38,7 @@ log = get_logger(__name__)
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "numpy", "scikit-learn",
             "lightgbm", "clin-jepa")
-TABLES = ("drift", "skill", "decoding", "displacement", "families", "tasks", "comparison")  # report.md order
+TABLES = ("drift", "skill", "decoding", "displacement", "families", "tasks", "comparison", "whatif")  # report.md order
 
 
 def _baseline_average(means: dict) -> tuple[float | None, int]:
@@ -196,6 +197,9 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
         built["decoding"] = decoding_table(decoding)
     if len(run_dirs) > 1:
         built["comparison"] = compare_table(run_dirs, [headline(r) for r in run_dirs], [_config(r) for r in run_dirs])
+    whatif = whatif_table(run_dirs, [_config(r) for r in run_dirs])  # synthetic default only
+    if whatif is not None:
+        built["whatif"] = whatif
     files: list[Path] = []
     for name, (records, views) in built.items():
         files += write_table(out, name, records, views)

@@ -1,4 +1,5 @@
-"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,tasks,decoding}.json.
+"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,decoding,whatif,tasks}.json
+(whatif.json only on the embedded synthetic default: counterfactual fidelity, docs/whatif.md).
 
 Inputs: the run's data directory (hourly/static/labels/events/cohort/splits parquet), its
 corpus (clin_jepa.data.windows), RUN/embeddings (``clin-jepa embed``) and the final
@@ -21,7 +22,9 @@ from clin_jepa.utils import get_logger, seed_everything, write_json
 
 log = get_logger(__name__)
 
-EVALUATIONS = ("drift", "displacement", "tasks", "decoding")
+EVALUATIONS = ("drift", "displacement", "decoding", "whatif", "tasks")  # tasks last: tasks.json marks `evaluate` done
+WHATIF_SCENARIO = "vasopressor"  # configs/scenarios/ file scored against the simulator (docs/whatif.md)
+WHATIF_FROM_HOUR = 12  # hours of context (capped at a third of data.window_hours)
 # positions in tasks.HOURLY_FEATURES of what an hour's state text reads (observations, SOFA, KDIGO; not actions)
 STATE_FEATURES = [tasks.HOURLY_FEATURES.index(c) for c in OBSERVATION_COLUMNS + DERIVED_COLUMNS]
 
@@ -137,6 +140,25 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
     return out
 
 
+def run_whatif(run_dir: Path, cfg) -> dict | None:
+    """Counterfactual fidelity of the run's predicted treatment effects on its test stays
+    (clin_jepa.whatif_fidelity), or None when the run's data is not the synthetic default."""
+    from clin_jepa import whatif_fidelity as wf
+    from clin_jepa.whatif import HORIZON, WhatIf
+    from clin_jepa.whatif_scenarios import load_scenarios
+
+    synth = wf.synthetic_config(cfg=cfg)  # from cohort.parquet: real data loads nothing more
+    if synth is None:
+        return None
+    wi = WhatIf(run_dir)
+    T = min(wi.corpus.window_hours, wi.predictor.config.max_steps)
+    K = max(1, min(WHATIF_FROM_HOUR, T // 3))
+    H = min(HORIZON, T - K)  # predicted hours K..K+H-1 inside the window
+    out = wf.score(wi, load_scenarios(WHATIF_SCENARIO), K, H, wi.eligible(K, H, "test"), synth)
+    out["split"] = "test"
+    return out
+
+
 def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs: tuple = (),
                  meds_dir=None) -> dict[str, Path]:
     """Compute the evaluations in ``only``; returns name -> written JSON path.
@@ -165,7 +187,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
                          f"rerun `clin-jepa embed --run {run_dir} --force`")
     xs = _standardised_hourly(data_dir, corpus) if {"displacement", "tasks", "decoding"} & set(only) else None
     written = {}
-    for name in only:
+    for name in [n for n in EVALUATIONS if n in only]:  # tasks.json (the stage marker) written last
         t0 = time.perf_counter()
         if name == "drift":
             res = run_drift(corpus, latents, predictor, cfg)
@@ -173,6 +195,11 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
             res = run_displacement(corpus, latents, xs, data_dir, cfg)
         elif name == "decoding":
             res = run_decoding(corpus, latents, predictor, xs, data_dir, cfg)
+        elif name == "whatif":
+            res = run_whatif(run_dir, cfg)
+            if res is None:
+                log.info("whatif: the run's data is not the embedded synthetic default; no counterfactual fidelity")
+                continue
         else:
             res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels)
         res["seconds"] = round(time.perf_counter() - t0, 2)

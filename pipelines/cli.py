@@ -85,6 +85,17 @@ STAGES: dict[str, Stage] = {
         "figures, headline and manifest; --compare adds a grid of runs (mean +- sd over seeds).",
         ("clin-jepa report --run runs/demo", "clin-jepa report --run runs/a --compare runs/b,runs/c --out cmp"),
         "", ""),
+    "whatif": Stage(
+        "clin_jepa.pipelines.whatif", "counterfactual treatment rollouts under scenarios from a YAML file",
+        "Roll a trained run's world model out from each stay's real context up to hour K under two or more "
+        "treatment scenarios (YAML, configs/scenarios/), decode vitals, labs and SOFA along each rollout and "
+        "write per-scenario and difference (predicted effect) tables and plots over the stays to "
+        "RUN/whatif/. On the embedded default the effects are also scored against the simulator's true "
+        "counterfactuals (docs/whatif.md).",
+        ("clin-jepa whatif --run runs/demo --from-hour 12 --scenario configs/scenarios/vasopressor.yaml",
+         "clin-jepa whatif --run runs/a runs/b --from-hour 24 --scenario configs/scenarios/ventilation.yaml "
+         "--stays 50"),
+        "", ""),
     "ablate": Stage(
         "clin_jepa.pipelines.ablate", "train + evaluate every ablation and paradigm on the same data",
         "Train and evaluate every ablation and comparison paradigm on the same data and seeds, then write "

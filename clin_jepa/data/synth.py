@@ -200,16 +200,14 @@ def _check_out_dir(out: Path) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict:
-    """Write a synthetic MIMIC-IV v2.2 directory (hosp/, icu/ csv.gz); return a summary
-    (stays, patients, admissions, rows per table, seconds). Atomic: built in a temporary
-    sibling, renamed at the end. ``truth=True`` adds ``summary["truth"]``, a polars frame
-    of the hidden per-stay state (stay_id, regime0, primary, sev_max, died_icu) for tests
-    and docs; it is never written next to the tables."""
-    t0 = time.perf_counter()
-    cfg.validate()
-    out = Path(out_dir)
-    _check_out_dir(out)
+POPULATION_KEYS = ("n_pat", "pred", "rep", "same", "patient", "can_die", "anchor_year", "anchor_age", "female",
+                   "admit", "intime", "age", "hadm_of", "subject_ids", "hadm_ids", "stay_ids")
+
+
+def population(cfg: SynthConfig) -> dict:
+    """Patients, admissions and ICU stays drawn before any simulation (stream [seed, 1]):
+    POPULATION_KEYS arrays plus ``rs``, the stream, for the draws ``generate`` makes after
+    it. ``synth_replay`` uses it to find a stay's chunk and simulator inputs."""
     seed, N = cfg.seed, cfg.stays
     rs = np.random.default_rng([seed, 1])
 
@@ -234,6 +232,34 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
     age = np.clip(anchor_age[patient] + _year_of(admit) - anchor_year[patient], 18, 91)
     hadm_of = np.where(same, pred, np.arange(N))  # admission index of each stay
     subject_ids, hadm_ids, stay_ids = (_unique_ids(rs, b, N) for b in (10_000_000, 20_000_000, 30_000_000))
+    return dict(zip(POPULATION_KEYS, (n_pat, pred, rep, same, patient, can_die, anchor_year, anchor_age, female,
+                                      admit, intime, age, hadm_of, subject_ids, hadm_ids, stay_ids))) | {"rs": rs}
+
+
+def simulate_chunk(seed: int, pop: dict, c: int, **kwargs):
+    """Simulate chunk ``c`` (stays c*CHUNK ... ) of a ``population`` with its own stream;
+    ``kwargs`` go to ``synth_world.simulate`` (``synth_replay`` adds fixed_hours and a policy)."""
+    lo, hi = c * CHUNK, min((c + 1) * CHUNK, len(pop["stay_ids"]))
+    return simulate(np.random.default_rng([seed, 2, c]), hi - lo, age=pop["age"][lo:hi],
+                    female=pop["female"][pop["patient"][lo:hi]], can_die=pop["can_die"][lo:hi], **kwargs)
+
+
+def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False, policy=None) -> dict:
+    """Write a synthetic MIMIC-IV v2.2 directory (hosp/, icu/ csv.gz); return a summary
+    (stays, patients, admissions, rows per table, seconds). Atomic: built in a temporary
+    sibling, renamed at the end. ``truth=True`` adds ``summary["truth"]``, a polars frame
+    of the hidden per-stay state (stay_id, regime0, primary, sev_max, died_icu) for tests
+    and docs; it is never written next to the tables. ``policy``: a treatment policy hook
+    (``synth_world.simulate``; tests plant unconfounded treatment effects with it)."""
+    t0 = time.perf_counter()
+    cfg.validate()
+    out = Path(out_dir)
+    _check_out_dir(out)
+    seed, N = cfg.seed, cfg.stays
+    pop = population(cfg)
+    rs = pop["rs"]
+    (n_pat, pred, rep, same, patient, can_die, anchor_year, anchor_age, female, admit, intime, age, hadm_of,
+     subject_ids, hadm_ids, stay_ids) = (pop[k] for k in POPULATION_KEYS)
 
     # maintenance dialysis (ESRD) per admission, from its own stream (other draws unchanged)
     esrd = (np.random.default_rng([seed, 5]).random(N) < orders.ESRD_P)[hadm_of]
@@ -254,8 +280,7 @@ def generate(out_dir: Path | str, cfg: SynthConfig, truth: bool = False) -> dict
         chunks = list(range(0, N, CHUNK))
         for c, lo in enumerate(progress(chunks, desc="synth stays", unit="chunk")):
             hi = min(lo + CHUNK, N)
-            w = simulate(np.random.default_rng([seed, 2, c]), hi - lo, age=age[lo:hi],
-                         female=female[patient[lo:hi]], can_die=can_die[lo:hi])
+            w = simulate_chunk(seed, pop, c, policy=policy)
             los_s[lo:hi] = np.maximum(np.rint(w.stay["los_h"] * 3600), 60).astype(np.int64)
             for k in st:
                 st[k][lo:hi] = w.stay[k]

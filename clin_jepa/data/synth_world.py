@@ -13,6 +13,7 @@ MIMIC-IV rows. docs/synthetic.md describes the model and its limits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,7 @@ FIRST_LINE_P = (0.85, 0.10, 0.05)
 
 VITALS = ("heart_rate", "sbp", "dbp", "mbp", "resp_rate", "spo2", "temperature", "fio2",
           "gcs_eye", "gcs_verbal", "gcs_motor")
+POLICY_ACTIONS = ("ne1", "vaso", "epi", "vent", "rrt", "abx")  # treatments a ``simulate`` policy may set
 LABS = ("ph", "po2", "pco2", "lactate", "sodium", "potassium", "chloride", "bicarbonate", "bun",
         "creatinine", "glucose", "bilirubin", "hemoglobin", "platelets", "wbc", "inr")
 
@@ -68,11 +70,18 @@ def _sigmoid(x):
 
 def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = None,
              age: np.ndarray | None = None, female: np.ndarray | None = None,
-             can_die: np.ndarray | None = None, h_max: int = H_MAX) -> World:
+             can_die: np.ndarray | None = None, h_max: int = H_MAX,
+             policy: Callable[[int, np.ndarray, dict], dict] | None = None) -> World:
     """Simulate ``n`` stays. With ``fixed_hours`` (N,) the stays last exactly that long
     (no death/discharge decisions): used to chart given real stays. ``age`` (years) and
     ``female`` are drawn when not given; stays with ``can_die`` False survive the ICU
-    (a patient readmitted later survived the earlier stay)."""
+    (a patient readmitted later survived the earlier stay).
+
+    ``policy(t, stays, actions) -> actions`` (``synth_replay``): called once per hour after
+    the clinicians' decisions for hour t+1, with the original stay index of each row
+    (``stays``, (n,)) and the decided treatments (POLICY_ACTIONS, each (n,)); what it returns
+    is what runs during hour t+1. It draws no random number, so every other draw is
+    unchanged."""
     fixed = fixed_hours is not None
     if fixed:
         fixed_hours = np.asarray(fixed_hours, float)
@@ -326,6 +335,12 @@ def simulate(rng: np.random.Generator, n: int, fixed_hours: np.ndarray | None = 
         stop = abx & (abx_left <= 0)
         last_abx_stop = np.where(stop, t, last_abx_stop)
         abx = abx & ~stop
+        if policy is not None:
+            new = policy(t, rows, dict(ne1=ne1, vaso=vaso, epi=epi, vent=vent, rrt=rrt, abx=abx))
+            ne1, vaso, epi = (np.asarray(new[k], float) for k in ("ne1", "vaso", "epi"))
+            vent, rrt, abx_new = (np.asarray(new[k], bool) for k in ("vent", "rrt", "abx"))
+            abx_on = np.where(abx_new != abx, abx_new.astype(float), abx_on)  # a forced course starts now
+            abx = abx_new
 
         # -- death and discharge ------------------------------------------ #
         if not fixed:
