@@ -338,6 +338,7 @@ class EvalConfig:
     probe_batch_size: int = 64  # rows per probe step (small tasks have ~200 train rows)
     probe_rollout_hours: int = 12  # hours rolled out for the rolled-out-latent probe
     probe_rollout_eep: bool = False  # also roll out at every EEP hour (slow on CPU)
+    probes: tuple[str, ...] = ("probe", "probe_context", "probe_actions")  # probe inputs (evaluation.probes.REPRESENTATIONS)
     patience: int = 5  # epochs without validation improvement before stopping
     batch_size: int = 256  # rows (flat models) or stays (sequence models) per step
     # baselines (YAIB-style, sized for CPU)
@@ -379,6 +380,10 @@ class EvalConfig:
         if not self.seeds:
             raise ValueError("eval.seeds needs at least one seed, e.g. [0]")
         kinds = set(self.probe_kinds)
+        from clin_jepa.evaluation.probes import REPRESENTATIONS
+
+        if not self.probes or set(self.probes) - set(REPRESENTATIONS):
+            raise ValueError(f"eval.probes={list(self.probes)}: use a non-empty subset of {list(REPRESENTATIONS)}")
         if not kinds or kinds - set(PROBE_KINDS):
             raise ValueError(f"eval.probe_kinds={list(self.probe_kinds)}: use a non-empty subset of "
                              f"{', '.join(PROBE_KINDS)}")
