@@ -339,6 +339,7 @@ class EvalConfig:
     probe_rollout_hours: int = 12  # hours rolled out for the rolled-out-latent probe
     probe_rollout_eep: bool = False  # also roll out at every EEP hour (slow on CPU)
     probes: tuple[str, ...] = ("probe", "probe_context", "probe_actions")  # probe inputs (evaluation.probes.REPRESENTATIONS)
+    world_probe_kinds: tuple[str, ...] = ("linear",)  # candidates of probe_context / probe_actions (mlp: ~3x their fit time)
     patience: int = 5  # epochs without validation improvement before stopping
     batch_size: int = 256  # rows (flat models) or stays (sequence models) per step
     # baselines (YAIB-style, sized for CPU)
@@ -384,6 +385,9 @@ class EvalConfig:
 
         if not self.probes or set(self.probes) - set(REPRESENTATIONS):
             raise ValueError(f"eval.probes={list(self.probes)}: use a non-empty subset of {list(REPRESENTATIONS)}")
+        if not self.world_probe_kinds or set(self.world_probe_kinds) - set(PROBE_KINDS):
+            raise ValueError(f"eval.world_probe_kinds={list(self.world_probe_kinds)}: use a non-empty subset of "
+                             f"{list(PROBE_KINDS)}")
         if not kinds or kinds - set(PROBE_KINDS):
             raise ValueError(f"eval.probe_kinds={list(self.probe_kinds)}: use a non-empty subset of "
                              f"{', '.join(PROBE_KINDS)}")

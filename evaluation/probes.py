@@ -204,6 +204,7 @@ REPRESENTATIONS: dict[str, tuple[str, ...]] = {
     "probe_context": ("c",),
     "probe_actions": ("c", "a", "mean_a"),
 }
+WORLD_MODEL_PROBES = ("probe_context", "probe_actions")  # candidates: eval.world_probe_kinds (default linear)
 
 
 @torch.no_grad()

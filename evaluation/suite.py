@@ -7,6 +7,7 @@ predictor. Each JSON is written atomically and holds aggregates only (no stay id
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -111,14 +112,15 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
         return lambda r, y, tr, va, te, seed: baselines.fit_predict_sequence(
             kind, seq, stay_row[r], last_hour[r], y, tr, va, te, e, seed)
 
-    def probe(x, eep_ok=True):
+    def probe(x, eep_ok=True, cfg=e):
         def fn(r, y, tr, va, te, seed):
             if not eep_ok and is_eep[r[0]]:
                 return None
-            return probes.fit_predict_probe(x[r], y, tr, va, te, e, seed)
+            return probes.fit_predict_probe(x[r], y, tr, va, te, cfg, seed)
         return fn
 
-    methods = {name: probe(x) for name, x in xs_probe.items()}
+    world = dataclasses.replace(e, probe_kinds=e.world_probe_kinds)  # their candidates (docs/evaluation.md)
+    methods = {name: probe(x, cfg=world if name in probes.WORLD_MODEL_PROBES else e) for name, x in xs_probe.items()}
     if x_roll is not None:
         methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
     for b in e.baselines:
