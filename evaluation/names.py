@@ -17,7 +17,7 @@ METHODS = {
     "probe": "Clin-JEPA probe",  # probe on the frozen Clin-JEPA latents (METHOD 8)
     "probe_rollout": "Clin-JEPA rollout probe",  # probe on the predictor's rolled-out latents
     "probe_context": "Clin-JEPA context probe",  # probe on the predictor's contextual state c_k
-    "probe_actions": "Clin-JEPA context + actions probe",  # [c_k, a_k, mean(a_0..a_k)]
+    "probe_actions": "Clin-JEPA context + actions probe",  # [c_k, mean(a_0..a_k)]
     "model": "Clin-JEPA predictor",  # latent rollout (drift)
     "copy_forward": "Copy-forward",
     "linear": "Linear extrapolation",

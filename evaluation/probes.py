@@ -202,7 +202,7 @@ PREDICTOR_PARTS = ("f", "c")  # left out without a predictor
 REPRESENTATIONS: dict[str, tuple[str, ...]] = {
     "probe": ("d", "s", "mean_s", "f"),
     "probe_context": ("c",),
-    "probe_actions": ("c", "a", "mean_a"),
+    "probe_actions": ("c", "mean_a"),
 }
 WORLD_MODEL_PROBES = ("probe_context", "probe_actions")  # candidates: eval.world_probe_kinds (default linear)
 

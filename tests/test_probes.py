@@ -182,7 +182,7 @@ def test_evaluate_tasks_stores_the_probe_chosen_on_validation():
 
 
 def test_world_model_probes_shapes_parts_and_causality(predictor):
-    """probe_context = [c_k] (W), probe_actions = [c_k, a_k, mean(a_0..a_k)] (W + 2D): the
+    """probe_context = [c_k] (W), probe_actions = [c_k, mean(a_0..a_k)] (W + D): the
     predictor's contextual state at hour k, computed in the teacher-forced pass; nothing after
     hour k changes any of them."""
     y, latents, demo_ids, state_ids, action_ids, lengths = _corpus()
@@ -194,12 +194,11 @@ def test_world_model_probes_shapes_parts_and_causality(predictor):
     reps = {n: probes.REPRESENTATIONS[n] for n in ("probe", "probe_context", "probe_actions")}
     x = probes.multi_probe_inputs(feats, rows, hours, reps)
     assert x["probe"].shape == (N, 4 * D) and x["probe_context"].shape == (N, W)
-    assert x["probe_actions"].shape == (N, W + 2 * D)
+    assert x["probe_actions"].shape == (N, W + D)
     np.testing.assert_array_equal(x["probe"], probes.probe_inputs(feats, rows, hours))  # one pass = separate passes
     np.testing.assert_array_equal(x["probe_context"], x["probe_actions"][:, :W])
-    np.testing.assert_allclose(x["probe_actions"][:, W:W + D], latents[action_ids[rows, hours]], rtol=1e-6)
     mean_a = np.stack([latents[action_ids[i, :hours[i] + 1]].mean(axis=0) for i in rows])
-    np.testing.assert_allclose(x["probe_actions"][:, W + D:], mean_a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x["probe_actions"][:, W:], mean_a, rtol=1e-5, atol=1e-6)
     # c_k is the input of the output projection: predictor.out(c_k) is the forecast f_k
     with torch.no_grad():
         f = predictor.out(torch.from_numpy(x["probe_context"])).numpy()
@@ -226,7 +225,7 @@ def test_world_model_probes_need_a_predictor():
     y, latents, demo_ids, state_ids, action_ids, lengths = _corpus()
     feats = probes.state_features(latents, demo_ids, state_ids, action_ids, lengths, None)
     x = probes.multi_probe_inputs(feats, np.arange(3), np.array([1, 2, 3]), probes.REPRESENTATIONS)
-    assert set(x) == {"probe", "probe_actions"} and x["probe_actions"].shape == (3, 2 * D)  # [a_k, mean(a)]
+    assert set(x) == {"probe", "probe_actions"} and x["probe_actions"].shape == (3, D)  # [mean(a)]
     with pytest.raises(ValueError, match="no predictor"):
         probes.probe_inputs(feats, np.arange(3), np.array([1, 2, 3]), probes.REPRESENTATIONS["probe_context"])
     with pytest.raises(ValueError, match="eval.probes"):

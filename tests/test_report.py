@@ -204,7 +204,7 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
         else:
             assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
     assert tasks_res["representation"]["probe_context"] == "[c_k]"
-    assert tasks_res["representation"]["probe_actions"] == "[c_k, a_k, mean(a_0..a_k)]"
+    assert tasks_res["representation"]["probe_actions"] == "[c_k, mean(a_0..a_k)]"
     embedded = pl.read_parquet(run / "embeddings" / "texts.parquet")["text"]
     assert embedded.str.contains("h ago)", literal=True).any()  # the run's text mode reached the encoder
     h = headline(run)
