@@ -64,6 +64,7 @@ class DataConfig:
     cache_sources: bool = True  # parse each csv(.gz) source once into a typed parquet copy
     source_cache_dir: str = ""  # typed copies kept between runs; empty -> $XDG_CACHE_HOME/clin-jepa/sources
     max_malformed_fraction: float = 0.01  # per table column: more malformed ids/times than this stops the run
+    text_mode: str = "events"  # hourly state texts the run encodes: events | snapshot (clin_jepa.data.texts.TEXT_MODES)
 
     def validate(self) -> None:
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1.0) > 1e-6:
@@ -85,6 +86,9 @@ class DataConfig:
             raise ValueError("data.eep_horizon must be >= 1 hour, e.g. 12")
         if not 0.0 <= self.max_malformed_fraction <= 1.0:
             raise ValueError("data.max_malformed_fraction must be in [0, 1], e.g. 0.01 (1 % of a table's rows)")
+        from clin_jepa.data.texts import text_mode  # the registry that builds them
+
+        text_mode(self.text_mode)
 
 
 @dataclass
@@ -338,6 +342,8 @@ class EvalConfig:
     probe_batch_size: int = 64  # rows per probe step (small tasks have ~200 train rows)
     probe_rollout_hours: int = 12  # hours rolled out for the rolled-out-latent probe
     probe_rollout_eep: bool = False  # also roll out at every EEP hour (slow on CPU)
+    probes: tuple[str, ...] = ("probe", "probe_context", "probe_actions")  # probe inputs (evaluation.probes.REPRESENTATIONS)
+    world_probe_kinds: tuple[str, ...] = ("linear",)  # candidates of probe_context / probe_actions (mlp: ~3x their fit time)
     patience: int = 5  # epochs without validation improvement before stopping
     batch_size: int = 256  # rows (flat models) or stays (sequence models) per step
     # baselines (YAIB-style, sized for CPU)
@@ -384,6 +390,13 @@ class EvalConfig:
         if not self.seeds:
             raise ValueError("eval.seeds needs at least one seed, e.g. [0]")
         kinds = set(self.probe_kinds)
+        from clin_jepa.evaluation.probes import REPRESENTATIONS
+
+        if not self.probes or set(self.probes) - set(REPRESENTATIONS):
+            raise ValueError(f"eval.probes={list(self.probes)}: use a non-empty subset of {list(REPRESENTATIONS)}")
+        if not self.world_probe_kinds or set(self.world_probe_kinds) - set(PROBE_KINDS):
+            raise ValueError(f"eval.world_probe_kinds={list(self.world_probe_kinds)}: use a non-empty subset of "
+                             f"{list(PROBE_KINDS)}")
         if not kinds or kinds - set(PROBE_KINDS):
             raise ValueError(f"eval.probe_kinds={list(self.probe_kinds)}: use a non-empty subset of "
                              f"{', '.join(PROBE_KINDS)}")

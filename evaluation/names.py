@@ -16,6 +16,8 @@ log = get_logger(__name__)
 METHODS = {
     "probe": "Clin-JEPA probe",  # probe on the frozen Clin-JEPA latents (METHOD 8)
     "probe_rollout": "Clin-JEPA rollout probe",  # probe on the predictor's rolled-out latents
+    "probe_context": "Clin-JEPA context probe",  # probe on the predictor's contextual state c_k
+    "probe_actions": "Clin-JEPA context + actions probe",  # [c_k, mean(a_0..a_k)]
     "model": "Clin-JEPA predictor",  # latent rollout (drift)
     "copy_forward": "Copy-forward",
     "linear": "Linear extrapolation",
@@ -67,6 +69,8 @@ VARIABLES = {  # decoded variables (clin_jepa.models.decoders.DECODE_VARIABLES);
 COLORS = {
     "probe": "#0072B2", "model": "#0072B2", "latent": "#0072B2",
     "probe_rollout": "#56B4E9",
+    "probe_context": "#332288",
+    "probe_actions": "#88CCEE",
     "copy_forward": "#E69F00",
     "linear": "#999999",
     "hour_mean": "#CC79A7",

@@ -186,24 +186,74 @@ def fit_predict_mlp(x: np.ndarray, y: np.ndarray, train_idx, val_idx, test_idx, 
 # ---------------------------------------------------------------------- #
 
 
+# Parts of a probe's input at hour k, by name (each (R, D), except c: (R, W) with W = predictor.width)
+PARTS = {
+    "d": "demographics latent",
+    "s": "state latent of hour k",
+    "mean_s": "mean of the state latents of hours 0..k",
+    "f": "the predictor's teacher-forced forecast of hour k+1",
+    "c": "the predictor's contextual state at hour k (final hidden state of the hour-k state token)",
+    "a": "action latent of hour k",
+    "mean_a": "mean of the action latents of hours 0..k",
+}
+PREDICTOR_PARTS = ("f", "c")  # left out without a predictor
+# Probes on the frozen latents (METHOD 8: ``probe``) and on what the world model adds (issue 11):
+# its contextual state alone, and with the treatment history. Names are the tasks.json methods.
+REPRESENTATIONS: dict[str, tuple[str, ...]] = {
+    "probe": ("d", "s", "mean_s", "f"),
+    "probe_context": ("c",),
+    "probe_actions": ("c", "mean_a"),
+}
+WORLD_MODEL_PROBES = ("probe_context", "probe_actions")  # candidates: eval.world_probe_kinds (default linear)
+
+
 @torch.no_grad()
+def teacher_forced(predictor, d: np.ndarray, s: np.ndarray, a: np.ndarray, mask: np.ndarray,
+                   batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """d (N,D), s/a (N,T,D), mask (N,T) -> forecasts (N,T,D), out[:, k] = forecast of hour k+1,
+    and contextual states (N,T,W), zero on padding: the predictor's final hidden state (after its
+    last LayerNorm) at the state token of hour k, i.e. the input of its output projection
+    (f_k = predictor.out(c_k)), read with a forward hook in the same pass. Block-causal: the
+    hour-k token attends to d and the pairs (s_t, a_t) of hours t <= k only."""
+    predictor.eval()
+    seen: list[torch.Tensor] = []
+    hook = predictor.out.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
+    f_out, c_out = [], []
+    try:
+        for i in range(0, len(d), batch_size):
+            sl = slice(i, i + batch_size)
+            seen.clear()
+            m = torch.from_numpy(mask[sl])
+            f = predictor(torch.from_numpy(d[sl]), torch.from_numpy(s[sl]), torch.from_numpy(a[sl]), m)  # (B, T, D)
+            if len(seen) != 1:  # the forward pass applies the output projection once, to the state tokens
+                raise RuntimeError(f"predictor.out ran {len(seen)} times in one teacher-forced pass (expected 1)")
+            c = seen[0].masked_fill(~m[..., None], 0.0)  # (B, T, W)
+            f_out.append(f.float().numpy())
+            c_out.append(c.float().numpy())
+    finally:
+        hook.remove()
+    return np.concatenate(f_out, axis=0), np.concatenate(c_out, axis=0)
+
+
 def teacher_forced_forecasts(predictor, d: np.ndarray, s: np.ndarray, a: np.ndarray, mask: np.ndarray,
                              batch_size: int = 64) -> np.ndarray:
     """d (N,D), s/a (N,T,D), mask (N,T) -> (N,T,D): out[:, k] = forecast of hour k+1."""
-    predictor.eval()
-    out = []
-    for i in range(0, len(d), batch_size):
-        sl = slice(i, i + batch_size)
-        f = predictor(torch.from_numpy(d[sl]), torch.from_numpy(s[sl]), torch.from_numpy(a[sl]),
-                      torch.from_numpy(mask[sl]))  # (B, T, D)
-        out.append(f.float().numpy())
-    return np.concatenate(out, axis=0)
+    return teacher_forced(predictor, d, s, a, mask, batch_size)[0]
+
+
+_ALIASES = {"cummean": "mean_s", "forecast": "f"}  # older names of two parts
+
+
+def _cummean(x: np.ndarray) -> np.ndarray:
+    """(n, T, D) -> (n, T, D): out[:, k] = mean of x[:, 0..k]."""
+    return (np.cumsum(x, axis=1) / np.arange(1, x.shape[1] + 1, dtype=np.float32)[None, :, None]).astype(np.float32)
 
 
 class StayFeatures:
     """Per-stay probe representations, computed a chunk of stays at a time (never (N, T, D)
-    for all stays): ``block(rows)`` -> d (n,D), s (n,T,D) zeros on padding, a (n,T,D),
-    cummean (n,T,D), forecast (n,T,D) or None."""
+    for all stays): ``block(rows)`` -> d (n,D), s (n,T,D) zeros on padding, a (n,T,D) zeros on
+    padding, mean_s and mean_a (n,T,D) running means, f (n,T,D) forecasts and c (n,T,W)
+    contextual states (None without a predictor)."""
 
     def __init__(self, latents: np.ndarray, demo_ids, state_ids, action_ids, lengths, predictor,
                  batch_size: int = 64, stay_chunk: int = STAY_CHUNK):
@@ -219,20 +269,23 @@ class StayFeatures:
         mask = np.arange(ids.shape[1])[None, :] < lengths[:, None]  # (N, T)
         return np.where(mask, ids, -1)
 
+    def width(self, part: str) -> int:
+        """Columns of one part (c: the predictor's width; the others: the latent size D)."""
+        return self.predictor.config.width if part == "c" else self.D
+
     def block(self, rows: np.ndarray) -> dict[str, np.ndarray | None]:
         mask = np.arange(self.T)[None, :] < self.lengths[rows][:, None]  # (n, T)
         d = np.asarray(self.latents[self.demo_ids[rows]], dtype=np.float32)  # (n, D)
         s, a = self.states[rows], self.actions[rows]  # (n, T, D) each
-        cummean = (np.cumsum(s, axis=1) / np.arange(1, self.T + 1, dtype=np.float32)[None, :, None]
-                   ).astype(np.float32)  # (n, T, D)
-        forecast = (teacher_forced_forecasts(self.predictor, d, s, a, mask, self.batch_size)
-                    if self.predictor is not None else None)
-        return {"d": d, "s": s, "a": a, "cummean": cummean, "forecast": forecast}
+        f = c = None
+        if self.predictor is not None:
+            f, c = teacher_forced(self.predictor, d, s, a, mask, self.batch_size)  # (n, T, D), (n, T, W)
+        return {"d": d, "s": s, "a": a, "mean_s": _cummean(s), "mean_a": _cummean(a), "f": f, "c": c}
 
     def __getitem__(self, key: str) -> np.ndarray | None:
-        """One representation for ALL stays, e.g. feats["forecast"] (N, T, D): materialises it,
+        """One representation for ALL stays, e.g. feats["f"] (N, T, D): materialises it,
         for inspection of small inputs (the evaluation itself uses by_chunk)."""
-        return self.block(np.arange(len(self.lengths)))[key]
+        return self.block(np.arange(len(self.lengths)))[_ALIASES.get(key, key)]
 
     def by_chunk(self, rows: np.ndarray):
         """Yield (positions into ``rows``, block of their stays, local index of each position's
@@ -253,16 +306,50 @@ def state_features(latents: np.ndarray, demo_ids, state_ids, action_ids, lengths
     return StayFeatures(latents, demo_ids, state_ids, action_ids, lengths, predictor, batch_size, stay_chunk)
 
 
-def probe_inputs(feats: StayFeatures, rows: np.ndarray, last_hour: np.ndarray) -> np.ndarray:
-    """(R, 4D) or (R, 3D) without a predictor: [d, s_k, mean(s_0..s_k), f_k]."""
-    width = 3 + (feats.predictor is not None)
-    out = np.zeros((len(rows), width * feats.D), dtype=np.float32)
+def available(representation: tuple[str, ...], has_predictor: bool) -> tuple[str, ...]:
+    """The parts of a representation that can be computed (the predictor's need a predictor)."""
+    bad = [p for p in representation if p not in PARTS]
+    if bad:
+        raise ValueError(f"unknown probe input parts {bad}; choose from {', '.join(PARTS)}")
+    return tuple(p for p in representation if has_predictor or p not in PREDICTOR_PARTS)
+
+
+_SYMBOLS = {"d": "d", "s": "s_k", "mean_s": "mean(s_0..s_k)", "f": "f_k", "c": "c_k", "a": "a_k",
+            "mean_a": "mean(a_0..a_k)"}
+
+
+def describe(parts: tuple[str, ...]) -> str:
+    """'[d, s_k, mean(s_0..s_k), f_k]' for a tuple of PARTS (tasks.json ``representation``)."""
+    return "[" + ", ".join(_SYMBOLS[p] for p in parts) + "]"
+
+
+def probe_inputs(feats: StayFeatures, rows: np.ndarray, last_hour: np.ndarray,
+                 parts: tuple[str, ...] = REPRESENTATIONS["probe"]) -> np.ndarray:
+    """(R, P) rows' inputs at hour ``last_hour``: the ``parts`` (PARTS) side by side, e.g. the
+    default [d, s_k, mean(s_0..s_k), f_k] (4D; 3D without a predictor). Streamed over chunks of stays."""
+    parts = available(parts, feats.predictor is not None)
+    if not parts:
+        raise ValueError("this probe reads only the predictor's outputs and there is no predictor")
+    out = np.zeros((len(rows), sum(feats.width(p) for p in parts)), dtype=np.float32)
     for sel, b, loc in feats.by_chunk(rows):
         k = last_hour[sel]
-        parts = [b["d"][loc], b["s"][loc, k], b["cummean"][loc, k]]
-        if b["forecast"] is not None:
-            parts.append(b["forecast"][loc, k])
-        out[sel] = np.concatenate(parts, axis=1)
+        out[sel] = np.concatenate([b[p][loc] if p == "d" else b[p][loc, k] for p in parts], axis=1)
+    return out
+
+
+def multi_probe_inputs(feats: StayFeatures, rows: np.ndarray, last_hour: np.ndarray,
+                       representations: dict[str, tuple[str, ...]]) -> dict[str, np.ndarray]:
+    """{name: (R, P_name)} for several representations in ONE pass over the stays (the
+    predictor runs once per chunk of stays for all of them)."""
+    has = feats.predictor is not None
+    reps = {n: available(p, has) for n, p in representations.items()}
+    reps = {n: p for n, p in reps.items() if p}  # predictor-only probes without a predictor: none
+    out = {n: np.zeros((len(rows), sum(feats.width(q) for q in p)), dtype=np.float32) for n, p in reps.items()}
+    for sel, b, loc in feats.by_chunk(rows):
+        k = last_hour[sel]
+        cols = {q: (b[q][loc] if q == "d" else b[q][loc, k]) for q in {q for p in reps.values() for q in p}}
+        for n, p in reps.items():
+            out[n][sel] = np.concatenate([cols[q] for q in p], axis=1)
     return out
 
 

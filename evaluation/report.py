@@ -48,6 +48,18 @@ def _baseline_average(means: dict) -> tuple[float | None, int]:
     return (float(sum(vals) / len(vals)) if vals else None), len(vals)
 
 
+def _other_probes(means: dict, best: float | None, avg: float | None) -> dict:
+    """{probe method: {auroc, minus_best_baseline, minus_baseline_average}} for the probes besides
+    the headline's ``probe`` (the world-model probes, the rollout probe) with a family mean."""
+    out = {}
+    for m, v in means.items():
+        a = v.get("mean_auroc")
+        if m.startswith("probe") and m != "probe" and v.get("n_tasks") and a is not None:
+            out[m] = {"auroc": a, "minus_best_baseline": a - best if best is not None else None,
+                      "minus_baseline_average": a - avg if avg is not None else None}
+    return out
+
+
 def headline(run_dir) -> dict:
     """Headline figures of one run: drift %, displacement ratio (and the reference spaces' ratios on
     the same data), mean AUROC per family for the model (latent probe), the best baseline and the
@@ -84,6 +96,7 @@ def headline(run_dir) -> dict:
                 "model_minus_best_baseline": model - best_auroc if None not in (model, best_auroc) else None,
                 "model_minus_baseline_average": model - avg if None not in (model, avg) else None,
                 "n_tasks": f["n_tasks_ok"],
+                "other_probes": _other_probes(f["means"], best_auroc, avg),
             }
     except FileNotFoundError:
         pass
@@ -117,6 +130,9 @@ def format_headline(h: dict) -> str:
         k = m.get("n_baselines", 0)
         lines.append(f"    {f'baseline average ({k} baseline' + ('' if k == 1 else 's') + ')':<42} "
                      f"{f(m.get('baseline_average_auroc'), '.3f'):>7}     model {f(m.get('model_minus_baseline_average'), '+.3f')}")
+        for name, o in (m.get("other_probes") or {}).items():
+            lines.append(f"    {names.method(name):<42} {f(o['auroc'], '.3f'):>7}     vs best "
+                         f"{f(o['minus_best_baseline'], '+.3f')}, vs average {f(o['minus_baseline_average'], '+.3f')}")
     return "\n".join(lines)
 
 

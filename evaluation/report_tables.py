@@ -304,9 +304,24 @@ def task_records(tasks: dict) -> list[dict]:
     return records
 
 
-def _grid(tasks: dict, fam: str, metric: str, title: str, label: str) -> View:
+GRID_METHODS = 6  # method columns a task grid holds and still fits a two-column page's width (tested)
+
+
+def _grids(tasks: dict, fam: str, metric: str, title: str, label: str) -> list[View]:
+    """The task grid of one family and metric; with more than GRID_METHODS methods, two grids:
+    the Clin-JEPA probes beside the family's best baseline, then every baseline."""
     methods = [m for m in _methods(tasks) if any(m in tasks["tasks"][t].get("methods", {})
                                                    for t in result_tasks(tasks, fam))]
+    if len(methods) <= GRID_METHODS:
+        return [_grid(tasks, fam, metric, title, label, methods)]
+    best = tasks["families"].get(fam, {}).get("best_baseline")
+    probes = [m for m in methods if m.startswith("probe")] + ([best] if best else [])
+    base = [m for m in methods if not m.startswith("probe")]
+    return [_grid(tasks, fam, metric, f"{title} Clin-JEPA probes and the best baseline.", label, probes),
+            _grid(tasks, fam, metric, f"{title} Baselines.", f"{label}-baselines", base)]
+
+
+def _grid(tasks: dict, fam: str, metric: str, title: str, label: str, methods: list[str]) -> View:
     rows, notes = [], []
     for t in result_tasks(tasks, fam):
         e = tasks["tasks"][t]
@@ -324,7 +339,8 @@ def _grid(tasks: dict, fam: str, metric: str, title: str, label: str) -> View:
             else:
                 cells.append(Est(*_ci(r[metric])))
         rows.append(cells)
-    absent = [names.method(m) for m in _methods(tasks) if m not in methods]
+    absent = [names.method(m) for m in _methods(tasks) if not any(m in tasks["tasks"][t].get("methods", {})
+                                                                  for t in result_tasks(tasks, fam))]
     if absent:
         notes.append(f"Not evaluated on this family: {', '.join(absent)}.")
     header = ["Task", "Stays", "Prev.", *[names.method(m) for m in methods]]
@@ -354,14 +370,14 @@ def task_table(tasks: dict) -> tuple[list[dict], list[View]]:
         fname = names.family(fam)
         anchors = "".join(f" {reference.YAIB}, {names.method(m)}, {names.task(t)} on MIMIC-IV: {v:.3f}."
                           for (t, m), v in reference.TASK_AUROC.items() if t in FAMILIES.get(fam, ()))
-        views.append(_grid(tasks, fam, "auroc", f"{fname}: AUROC on the test split ({ci}).{anchors}",
-                           f"tab:auroc-{fam}"))
-        views.append(_grid(tasks, fam, "auprc", f"{fname}: AUPRC on the test split ({ci}).", f"tab:auprc-{fam}"))
+        views += _grids(tasks, fam, "auroc", f"{fname}: AUROC on the test split ({ci}).{anchors}",
+                        f"tab:auroc-{fam}")
+        views += _grids(tasks, fam, "auprc", f"{fname}: AUPRC on the test split ({ci}).", f"tab:auprc-{fam}")
         if fam == "eep":
-            views.append(_grid(tasks, fam, "event_recall",
-                               f"{fname}: event recall at time-point precision {tasks['recall_precision']:g} "
-                               "(share of stays with an event alarmed at least once before it).",
-                               f"tab:recall-{fam}"))
+            views += _grids(tasks, fam, "event_recall",
+                            f"{fname}: event recall at time-point precision {tasks['recall_precision']:g} "
+                            "(share of stays with an event alarmed at least once before it).",
+                            f"tab:recall-{fam}")
         tv = _tests_view(tasks, fam)
         if tv:
             views.append(tv)

@@ -8,6 +8,7 @@ predictor. Each JSON is written atomically and holds aggregates only (no stay id
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -105,12 +106,15 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
     seq = tasks.sequence_inputs(xs)  # (N, T, 2F)
     feats = probes.state_features(latents, corpus.demo_ids, corpus.state_ids, corpus.action_ids, corpus.lengths,
                                   predictor)
-    x_probe = probes.probe_inputs(feats, stay_row, last_hour)  # (R, 4D)
+    t0 = time.perf_counter()
+    xs_probe = probes.multi_probe_inputs(feats, stay_row, last_hour,  # {name: (R, P)}, one pass over the stays
+                                         {n: probes.REPRESENTATIONS[n] for n in e.probes})
+    probe_features_s = time.perf_counter() - t0
     x_roll = None
     if predictor is not None:
         use = np.flatnonzero(~is_eep | e.probe_rollout_eep)
         pairs, inv = np.unique(np.stack([stay_row[use], last_hour[use]], axis=1), axis=0, return_inverse=True)
-        x_roll = np.zeros_like(x_probe)  # rows of tasks without a rollout probe stay zero (never used)
+        x_roll = np.zeros((len(stay_row), 4 * feats.D), dtype=np.float32)  # rows of tasks without one stay zero
         x_roll[use] = probes.rollout_inputs(feats, predictor, pairs[:, 0], pairs[:, 1],
                                             e.probe_rollout_hours)[inv.reshape(-1)]  # one rollout per (stay, hour)
 
@@ -121,22 +125,24 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
         return lambda r, y, tr, va, te, seed: baselines.fit_predict_sequence(
             kind, seq, stay_row[r], last_hour[r], y, tr, va, te, e, seed)
 
-    def probe(x, eep_ok=True):
+    def probe(x, eep_ok=True, cfg=e):
         def fn(r, y, tr, va, te, seed):
             if not eep_ok and is_eep[r[0]]:
                 return None
-            return probes.fit_predict_probe(x[r], y, tr, va, te, e, seed)
+            return probes.fit_predict_probe(x[r], y, tr, va, te, cfg, seed)
         return fn
 
-    methods = {"probe": probe(x_probe)}
+    world = dataclasses.replace(e, probe_kinds=e.world_probe_kinds)  # their candidates (docs/evaluation.md)
+    methods = {name: probe(x, cfg=world if name in probes.WORLD_MODEL_PROBES else e) for name, x in xs_probe.items()}
     if x_roll is not None:
         methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
     for b in e.baselines:
         methods[b] = flat(b) if b in baselines.FLAT else sequence(b)
     out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families)
-    out["representation"] = {"probe": "[d, s_k, mean(s_0..s_k), f_k]" if predictor is not None
-                             else "[d, s_k, mean(s_0..s_k)]",
-                             "probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
+    out["representation"] = {name: probes.describe(probes.available(probes.REPRESENTATIONS[name], predictor is not None))
+                             for name in xs_probe}
+    out["representation"] |= {"probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
+    out["probe_features_seconds"] = round(probe_features_s, 2)
     return out
 
 
@@ -179,7 +185,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
                                         builtin=sum(tasks.task_families(cfg.data).values(), ()))
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
-    corpus = load_corpus(data_dir, cfg.data.window_hours)
+    corpus = load_corpus(data_dir, cfg.data.window_hours, cfg.data.text_mode)
     latents = embeddings.load(run_dir, corpus.texts)
     predictor = embeddings.load_final_predictor(run_dir)
     if predictor.latent_dim != latents.shape[1]:

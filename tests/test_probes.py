@@ -179,3 +179,54 @@ def test_evaluate_tasks_stores_the_probe_chosen_on_validation():
     m = out["tasks"]["eep_aki"]["methods"]["probe"]
     assert m["selected"]["kind"] in m["selected"]["val_loss"] and m["selected"]["kind_per_seed"] == [m["selected"]["kind"]]
     assert m["auroc"]["value"] > 0.7 and out["tasks"]["mort_hosp"]["status"] == "no label rows"
+
+
+def test_world_model_probes_shapes_parts_and_causality(predictor):
+    """probe_context = [c_k] (W), probe_actions = [c_k, mean(a_0..a_k)] (W + D): the
+    predictor's contextual state at hour k, computed in the teacher-forced pass; nothing after
+    hour k changes any of them."""
+    y, latents, demo_ids, state_ids, action_ids, lengths = _corpus()
+    action_ids = state_ids.copy()  # informative actions (random latents), -1 on padding
+    W = predictor.config.width
+    feats = probes.state_features(latents, demo_ids, state_ids, action_ids, lengths, predictor, stay_chunk=64)
+    rows = np.arange(N)
+    hours = np.minimum(lengths - 1, np.random.default_rng(0).integers(0, T, N))  # every hour, inside each stay
+    reps = {n: probes.REPRESENTATIONS[n] for n in ("probe", "probe_context", "probe_actions")}
+    x = probes.multi_probe_inputs(feats, rows, hours, reps)
+    assert x["probe"].shape == (N, 4 * D) and x["probe_context"].shape == (N, W)
+    assert x["probe_actions"].shape == (N, W + D)
+    np.testing.assert_array_equal(x["probe"], probes.probe_inputs(feats, rows, hours))  # one pass = separate passes
+    np.testing.assert_array_equal(x["probe_context"], x["probe_actions"][:, :W])
+    mean_a = np.stack([latents[action_ids[i, :hours[i] + 1]].mean(axis=0) for i in rows])
+    np.testing.assert_allclose(x["probe_actions"][:, W:], mean_a, rtol=1e-5, atol=1e-6)
+    # c_k is the input of the output projection: predictor.out(c_k) is the forecast f_k
+    with torch.no_grad():
+        f = predictor.out(torch.from_numpy(x["probe_context"])).numpy()
+    np.testing.assert_allclose(f, x["probe"][:, 3 * D:], atol=1e-5)
+    assert np.abs(x["probe_context"]).sum(axis=1).min() > 0
+    # causality: every hour after each row's k scrambled (states and actions) -> the same features
+    rng = np.random.default_rng(1)
+    after = np.arange(T)[None, :] > hours[:, None]
+    changed_s, changed_a = state_ids.copy(), action_ids.copy()
+    changed_s[after & (state_ids >= 0)] = rng.permutation(state_ids[state_ids >= 0])[: (after & (state_ids >= 0)).sum()]
+    changed_a[after & (action_ids >= 0)] = rng.permutation(action_ids[action_ids >= 0])[: (after & (action_ids >= 0)).sum()]
+    f2 = probes.state_features(latents, demo_ids, changed_s, changed_a, lengths, predictor, stay_chunk=7)
+    x2 = probes.multi_probe_inputs(f2, rows, hours, reps)
+    for name in reps:
+        np.testing.assert_allclose(x2[name], x[name], atol=1e-5, err_msg=name)
+    # and the features do read the hours up to k (the check above can fail)
+    changed_a = action_ids.copy()
+    changed_a[:, 0] = state_ids[:, 1]
+    f3 = probes.state_features(latents, demo_ids, state_ids, changed_a, lengths, predictor)
+    assert not np.allclose(probes.multi_probe_inputs(f3, rows, hours, reps)["probe_context"], x["probe_context"])
+
+
+def test_world_model_probes_need_a_predictor():
+    y, latents, demo_ids, state_ids, action_ids, lengths = _corpus()
+    feats = probes.state_features(latents, demo_ids, state_ids, action_ids, lengths, None)
+    x = probes.multi_probe_inputs(feats, np.arange(3), np.array([1, 2, 3]), probes.REPRESENTATIONS)
+    assert set(x) == {"probe", "probe_actions"} and x["probe_actions"].shape == (3, D)  # [mean(a)]
+    with pytest.raises(ValueError, match="no predictor"):
+        probes.probe_inputs(feats, np.arange(3), np.array([1, 2, 3]), probes.REPRESENTATIONS["probe_context"])
+    with pytest.raises(ValueError, match="eval.probes"):
+        EvalConfig(probes=("probe", "probe_future")).validate()

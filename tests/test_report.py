@@ -153,6 +153,7 @@ def test_headline_compares_with_the_best_baseline_and_the_baseline_average(tmp_p
 
     families = {"binary": {"n_tasks": 8, "n_tasks_ok": 3, "best_baseline": "lightgbm",
                            "means": {"probe": fam((0.80, 3)), "probe_rollout": fam((0.95, 3)),
+                                     "probe_context": fam((0.76, 3)),
                                      "logreg": fam((0.70, 3)), "lightgbm": fam((0.78, 3)), "lstm": fam((0.74, 3)),
                                      "tcn": fam((None, 0))}}}  # not evaluated: not in the average
     write_json(tmp_path / "eval" / "tasks.json", {"families": families})
@@ -164,6 +165,11 @@ def test_headline_compares_with_the_best_baseline_and_the_baseline_average(tmp_p
     text = format_headline(headline(tmp_path))
     assert "best baseline: LightGBM" in text and "+0.020" in text
     assert "baseline average (3 baselines)" in text and "+0.060" in text
+    # the world-model probes sit beside the headline probe, against both references
+    ctx = m["other_probes"]["probe_context"]
+    assert ctx["auroc"] == pytest.approx(0.76) and ctx["minus_best_baseline"] == pytest.approx(-0.02)
+    assert ctx["minus_baseline_average"] == pytest.approx(0.02) and set(m["other_probes"]) == {"probe_rollout", "probe_context"}
+    assert "Clin-JEPA context probe" in text and "vs best -0.020, vs average +0.020" in text
 
 
 # ---------------------------------------------------------------------- #
@@ -188,7 +194,8 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
             f"train.curriculum={tmp_path / 'tiny.yaml'}", "optim.batch_size=4", "train.val_stays=4",
             "eval.contexts=[6]", "eval.horizon=12", "eval.displacement_window=12", "eval.bootstrap=20",
             "eval.probe_epochs=2", "eval.seq_epochs=1", "eval.max_eep_hours=4", "eval.min_positives=1",
-            "eval.baselines=[logreg,tcn]"]
+            "eval.baselines=[logreg,tcn]",
+            "data.text_mode=snapshot"]  # the snapshot texts end to end (test_demo runs the default, events)
     args = [a for s in sets for a in ("--set", s)]
     assert cli(["sft", "--run", str(run), *args]) == 0
     assert cli(["pretrain", "--run", str(run)]) == 0
@@ -211,7 +218,7 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
     for t in tasks_res["tasks"].values():
         if t["status"] == "ok":
             rollout = {"probe_rollout"} if t["family"] == "binary" else set()
-            assert set(t["methods"]) == {"probe", "logreg", "tcn"} | rollout
+            assert set(t["methods"]) == {"probe", "probe_context", "probe_actions", "logreg", "tcn"} | rollout
             assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
         else:
             assert t["status"].startswith(("insufficient positives (n=", "no negatives", "no label rows"))
@@ -222,6 +229,10 @@ def test_embed_evaluate_report_on_a_tiny_trained_run(extracted_data_dir, tmp_pat
         assert np.isfinite(dec["per_variable"]["heart_rate"][m]["mae"][0]), m
     assert {"decoding.md", "decoding.tex", "decoding.csv", "decoding_vitals.png"} <= {
         p.name for p in (run / "report").iterdir()}
+    assert tasks_res["representation"]["probe_context"] == "[c_k]"
+    assert tasks_res["representation"]["probe_actions"] == "[c_k, mean(a_0..a_k)]"
+    embedded = pl.read_parquet(run / "embeddings" / "texts.parquet")["text"]
+    assert embedded.str.contains("h ago)", literal=True).any()  # the run's text mode reached the encoder
     h = headline(run)
     assert set(h) == {"drift_pct", "displacement_ratio", "displacement_reference", "mean_auroc"}
     assert set(h["displacement_reference"]) <= {"perfect_encoder", "raw"}

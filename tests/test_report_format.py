@@ -107,11 +107,15 @@ def test_latex_tables_compile_and_fit_a_two_column_page(report, tmp_path, stem):
 
 
 def test_wide_task_grid_fits_the_page(tmp_path):
-    """A full task grid (six methods) is a table* and fits the text width of a two-column page."""
-    cells = [Est(0.912, 0.871, 0.944)] * 6
+    """A full task grid (report_tables.GRID_METHODS = six methods) is a table* and fits the text width
+    of a two-column page (more methods are split in two grids)."""
+    from clin_jepa.evaluation.report_tables import GRID_METHODS
+
+    methods = ("probe", "probe_context", "probe_actions", "probe_rollout", "logreg", "lightgbm")
+    assert len(methods) == GRID_METHODS
+    cells = [Est(0.912, 0.871, 0.944)] * len(methods)
     rows = [[names.task(t), 1234, Est(0.12, nd=2), *cells] for t in list(names.TASKS)[:8]]
-    header = ["Task", "Stays", "Prev.", *[names.method(m) for m in
-                                          ("probe", "probe_rollout", "logreg", "lightgbm", "lstm", "tcn")]]
+    header = ["Task", "Stays", "Prev.", *[names.method(m) for m in methods]]
     tex = render_tex([View("AUROC.", "tab:x", header, rows, ["a note"], wide=True)])
     assert "\\begin{table*}" in tex
     if shutil.which("pdflatex") is None:
@@ -160,3 +164,31 @@ def test_auroc_plot_accepts_a_ci_that_misses_its_estimate(report, tmp_path):
     a = tasks["tasks"]["mort_hosp"]["methods"]["probe"]["auroc"]
     a["lo"], a["hi"] = a["value"] + 0.01, a["value"] + 0.05
     assert plots.auroc_intervals(tasks, tmp_path / "auroc_ci")[1].is_file()
+
+
+def test_task_grids_with_many_methods_split_in_two(tmp_path):
+    """Four probes and four baselines: the probes beside the best baseline, then the baselines;
+    every grid within GRID_METHODS method columns (so within the page)."""
+    import numpy as np
+    import polars as pl
+    from clin_jepa.evaluation import tasks
+    from clin_jepa.evaluation.report_tables import GRID_METHODS, task_table
+
+    from clin_jepa.config import EvalConfig
+
+    rng = np.random.default_rng(0)
+    n = 120
+    y = rng.integers(0, 2, n)
+    split = np.array(["train"] * 60 + ["val"] * 30 + ["test"] * 30)
+    labels = pl.DataFrame({"stay_id": np.arange(n), "task": ["mort_hosp"] * n, "hour": [24] * n, "label": y})
+    rows, dropped = tasks.task_rows(labels, np.arange(n), np.full(n, 30), split, 48)
+    codes = ("probe", "probe_context", "probe_actions", "probe_rollout", "logreg", "lightgbm", "lstm", "tcn")
+    methods = {m: (lambda r, yy, tr, va, te, s, k=k: np.clip(yy[te] * 0.1 * k + rng.random(len(te)), 0, None))
+               for k, m in enumerate(codes)}
+    res = tasks.evaluate_tasks(rows, methods, EvalConfig(bootstrap=20), dropped)
+    views = [v for v in task_table(res)[1] if v.label.startswith("tab:auroc-binary")]
+    assert [v.label for v in views] == ["tab:auroc-binary", "tab:auroc-binary-baselines"]
+    best = names.method(res["families"]["binary"]["best_baseline"])
+    assert views[0].header[3:] == [*(names.method(m) for m in codes[:4]), best]
+    assert views[1].header[3:] == [names.method(m) for m in codes[4:]]
+    assert all(len(v.header) - 3 <= GRID_METHODS for v in views)

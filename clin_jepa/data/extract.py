@@ -341,15 +341,18 @@ def _export_tables(con: duckdb.DuckDBPyConnection, build: Path, steps) -> dict[s
 
 
 def _write_texts(build: Path) -> dict[str, int]:
-    """texts.parquet and demographics.parquet from the exported parquet, in batches of
-    rows. Runs after DuckDB is closed, so its memory and DuckDB's never add up (measured
-    at 5,000 stays: peak 0.80 GiB with the connection open, the texts step alone 0.33 GiB)."""
-    from clin_jepa.data.texts import demographics_texts, hourly_texts
+    """The hourly texts of every text mode (texts.parquet, texts_snapshot.parquet) and
+    demographics.parquet from the exported parquet, in batches of rows. Runs after DuckDB
+    is closed, so its memory and DuckDB's never add up (measured at 5,000 stays: peak
+    0.80 GiB with the connection open, the texts step alone 0.33 GiB)."""
+    from clin_jepa.data.texts import TEXT_MODES, demographics_texts
 
     t0 = time.perf_counter()
-    rows = {"texts.parquet": _stream_texts(build / "hourly.parquet", build / "texts.parquet", hourly_texts),
-            "demographics.parquet": _stream_texts(build / "static.parquet", build / "demographics.parquet",
-                                                  demographics_texts)}
+    rows = {}
+    for mode in TEXT_MODES.values():  # every text mode: runs of either mode share this directory
+        rows[mode.file] = _stream_texts(build / "hourly.parquet", build / mode.file, mode.build())
+    rows["demographics.parquet"] = _stream_texts(build / "static.parquet", build / "demographics.parquet",
+                                                 demographics_texts)
     log.info("texts written in %.1f s", time.perf_counter() - t0)
     return rows
 
