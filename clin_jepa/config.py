@@ -124,7 +124,6 @@ class EncoderConfig:
 
     def validate(self) -> None:
         from clin_jepa.models.encoder_flavors import FLAVORS  # the registry that builds them
-
         from clin_jepa.models.pooling import POOLINGS
 
         _one_of("encoder.flavor", self.flavor, FLAVORS)
@@ -417,9 +416,11 @@ class RunConfig:
             section = getattr(self, f.name)
             if hasattr(section, "validate"):
                 section.validate()
-        if self.encoder.flavor != "debug" and self.train.steps_scale != 1:
-            # the curricula's step budgets are sized for the debug flavor; scaling them (the embedded
-            # default's x3) silently gives a real encoder a few hundred optimizer steps in all
+        from clin_jepa.models.encoder_flavors import spec
+
+        if not spec(self.encoder.flavor).tiny and self.train.steps_scale != 1:
+            # the curricula's step budgets are sized for the tiny flavors (debug, small); scaling them (the
+            # embedded default's x3) silently gives a real encoder a few hundred optimizer steps in all
             raise ValueError(
                 f"train.steps_scale={self.train.steps_scale} with encoder.flavor={self.encoder.flavor}: the scale "
                 "multiplies the debug-sized budgets of configs/curriculum/; give a real flavor explicit budgets "
