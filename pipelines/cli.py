@@ -78,7 +78,7 @@ STAGES: dict[str, Stage] = {
         "RUN/eval/latent_content.json and a table. Works after `clin-jepa sft` (SFT encoder), `pretrain` (final "
         "encoder) or `embed` (RUN/embeddings).",
         ("clin-jepa latent-content --run runs/demo", "clin-jepa latent-content --run runs/demo --source sft"),
-        "", EXISTING_RUN_CONFIG),
+        "encoder.pooling=mean", EXISTING_RUN_CONFIG),
     "export-meds": Stage(
         "clin_jepa.pipelines.export_meds", "extraction -> MEDS dataset (events, splits, task labels)",
         "Export a run's extraction as a MEDS dataset (data/{train,tuning,held_out}, metadata, one label file per "

@@ -300,3 +300,15 @@ def test_lm_loss_equals_one_padded_batch(enc):
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
     for g, g0 in zip((p.grad for p in enc.online_parameters()), g_ref):
         torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-6)
+
+
+def test_small_flavor_is_an_own_tokenizer_tiny_qwen3(tok_dir):
+    from clin_jepa.models.encoder_flavors import SMALL_ARCH, spec
+
+    e = build_encoder("small", tokenizer_dir=tok_dir)
+    base = e.model.get_base_model().config
+    assert (e.hidden_size, base.num_hidden_layers) == (SMALL_ARCH["hidden_size"], SMALL_ARCH["num_hidden_layers"])
+    assert spec("small").own_tokenizer and spec("small").trainable_base and spec("small").tiny
+    assert e.encode(TEXTS[:3]).shape == (3, SMALL_ARCH["hidden_size"])
+    with pytest.raises(ValueError, match="small encoder needs tokenizer_dir"):
+        build_encoder("small")
