@@ -1,54 +1,62 @@
-"""How much of each observed value a run's state latents carry (linear decodability).
+"""Encoder candidates for the embedded default: latent content vs cost, one candidate per call.
 
-For each run: the distinct state texts that report a value (e.g. "HR 88 bpm") and their
-latents (RUN/embeddings from `clin-jepa embed`); a ridge regression latent -> value is
-fitted on 80 % of those texts and scored (R^2) on the other 20 % (fixed seed). Used in
-docs/demo.md to explain why frozen-latent probes trail the baselines on the embedded
-default. Reads aggregates only; prints one row per run.
+For each candidate (an own-tokenizer Qwen3 of the given width x layers, a pooling, a number
+of SFT steps) on an extracted run's data: the SFT stage (timed), then `clin-jepa
+latent-content --source sft` (clin_jepa.evaluation.latent_content, the one owner of the
+measurement). Candidates are registered as flavors in-process only; the chosen one is the
+`small` flavor of clin_jepa.models.encoder_flavors.
 
-    python benchmarks/latent_content.py --run runs/ablate/runs/full_s0 --run runs/ablate/runs/sft_frozen_s0
+    python benchmarks/latent_content.py --data RUN/data --out /tmp/cands --cand 96x3:mean:600
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import json
+import time
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-from sklearn.linear_model import RidgeCV
+from clin_jepa.evaluation.latent_content import format_table, latent_content
 
-LABELS = ("HR", "MAP", "SpO2", "Cr", "Lactate", "Hour")  # text labels of clin_jepa.data.texts
+from clin_jepa.config import load_config
+from clin_jepa.models import encoder_flavors as ef
+from clin_jepa.run import RunDir
+from clin_jepa.training.sft import run_sft
 
 
-def decodability(run: Path, labels=LABELS, seed: int = 0) -> dict[str, float]:
-    latents = np.load(run / "embeddings" / "latents.npy")
-    texts = pl.read_parquet(run / "embeddings" / "texts.parquet")["text"].to_list()
-    out = {}
-    for key in labels:
-        pat = re.compile(rf"\b{re.escape(key)} ([0-9.]+)")
-        hits = [(i, float(m.group(1))) for i, t in enumerate(texts) if (m := pat.search(t))]
-        if len(hits) < 50:
-            out[key] = float("nan")
-            continue
-        idx, y = np.array([h[0] for h in hits]), np.array([h[1] for h in hits])
-        perm = np.random.default_rng(seed).permutation(len(idx))
-        n = len(perm) * 4 // 5
-        model = RidgeCV(alphas=[0.01, 0.1, 1.0, 10.0]).fit(latents[idx[perm[:n]]], y[perm[:n]])
-        out[key] = float(model.score(latents[idx[perm[n:]]], y[perm[n:]]))
-    return out
+def register(width: int, layers: int) -> str:
+    """An own-tokenizer flavor `w{width}x{layers}` (head dim 16, 2 KV heads, FFN 4x width)."""
+    name = f"w{width}x{layers}"
+    arch = dict(ef.DEBUG_ARCH, hidden_size=width, intermediate_size=4 * width, num_hidden_layers=layers,
+                num_attention_heads=width // 16)
+    ef.FLAVORS[name] = ef.FlavorSpec(ef._own(name, arch), own_tokenizer=True, trainable_base=True, tiny=True)
+    return name
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", action="append", required=True, help="run directory with embeddings/ (repeatable)")
+    p.add_argument("--data", required=True, help="an extracted data directory (texts, cohort, splits parquet)")
+    p.add_argument("--out", required=True, help="scratch directory for the candidate runs")
+    p.add_argument("--cand", action="append", required=True, help="WIDTHxLAYERS:POOLING:STEPS (repeatable)")
+    p.add_argument("--max-texts", type=int, default=10000)
     args = p.parse_args()
-    print("| run | " + " | ".join(f"R^2 {k}" for k in LABELS) + " |")
-    print("|---|" + "---|" * len(LABELS))
-    for run in map(Path, args.run):
-        r = decodability(run)
-        print(f"| {run.name} | " + " | ".join(f"{r[k]:.2f}" for k in LABELS) + " |")
+    for cand in args.cand:
+        shape, pooling, steps = cand.split(":")
+        width, layers = map(int, shape.split("x"))
+        flavor = register(width, layers)
+        cfg = load_config("default", [f"encoder.pooling={pooling}", f"sft.steps={steps}",
+                                      f"data.data_dir={Path(args.data).resolve()}"])
+        cfg.encoder.flavor = flavor
+        run = RunDir(Path(args.out) / cand.replace(":", "_"))
+        run.root.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        run_sft(run.root, cfg)
+        sft_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = latent_content(run.root, cfg, source="sft", max_texts=args.max_texts)
+        print(format_table(result))
+        print(json.dumps({"candidate": cand, "sft_seconds": round(sft_s, 1),
+                          "latent_content_seconds": round(time.perf_counter() - t0, 1)}))
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flex_attention")
 
 @dataclass
 class EncoderConfig:
-    flavor: str = "debug"  # debug | qwen3-0.6b | qwen3-8b
+    flavor: str = "debug"  # debug | small | qwen3-0.6b | qwen3-8b (clin_jepa.models.encoder_flavors.FLAVORS)
     model_dir: str = ""  # local directory with weights + tokenizer (real flavors)
     lora_r: int = 16
     lora_alpha: int = 32
@@ -124,11 +124,14 @@ class EncoderConfig:
     gradient_checkpointing: str = "auto"  # auto (on for the real flavors) | on | off: recompute layers in backward
     packing: str = "auto"  # auto (on for the real flavors) | on | off: texts packed into rows without padding
     pack_row_tokens: int = 1024  # tokens per packed row, capped by encode_batch_tokens (sdpa/eager: a row x row mask)
+    pooling: str = "last"  # last (the paper's: last real token) | mean (over real tokens): text -> latent
 
     def validate(self) -> None:
         from clin_jepa.models.encoder_flavors import FLAVORS  # the registry that builds them
+        from clin_jepa.models.pooling import POOLINGS
 
         _one_of("encoder.flavor", self.flavor, FLAVORS)
+        _one_of("encoder.pooling", self.pooling, POOLINGS)
         if self.lora_r < 1 or self.lora_alpha <= 0:
             raise ValueError("encoder.lora_r must be >= 1 and encoder.lora_alpha > 0 (paper: r=16, alpha=32)")
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -435,9 +438,11 @@ class RunConfig:
             section = getattr(self, f.name)
             if hasattr(section, "validate"):
                 section.validate()
-        if self.encoder.flavor != "debug" and self.train.steps_scale != 1:
-            # the curricula's step budgets are sized for the debug flavor; scaling them (the embedded
-            # default's x3) silently gives a real encoder a few hundred optimizer steps in all
+        from clin_jepa.models.encoder_flavors import spec
+
+        if not spec(self.encoder.flavor).tiny and self.train.steps_scale != 1:
+            # the curricula's step budgets are sized for the tiny flavors (debug, small); scaling them (the
+            # embedded default's x3) silently gives a real encoder a few hundred optimizer steps in all
             raise ValueError(
                 f"train.steps_scale={self.train.steps_scale} with encoder.flavor={self.encoder.flavor}: the scale "
                 "multiplies the debug-sized budgets of configs/curriculum/; give a real flavor explicit budgets "

@@ -72,6 +72,14 @@ STAGES: dict[str, Stage] = {
         "-> RUN/eval/{drift,displacement,tasks,decoding}.json.",
         ("clin-jepa evaluate --run runs/demo", "clin-jepa evaluate --run runs/demo --only drift,tasks"),
         "eval.bootstrap=1000", EXISTING_RUN_CONFIG),
+    "latent-content": Stage(
+        "clin_jepa.pipelines.latent_content", "how much of each value a state text reads its latent carries",
+        "Ridge R^2 of every value a state text reports (HR, MAP, SpO2, Cr, Lactate, SOFA, ...) from the latent of "
+        "that text: fitted on train-split stays' texts, scored on held-out stays' texts -> "
+        "RUN/eval/latent_content.json and a table. Works after `clin-jepa sft` (SFT encoder), `pretrain` (final "
+        "encoder) or `embed` (RUN/embeddings).",
+        ("clin-jepa latent-content --run runs/demo", "clin-jepa latent-content --run runs/demo --source sft"),
+        "encoder.pooling=mean", EXISTING_RUN_CONFIG),
     "export-meds": Stage(
         "clin_jepa.pipelines.export_meds", "extraction -> MEDS dataset (events, splits, task labels)",
         "Export a run's extraction as a MEDS dataset (data/{train,tuning,held_out}, metadata, one label file per "

@@ -10,7 +10,7 @@ from clin_jepa.utils import CONFIG_DIR
 
 def test_defaults_yaml_and_overrides_compose():
     cfg = load_config("default", ["optim.lr_predictor=1e-4", "eval.contexts=[6, 12]", "sft.train_base=false"])
-    assert cfg.encoder.flavor == "debug" and cfg.synth.stays == 1200  # from configs/default.yaml
+    assert (cfg.encoder.flavor, cfg.encoder.pooling, cfg.synth.stays) == ("small", "mean", 1200)  # configs/default.yaml
     assert cfg.optim.lr_predictor == 1e-4 and cfg.eval.contexts == (6, 12) and cfg.sft.train_base is False
     assert cfg.loss.tf_weight == 1.0  # untouched library default
 

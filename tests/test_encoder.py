@@ -258,3 +258,57 @@ def test_bad_inputs(enc):
         enc.encode(["ok"], adapter="ema")
     assert enc.encode([]).shape == (0, enc.hidden_size)
     assert enc.encode([""]).shape == (1, enc.hidden_size)  # empty text -> the eos token
+
+
+def test_mean_pooling_is_the_mean_over_real_tokens(tok_dir):
+    """encoder.pooling=mean: each text's latent is the mean of its own final hidden states
+    (a one-text forward of the plain transformers model), whatever it is batched/padded with."""
+    e = build_encoder("debug", EncoderConfig(pooling="mean", encode_batch_tokens=300), tokenizer_dir=tok_dir)
+    _perturb(e.online_parameters(), seed=3)
+    texts = TEXTS[:20] + ["No intervention."]
+    backbone = e.model.get_base_model().model
+    ref = []
+    with torch.no_grad():
+        for row in e._token_ids(texts):
+            ref.append(backbone(input_ids=torch.tensor([row])).last_hidden_state[0].mean(0))
+    z = e.encode(texts)
+    torch.testing.assert_close(z, torch.stack(ref), rtol=1e-5, atol=1e-5)
+    last = build_encoder("debug", EncoderConfig(pooling="last"), tokenizer_dir=tok_dir)
+    _perturb(last.online_parameters(), seed=3)
+    assert not torch.allclose(last.encode(texts), z, atol=1e-3)  # the setting is live
+    with pytest.raises(ValueError, match="encoder.pooling"):
+        EncoderConfig(pooling="max").validate()
+
+
+def test_lm_loss_equals_one_padded_batch(enc):
+    """The length-bucketed SFT loss equals transformers' own loss on one right-padded batch
+    (mean next-token cross-entropy over real tokens), and so do its gradients."""
+    texts = TEXTS[:64]
+    rows = [r + [enc._empty_id] for r in enc._token_ids(texts)]
+    L = max(map(len, rows))
+    ids = torch.tensor([r + [enc._pad_id] * (L - len(r)) for r in rows])
+    labels = torch.tensor([r + [-100] * (L - len(r)) for r in rows])
+    enc.set_online_trainable(True)
+    ref = enc.model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels, use_cache=False).loss
+    ref.backward()
+    g_ref = [p.grad.clone() for p in enc.online_parameters()]
+    for p in enc.online_parameters():
+        p.grad = None
+    ours = enc.lm_loss(texts)
+    ours.backward()
+    assert len(enc._buckets([len(r) for r in rows])) > 1  # really bucketed
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    for g, g0 in zip((p.grad for p in enc.online_parameters()), g_ref):
+        torch.testing.assert_close(g, g0, rtol=1e-4, atol=1e-6)
+
+
+def test_small_flavor_is_an_own_tokenizer_tiny_qwen3(tok_dir):
+    from clin_jepa.models.encoder_flavors import SMALL_ARCH, spec
+
+    e = build_encoder("small", tokenizer_dir=tok_dir)
+    base = e.model.get_base_model().config
+    assert (e.hidden_size, base.num_hidden_layers) == (SMALL_ARCH["hidden_size"], SMALL_ARCH["num_hidden_layers"])
+    assert spec("small").own_tokenizer and spec("small").trainable_base and spec("small").tiny
+    assert e.encode(TEXTS[:3]).shape == (3, SMALL_ARCH["hidden_size"])
+    with pytest.raises(ValueError, match="small encoder needs tokenizer_dir"):
+        build_encoder("small")

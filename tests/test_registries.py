@@ -14,8 +14,10 @@ from clin_jepa.utils import REPO_ROOT
 
 
 def test_config_accepts_what_the_registries_hold(monkeypatch):
-    with pytest.raises(ValueError, match="encoder.flavor='tiny2': use one of debug, qwen3-0.6b, qwen3-8b"):
+    with pytest.raises(ValueError, match="encoder.flavor='tiny2': use one of debug, small, qwen3-0.6b, qwen3-8b"):
         load_config(overrides=["encoder.flavor=tiny2"])
+    with pytest.raises(ValueError, match="encoder.pooling='max': use one of last, mean"):
+        load_config(overrides=["encoder.pooling=max"])
     monkeypatch.setitem(encoder_flavors.FLAVORS, "tiny2", encoder_flavors.FLAVORS["debug"])
     monkeypatch.setitem(predictor.FLAVORS, "tiny2", predictor.FLAVORS["debug"])
     monkeypatch.setattr(losses, "REGULARIZERS", (*losses.REGULARIZERS, "other"))

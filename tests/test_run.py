@@ -105,7 +105,7 @@ def test_invalid_settings_create_no_run(cwd, capsys):
     assert cli(["sft", "--run", "new", "--set", "optim.lr_predictor=.nan"]) == 2
     assert "optim.lr_predictor: expected a finite number" in capsys.readouterr().err
     assert cli(["sft", "--run", "new2", "--set", "encoder.flavor=qwen9"]) == 2
-    assert "encoder.flavor='qwen9': use one of debug, qwen3-0.6b, qwen3-8b" in capsys.readouterr().err
+    assert "encoder.flavor='qwen9': use one of debug, small, qwen3-0.6b, qwen3-8b" in capsys.readouterr().err
     # pretraining starts from an SFT run: a missing run is an error naming the fix, not a new directory
     assert cli(["pretrain", "--run", "new3"]) == 2
     assert "clin-jepa sft --run new3" in capsys.readouterr().err

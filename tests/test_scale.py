@@ -187,11 +187,13 @@ def _encoder(base, *overrides):
     return encoder(base, cfg)
 
 
-def test_packed_encoding_equals_padded(base, enc_corpus):
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_packed_encoding_equals_padded(base, enc_corpus, pooling):
     _, corpus = enc_corpus
     texts = corpus.texts[:60] + corpus.texts[:5]  # duplicates too
-    padded = _encoder(base, "encoder.packing=off")
-    packed = _encoder(base, "encoder.packing=on", "encoder.pack_row_tokens=256", "encoder.encode_batch_tokens=512")
+    padded = _encoder(base, "encoder.packing=off", f"encoder.pooling={pooling}")
+    packed = _encoder(base, "encoder.packing=on", "encoder.pack_row_tokens=256", "encoder.encode_batch_tokens=512",
+                      f"encoder.pooling={pooling}")
     assert packed.packing and not padded.packing
     lengths = [len(r) for r in packed._token_ids(list(dict.fromkeys(texts)))]
     batches = packed._packs(lengths)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
@@ -112,3 +113,43 @@ def test_sft_bad_inputs(tmp_path, data_dir, capsys):
         load_config(overrides=["sft.stepz=3"])
     with pytest.raises(FileNotFoundError, match="run `clin-jepa sft"):
         load_sft_encoder(tmp_path / "r3", load_config())
+
+
+def test_latent_content_command_on_a_tiny_run(sft_run, capsys):
+    """`clin-jepa latent-content` on the SFT encoder: a table per variable the state text reads,
+    RUN/eval/latent_content.json with held-out counts matching the texts' own values."""
+    import json
+
+    from clin_jepa.evaluation.latent_content import parse_values, split_state_texts
+
+    assert cli(["latent-content", "--run", str(sft_run), "--max-texts", "400", "--source", "sft"]) == 0
+    out = json.loads((sft_run / "eval" / "latent_content.json").read_text())
+    assert out["source"] == "sft" and out["flavor"] == "debug" and out["latent_dim"] == 64
+    cfg = load_config(str(sft_run / "config.yaml"), [])
+    fit, held = split_state_texts(cfg.data_path, 400, seed=0)
+    assert (out["texts_fit"], out["texts_heldout"]) == (len(fit), len(held)) and not set(fit) & set(held)
+    values = parse_values(held)
+    for label in ("HR", "MAP", "SpO2", "Cr", "Lactate", "SOFA", "Hour"):
+        assert out["variables"][label]["texts_heldout"] == int((~np.isnan(values[label])).sum())
+    scored = [v["r2"] for v in out["variables"].values() if v["r2"] is not None]
+    assert scored and all(np.isfinite(scored))
+    assert "| HR |" in capsys.readouterr().out
+
+
+def test_latent_content_parsing_and_ridge():
+    """The parser reads every value of a state text (no label read inside another: K vs KDIGO,
+    pO2 vs SpO2), and the ridge scores a linearly planted value near 1 and noise near 0."""
+    from clin_jepa.evaluation.latent_content import parse_values, ridge_r2
+
+    text = ("Hour 5. HR 88 bpm, SpO2 97%; pO2 80 mmHg, Lactate 2.5 mmol/L; K 4.2 mEq/L, Cr 1.1 mg/dL; "
+            "GCS E4 V5 M6; Urine 60 mL; SOFA 3, KDIGO 1.")
+    v = {k: float(a[0]) for k, a in parse_values([text, "No new observations."]).items()}
+    assert (v["Hour"], v["HR"], v["SpO2"], v["pO2"], v["Lactate"], v["K"], v["Cr"]) == (5, 88, 97, 80, 2.5, 4.2, 1.1)
+    assert (v["E"], v["V"], v["M"], v["Urine"], v["SOFA"], v["KDIGO"]) == (4, 5, 6, 60, 3, 1)
+    assert np.isnan(v["MAP"]) and np.isnan(v["pCO2"])
+    assert all(np.isnan(a[1]) for a in parse_values([text, "No new observations."]).values())
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(600, 16))
+    y = z @ rng.normal(size=16)
+    assert ridge_r2(z[:400], y[:400], z[400:], y[400:]) > 0.99
+    assert ridge_r2(z[:400], rng.normal(size=400), z[400:], rng.normal(size=200)) < 0.1

@@ -1,6 +1,7 @@
 """Qwen3 + LoRA text encoder with an online and an EMA target adapter on ONE frozen base.
 
-A text's embedding is the final-layer hidden state of its last real token (right padding).
+A text's embedding pools its final-layer hidden states (``encoder.pooling``: the last real
+token, the paper's choice, or the mean over its real tokens; clin_jepa.models.pooling).
 ``encode`` deduplicates identical texts, buckets the rest by token length into batches of at
 most ``encoder.encode_batch_tokens`` tokens, runs one forward per bucket and scatters the
 results back in input order. With ``encoder.packing`` (on for the real flavors) the texts are
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from clin_jepa.config import EncoderConfig
 from clin_jepa.models.encoder_flavors import FLAVORS, resolve_dtype
 from clin_jepa.models.packing import pack, packed_inputs
+from clin_jepa.models.pooling import POOLINGS, padded_segments
 from clin_jepa.models.sharding import any_sharded, copy_full_, full, global_max, locals_
 from clin_jepa.utils import atomic_path, get_logger
 
@@ -80,6 +82,7 @@ class TextEncoder(nn.Module):
         self.hard_sync()
         self.online_version = self.target_version = 0
         self.packing = cfg.enabled("packing")
+        self._pool = POOLINGS[cfg.pooling]  # (B, L, D), seg, last -> (n, D)
         self.gradient_checkpointing = cfg.enabled("gradient_checkpointing")
         backbone = model.get_base_model()
         self._layers = list(backbone.model.layers)  # Qwen3DecoderLayer (GradientCheckpointingLayer)
@@ -203,31 +206,31 @@ class TextEncoder(nn.Module):
             batches.append(cur)
         return batches
 
-    def _forward_last(self, rows: list[list[int]]) -> Tensor:
-        """Last-token final hidden state of each token row (right padded)."""
+    def _forward_padded(self, rows: list[list[int]]) -> Tensor:
+        """Pooled final hidden state (encoder.pooling) of each token row, right padded: (b, D)."""
         lengths = torch.tensor([len(r) for r in rows], device=self.device)
         L = int(lengths.max())
         pad = [self._pad_id]
         ids = torch.tensor([r + pad * (L - len(r)) for r in rows], dtype=torch.long).to(self.device)  # (B, L)
-        mask = torch.arange(L, device=self.device)[None, :] < lengths[:, None]  # (B, L) bool
+        seg, last = padded_segments(lengths, L)  # (B, L) text of each token (-1 = pad), (B,) flat last index
         backbone = self.model.get_base_model().model  # Qwen3Model: no lm_head logits
-        h = backbone(input_ids=ids, attention_mask=mask.long(), use_cache=False).last_hidden_state  # (B, L, D)
+        h = backbone(input_ids=ids, attention_mask=(seg >= 0).long(), use_cache=False).last_hidden_state  # (B, L, D)
         self.forward_rows += len(rows)
-        return h[torch.arange(len(rows), device=self.device), lengths - 1].float()  # (B, D)
+        return self._pool(h, seg, last).float()  # (B, D)
 
     def _packs(self, lengths: list[int]) -> list[list[list[int]]]:
         """Batches of packed rows of text indices (clin_jepa.models.packing.pack)."""
         return pack(lengths, min(self.cfg.pack_row_tokens, self.cfg.encode_batch_tokens), self.cfg.encode_batch_tokens)
 
     def _forward_packed(self, packs: list[list[list[int]]]) -> Tensor:
-        """Last-token final hidden state of each token list, texts packed per row: packs[b] is
+        """Pooled final hidden state of each token list, texts packed per row: packs[b] is
         the token lists of row b. Returns (n_texts, D) in row-major text order."""
-        ids, pos, row, last = packed_inputs(packs, self._pad_id)  # (B, L), (B, L), (n,), (n,)
+        ids, pos, seg, last = packed_inputs(packs, self._pad_id)  # (B, L), (B, L), (B, L), (n,)
         backbone = self.model.get_base_model().model
         h = backbone(input_ids=ids.to(self.device), position_ids=pos.to(self.device), attention_mask=None,
                      use_cache=False).last_hidden_state  # (B, L, D)
-        self.forward_rows += len(row)
-        return h[row.to(self.device), last.to(self.device)].float()  # (n, D)
+        self.forward_rows += len(last)
+        return self._pool(h, seg.to(self.device), last.to(self.device)).float()  # (n, D)
 
     def _recompute_context(self):
         """torch.utils.checkpoint context_fn: the backward's recompute of a layer runs with the
@@ -273,7 +276,7 @@ class TextEncoder(nn.Module):
             calls = [(self._forward_packed, [[rows[i] for i in row] for row in batch], [i for row in batch for i in row])
                      for batch in self._packs(lengths)]
         else:
-            calls = [(self._forward_last, [rows[i] for i in batch], batch) for batch in self._buckets(lengths)]
+            calls = [(self._forward_padded, [rows[i] for i in batch], batch) for batch in self._buckets(lengths)]
         # FSDP: the busiest rank's call count, agreed BEFORE any forward (a collective between the
         # layers' all-gathers would pair with another rank's all-gather)
         busiest = int(global_max(float(len(calls)), True, self.device)) if sharded else len(calls)
@@ -302,23 +305,31 @@ class TextEncoder(nn.Module):
         weight 0 (so a backward runs through them too). Returns that 0 term."""
         zero = torch.zeros((), device=self.device)
         for _ in range(missing):
-            zero = zero + 0.0 * self._forward_last([[self._empty_id]]).sum()
+            zero = zero + 0.0 * self._forward_padded([[self._empty_id]]).sum()
         return zero
 
     def lm_loss(self, texts: list[str], adapter: str = "online") -> Tensor:
-        """Mean next-token cross-entropy of ``texts`` (each followed by eos): the SFT objective."""
+        """Mean next-token cross-entropy over the tokens of ``texts`` (each followed by eos): the
+        SFT objective. The texts run in length buckets (``_buckets``) and the LM head sees real
+        positions only: one padded batch of 64 random texts was 66 % padding on the demo's texts
+        (BENCHMARKS.md, SFT). Same value as one padded batch to float rounding."""
         rows = [r + [self._empty_id] for r in self._token_ids(list(texts))]
-        L = max(len(r) for r in rows)
-        ids = torch.full((len(rows), L), self._pad_id, dtype=torch.long)  # (B, L)
-        labels = torch.full((len(rows), L), -100, dtype=torch.long)  # (B, L), -100 = ignored
-        for j, r in enumerate(rows):
-            ids[j, : len(r)] = torch.tensor(r)
-            labels[j, : len(r)] = torch.tensor(r)
-        mask = (labels != -100).long()
         self._use(adapter)
-        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                         labels=labels.to(self.device), use_cache=False)
-        return out.loss
+        peft_base = self.model.get_base_model()
+        backbone, head = peft_base.model, peft_base.get_output_embeddings()
+        total = sum(len(r) - 1 for r in rows)  # predicted tokens
+        loss = torch.zeros((), device=self.device)
+        for batch in self._buckets([len(r) for r in rows]):
+            lengths = torch.tensor([len(rows[i]) for i in batch], device=self.device)
+            L = int(lengths.max())
+            ids = torch.tensor([rows[i] + [self._pad_id] * (L - len(rows[i])) for i in batch],
+                               dtype=torch.long, device=self.device)  # (b, L)
+            mask = torch.arange(L, device=self.device)[None, :] < lengths[:, None]  # (b, L)
+            h = backbone(input_ids=ids, attention_mask=mask.long(), use_cache=False).last_hidden_state  # (b, L, D)
+            step = mask[:, 1:]  # (b, L-1): position t predicts token t+1 when t+1 is real
+            logits = head(h[:, :-1][step]).float()  # (m, V)
+            loss = loss + nn.functional.cross_entropy(logits, ids[:, 1:][step], reduction="sum")
+        return loss / max(total, 1)
 
     # ------------------------------------------------------------------ persistence
     @torch.no_grad()

@@ -31,20 +31,23 @@ def pack(lengths: list[int], row_tokens: int, batch_tokens: int) -> list[list[li
 
 def packed_inputs(packs: list[list[list[int]]], pad_id: int
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """packs[b] = token lists of row b -> input ids (B, L), position ids (B, L), and per text
-    (row-major order) its row (n,) and the index of its last token (n,). The tail padding of
-    a row is a segment of its own (positions restart at 0), so no text attends to it."""
+    """packs[b] = token lists of row b -> input ids (B, L), position ids (B, L), the text of
+    each token (B, L; texts numbered row-major, -1 = tail padding) and the flat index
+    (b * L + position) of each text's last token (n,), as clin_jepa.models.pooling takes them.
+    The tail padding of a row is a segment of its own (positions restart at 0), so no text
+    attends to it."""
     L = max(sum(len(r) for r in row) for row in packs)
     ids = torch.full((len(packs), L), pad_id, dtype=torch.long)  # (B, L)
     pos = torch.zeros((len(packs), L), dtype=torch.long)  # (B, L)
-    rb, rl = [], []
+    seg = torch.full((len(packs), L), -1, dtype=torch.long)  # (B, L)
+    last = []
     for b, row in enumerate(packs):
         at = 0
         for r in row:
             ids[b, at: at + len(r)] = torch.tensor(r)
             pos[b, at: at + len(r)] = torch.arange(len(r))
+            seg[b, at: at + len(r)] = len(last)
             at += len(r)
-            rb.append(b)
-            rl.append(at - 1)
+            last.append(b * L + at - 1)
         pos[b, at:] = torch.arange(L - at)
-    return ids, pos, torch.tensor(rb), torch.tensor(rl)
+    return ids, pos, seg, torch.tensor(last, dtype=torch.long)
