@@ -6,7 +6,7 @@ drift (per context and method: L1(h)/L1(1) and drift % with CIs over stays), ski
 L1 and skill against the hour-mean and copy-forward predictors), displacement (latent space and
 the raw / perfect-encoder references, endpoint and path length, ratio with CI), tasks (one grid per family
 and metric: AUROC, AUPRC, event recall; CSV one row per task and method), family means, and
-with ``--compare`` a grid of runs (mean +- sd over runs that differ only in seeds). Every name
+with ``--compare`` a grid of runs (evaluation.compare: mean +- sd over seeds, paired tests). Every name
 a reader sees comes from :mod:`clin_jepa.evaluation.names`; the paper's figures sit in the captions.
 """
 
@@ -17,8 +17,8 @@ from importlib import metadata
 from pathlib import Path
 
 from clin_jepa.evaluation import names, plots, reference
+from clin_jepa.evaluation.compare import comparison_tables
 from clin_jepa.evaluation.report_tables import (
-    compare_table,
     displacement_table,
     drift_table,
     family_table,
@@ -34,7 +34,7 @@ log = get_logger(__name__)
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "numpy", "scikit-learn",
             "lightgbm", "clin-jepa")
-TABLES = ("drift", "skill", "displacement", "families", "tasks", "comparison")  # report.md order
+TABLES = ("drift", "skill", "displacement", "families", "tasks", "comparison", "comparison_tests")  # report.md order
 
 
 def _baseline_average(means: dict) -> tuple[float | None, int]:
@@ -179,7 +179,7 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
     built = {"drift": drift_table(drift), "skill": skill_table(drift), "displacement": displacement_table(disp),
              "families": family_table(tasks), "tasks": task_table(tasks)}
     if len(run_dirs) > 1:
-        built["comparison"] = compare_table(run_dirs, [headline(r) for r in run_dirs], [_config(r) for r in run_dirs])
+        built |= comparison_tables(run_dirs, [_config(r) for r in run_dirs])  # mean +- sd over seeds, paired tests
     files: list[Path] = []
     for name, (records, views) in built.items():
         files += write_table(out, name, records, views)

@@ -1,4 +1,5 @@
-"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,tasks}.json.
+"""`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,tasks}.json
+(+ task_scores.npz: per-row test scores for paired comparisons between runs, no stay ids).
 
 Inputs: the run's data directory (hourly/static/labels/events/cohort/splits parquet), its
 corpus (clin_jepa.data.windows), RUN/embeddings (``clin-jepa embed``) and the final
@@ -14,6 +15,7 @@ import numpy as np
 import polars as pl
 import torch
 from clin_jepa.evaluation import baselines, displacement, drift, embeddings, probes, tasks
+from clin_jepa.evaluation.compare import SCORES_FILE, write_test_scores
 from clin_jepa.evaluation.streaming import HourLatents
 
 from clin_jepa.data.features import DERIVED_COLUMNS, OBSERVATION_COLUMNS
@@ -70,8 +72,9 @@ def run_displacement(corpus, latents, xs: np.ndarray, data_dir: Path, cfg) -> di
 
 
 def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
-              extra_labels=None) -> dict:
-    """``extra_labels``: label rows of added tasks (evaluation.aces_tasks), evaluated like the built-in ones."""
+              extra_labels=None, test_scores: dict | None = None) -> dict:
+    """``extra_labels``: label rows of added tasks (evaluation.aces_tasks), evaluated like the built-in ones;
+    ``test_scores``: filled with the per-row test scores (tasks.evaluate_tasks)."""
     e = cfg.eval
     labels = tasks.read_table(data_dir, "labels.parquet", ("stay_id", "task", "hour", "label"))
     extra: tuple[str, ...] = ()
@@ -120,7 +123,7 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
         methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
     for b in e.baselines:
         methods[b] = flat(b) if b in baselines.FLAT else sequence(b)
-    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families)
+    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families, test_scores)
     out["representation"] = {"probe": "[d, s_k, mean(s_0..s_k), f_k]" if predictor is not None
                              else "[d, s_k, mean(s_0..s_k)]",
                              "probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
@@ -162,7 +165,9 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
         elif name == "displacement":
             res = run_displacement(corpus, latents, xs, data_dir, cfg)
         else:
-            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels)
+            scores: dict = {}
+            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels, scores)
+            write_test_scores(run_dir / "eval" / SCORES_FILE, scores)  # before tasks.json, the stage's marker
         res["seconds"] = round(time.perf_counter() - t0, 2)
         written[name] = run_dir / "eval" / f"{name}.json"
         write_json(written[name], res)
