@@ -76,7 +76,7 @@ def main() -> None:
         from clin_jepa.data.windows import load_corpus
 
         cfg = load_run_config(a.run)
-        corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+        corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
         lat, pred = embeddings.load(a.run, corpus.texts), embeddings.load_final_predictor(a.run)
         times = {}
         for n in (1, 2, 1, 2):

@@ -59,7 +59,7 @@ def main() -> None:
     cfg = load_run_config(args.run)
     e = cfg.eval
     torch.set_num_threads(max(1, e.threads))
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
     latents = embeddings.load(args.run, corpus.texts)
     predictor = embeddings.load_final_predictor(args.run)
     labels = tasks.read_table(cfg.data_path, "labels.parquet", ("stay_id", "task", "hour", "label"))

@@ -64,6 +64,7 @@ class DataConfig:
     cache_sources: bool = True  # parse each csv(.gz) source once into a typed parquet copy
     source_cache_dir: str = ""  # typed copies kept between runs; empty -> $XDG_CACHE_HOME/clin-jepa/sources
     max_malformed_fraction: float = 0.01  # per table column: more malformed ids/times than this stops the run
+    text_mode: str = "events"  # hourly state texts the run encodes: events | snapshot (clin_jepa.data.texts.TEXT_MODES)
 
     def validate(self) -> None:
         if len(self.split_fractions) != 3 or abs(sum(self.split_fractions) - 1.0) > 1e-6:
@@ -85,6 +86,9 @@ class DataConfig:
             raise ValueError("data.eep_horizon must be >= 1 hour, e.g. 12")
         if not 0.0 <= self.max_malformed_fraction <= 1.0:
             raise ValueError("data.max_malformed_fraction must be in [0, 1], e.g. 0.01 (1 % of a table's rows)")
+        from clin_jepa.data.texts import text_mode  # the registry that builds them
+
+        text_mode(self.text_mode)
 
 
 @dataclass

@@ -40,6 +40,7 @@ STAGES = ("synth", "extract", "sft", "pretrain", "embed", "evaluate", "report")
 SECTION_STAGE = {"synth": "synth", "data": "extract", "tokenizer": "sft", "encoder": "sft", "sft": "sft",
                  "predictor": "pretrain", "loss": "pretrain", "optim": "pretrain", "train": "pretrain",
                  "eval": "evaluate"}
+KEY_STAGE = {"data.text_mode": "sft"}  # read after the extraction (which writes every text mode)
 
 
 class RunDir:
@@ -171,7 +172,7 @@ class RunDir:
         diff = self.differences(cfg)
         if not diff:
             return diff
-        first = min(STAGES.index(SECTION_STAGE.get(k.split(".")[0], "report")) for k in diff)
+        first = min(STAGES.index(KEY_STAGE.get(k, SECTION_STAGE.get(k.split(".")[0], "report"))) for k in diff)
         stale = [s for s in STAGES[first:] if self.marker(s, cfg).exists() or s in self.stale()]
         changes = read_json(self.changes_file) if self.changes_file.exists() else {"changes": [], "stale": []}
         changes["changes"].append({"changed": {k: list(v) for k, v in diff.items()}, "stale": stale})

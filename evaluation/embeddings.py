@@ -96,7 +96,7 @@ def compute(run_dir, cfg, force: bool = False) -> Path:
     state = PartialState(cpu=not torch.cuda.is_available())
     run_dir = Path(run_dir)
     out = run_dir / "embeddings"
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
     fp = fingerprint(run_dir, cfg, corpus.texts)
     stored = out / "fingerprint.json"
     if not force and stored.exists() and json.loads(stored.read_text()).get("fingerprint") == fp:

@@ -150,7 +150,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
                                         builtin=sum(tasks.task_families(cfg.data).values(), ()))
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
-    corpus = load_corpus(data_dir, cfg.data.window_hours)
+    corpus = load_corpus(data_dir, cfg.data.window_hours, cfg.data.text_mode)
     latents = embeddings.load(run_dir, corpus.texts)
     predictor = embeddings.load_final_predictor(run_dir)
     if predictor.latent_dim != latents.shape[1]:

@@ -93,6 +93,8 @@ def test_demo_outputs_are_complete_and_private(demo_run):
     demo = pl.read_parquet(data / "demographics.parquet")
     ids = {str(v) for v in pl.read_parquet(data / "cohort.parquet").select(
         "stay_id", "subject_id", "hadm_id").to_numpy().ravel()}
-    blob = "\n".join([*texts["state_text"], *texts["action_text"], *demo["demo_text"]])
+    snapshot = pl.read_parquet(data / "texts_snapshot.parquet")  # data.text_mode=snapshot
+    assert snapshot.select("stay_id", "hour").equals(texts.select("stay_id", "hour"))
+    blob = "\n".join([*texts["state_text"], *texts["action_text"], *snapshot["state_text"], *demo["demo_text"]])
     assert not re.search(r"\d{4}-\d{2}-\d{2}", blob), "a date leaked into a text"
     assert not ids & set(re.findall(r"\d{6,}", blob)), "an identifier leaked into a text"

@@ -85,7 +85,7 @@ def test_planted_values_in_generated_tables(planted):
 
 def test_shared_extraction_is_complete(extracted_data_dir):
     d = extracted_data_dir
-    for name in ("cohort", "attrition", "hourly", "static", "splits", "texts", "demographics",
+    for name in ("cohort", "attrition", "hourly", "static", "splits", "texts", "texts_snapshot", "demographics",
                  "labels", "events"):
         assert (d / f"{name}.parquet").exists(), name
     assert (d / "manifest.json").exists()
@@ -96,5 +96,7 @@ def test_shared_extraction_is_complete(extracted_data_dir):
     hourly = pl.read_parquet(d / "hourly.parquet")
     texts = pl.read_parquet(d / "texts.parquet")
     assert hourly.select("stay_id", "hour").equals(texts.select("stay_id", "hour"))
+    snapshot = pl.read_parquet(d / "texts_snapshot.parquet")  # data.text_mode=snapshot, same rows
+    assert snapshot.select("stay_id", "hour").equals(texts.select("stay_id", "hour"))
     assert set(hourly["stay_id"]) == set(cohort["stay_id"])
     assert hourly.group_by("stay_id").agg((pl.col("hour").max() + 1 == pl.len()).alias("dense"))["dense"].all()

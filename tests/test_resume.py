@@ -72,6 +72,7 @@ def test_other_predictor_width_reaches_the_architecture_message(base, tmp_path):
     ("optim.batch_size=3", "optim.batch_size"),
     ("train.seed=7", "train.seed"),
     ("predictor.width=32", "predictor.width"),
+    ("data.text_mode=snapshot", "data.text_mode"),
 ])
 def test_resume_with_changed_settings_is_refused_naming_the_keys(base, tmp_path, change, key):  # noqa: F811
     run = tmp_path / "run"

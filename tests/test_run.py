@@ -148,3 +148,16 @@ def test_resume_with_a_changed_setting_is_refused_before_it_is_saved(cwd, capsys
     assert cli(["pretrain", "--run", "r", "--resume", "--reconfigure", "--set", "train.stop_after_steps=0"]) == 0
     assert json.loads(run.pretrain_summary.read_text())["finished"]
     assert json.loads(run.changes_file.read_text())["changes"][-1]["changed"] == {"train.stop_after_steps": [1, 0]}
+
+
+def test_text_mode_change_keeps_the_extraction(tmp_path):
+    """data.text_mode picks among texts the extraction already wrote: changing it makes SFT and
+    every later stage stale, never the extraction."""
+    run = RunDir(tmp_path / "r")
+    cfg = run.create(load_config(None, [], run_dir=str(run.root)))
+    for stage in ("extract", "sft"):
+        run.marker(stage, cfg).parent.mkdir(parents=True, exist_ok=True)
+        run.marker(stage, cfg).write_text("{}")
+    assert run.change_config(run.candidate(None, ["data.text_mode=snapshot"])) == {
+        "data.text_mode": ("events", "snapshot")}
+    assert run.stale() == ["sft"] and run.done("extract", run.load_config())

@@ -123,3 +123,74 @@ def test_texts_are_vectorised_and_deterministic():
     a, b = hourly_texts(df), hourly_texts(df)
     assert a.equals(b) and a.height == n
     assert (a["state_text"] == NO_OBSERVATION).sum() == sum(1 for i in range(n) if i % 3 == 0 and i % 11)
+
+
+# --------------------------------------------------------------------------- #
+# snapshot mode (data.text_mode = snapshot)
+# --------------------------------------------------------------------------- #
+
+
+def test_snapshot_carries_each_latest_value_with_its_age():
+    rows = [dict(stay_id=1, hour=0),
+            dict(stay_id=1, hour=1, heart_rate=88.0, gcs_eye=4.0, sofa=2, kdigo_stage=0),
+            dict(stay_id=1, hour=2, sbp=120.0, sofa=3, kdigo_stage=0),
+            dict(stay_id=1, hour=3, heart_rate=90.0, creatinine=1.2, sofa=3, kdigo_stage=1),
+            dict(stay_id=1, hour=6),
+            dict(stay_id=2, hour=0, lactate=2.0)]  # another stay: nothing of stay 1 carries over
+    got = texts.snapshot_texts(frame(rows[::-1]))  # any row order in, sorted out
+    assert got["hour"].to_list() == [0, 1, 2, 3, 6, 0]
+    assert got["state_text"].to_list() == [
+        NO_OBSERVATION,  # nothing charted yet
+        "Hour 1. HR 88 bpm; GCS E4; SOFA 2, KDIGO 0.",
+        "Hour 2. HR 88 bpm (1 h ago), SBP 120 mmHg; GCS E4 (1 h ago); SOFA 3, KDIGO 0.",
+        "Hour 3. HR 90 bpm, SBP 120 mmHg (1 h ago); Cr 1.2 mg/dL; GCS E4 (2 h ago); SOFA 3, KDIGO 1.",
+        "Hour 6. HR 90 bpm (3 h ago), SBP 120 mmHg (4 h ago); Cr 1.2 mg/dL (3 h ago); GCS E4 (5 h ago); "
+        "SOFA 3 (3 h ago), KDIGO 1 (3 h ago).",
+        "Hour 0. Lactate 2 mmol/L.",
+    ]
+    assert got["action_text"].to_list() == hourly_texts(frame(rows))["action_text"].to_list()
+
+
+def _random_hourly(seed: int, stays: int = 4, hours: int = 12) -> pl.DataFrame:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(stays):
+        for h in range(hours):
+            r = dict(stay_id=100 + s, hour=h, sofa=int(rng.integers(0, 10)), kdigo_stage=int(rng.integers(0, 3)))
+            for o in features.OBSERVATIONS:
+                if rng.random() < 0.2:
+                    r[o.name] = float(rng.uniform(o.lo, min(o.hi, o.lo + 100)))
+            rows.append(r)
+    return frame(rows)
+
+
+def test_snapshot_never_reads_a_later_hour():
+    df = _random_hourly(0)
+    before = texts.snapshot_texts(df)
+    k = 5
+    other = _random_hourly(1).filter(pl.col("hour") > k)  # hours after k replaced by other values
+    after = texts.snapshot_texts(pl.concat([df.filter(pl.col("hour") <= k), other]))
+    early = pl.col("hour") <= k
+    assert before.filter(early).equals(after.filter(early))
+    assert not before.filter(~early).equals(after.filter(~early))
+
+
+def test_snapshot_batches_that_split_stays_give_the_whole_table():
+    df = _random_hourly(2)
+    whole = texts.snapshot_texts(df)
+    build = texts.TEXT_MODES["snapshot"].build()  # what the extraction streams, batch by batch
+    parts = [build(df.slice(i, 5)) for i in range(0, df.height, 5)]  # 12-hour stays cut every 5 rows
+    assert pl.concat(parts).equals(whole)
+    with pytest.raises(ValueError, match="not sorted by stay_id"):
+        build(df.filter(pl.col("stay_id") == 100))  # a stay before the last one seen
+
+
+def test_text_modes_are_a_validated_registry():
+    from clin_jepa.config import DataConfig
+
+    assert set(texts.TEXT_MODES) == {"events", "snapshot"} and DataConfig().text_mode == "events"
+    assert len({m.file for m in texts.TEXT_MODES.values()}) == len(texts.TEXT_MODES)  # one file per mode
+    with pytest.raises(ValueError, match=r"data.text_mode='state': choose one of events, snapshot"):
+        DataConfig(text_mode="state").validate()

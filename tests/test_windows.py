@@ -144,3 +144,19 @@ def test_extracted_fixture_corpus(extracted_data_dir):
     assert len(c) > 0 and (c.lengths >= 1).all()
     valid = np.arange(24)[None, :] < c.lengths[:, None]
     assert (c.state_ids[valid] >= 0).all() and (c.action_ids[valid] >= 0).all()
+
+
+def test_text_mode_chooses_the_texts_file(extracted_data_dir, tiny):
+    """The extraction writes every text mode; a run's data.text_mode picks the file, same stays and hours."""
+    events = load_corpus(extracted_data_dir, 24)
+    snap = load_corpus(extracted_data_dir, 24, "snapshot")
+    assert np.array_equal(snap.stay_ids, events.stay_ids) and np.array_equal(snap.lengths, events.lengths)
+    assert list(snap.split) == list(events.split)
+    action = lambda c: np.array(c.texts, dtype=object)[c.action_ids[c.action_ids >= 0]]  # noqa: E731
+    assert (action(snap) == action(events)).all()  # actions are the same in both modes
+    state = lambda c: np.array(c.texts, dtype=object)[c.state_ids[c.state_ids >= 0]]  # noqa: E731
+    assert any("h ago)" in t for t in state(snap)) and not any("h ago)" in t for t in state(events))
+    with pytest.raises(FileNotFoundError, match="texts_snapshot.parquet not found"):
+        load_corpus(tiny, 6, "snapshot")  # a directory without that mode's texts
+    with pytest.raises(ValueError, match="choose one of events, snapshot"):
+        load_corpus(tiny, 6, "daily")

@@ -333,14 +333,15 @@ def _stream_texts(src: Path, dst: Path, fn) -> int:
 
 def _write_outputs(con: duckdb.DuckDBPyConnection, build: Path, steps) -> dict[str, int]:
     """Exports (DuckDB COPY, streamed), then texts and demographics (batches of rows)."""
-    from clin_jepa.data.texts import demographics_texts, hourly_texts
+    from clin_jepa.data.texts import TEXT_MODES, demographics_texts
 
     rows: dict[str, int] = {}
     for rel, export in progress(steps, desc="export", unit="file"):
         if export:
             rows[export] = _export(con, rel.stem, build / export)
     t0 = time.perf_counter()
-    rows["texts.parquet"] = _stream_texts(build / "hourly.parquet", build / "texts.parquet", hourly_texts)
+    for mode in TEXT_MODES.values():  # every text mode: runs of either mode share this directory
+        rows[mode.file] = _stream_texts(build / "hourly.parquet", build / mode.file, mode.build())
     rows["demographics.parquet"] = _stream_texts(build / "static.parquet", build / "demographics.parquet",
                                                  demographics_texts)
     log.info("texts written in %.1f s", time.perf_counter() - t0)

@@ -10,9 +10,22 @@ Observations follow features.GROUP_ORDER (registry order within a group). Derive
 (SOFA, KDIGO) are appended only to hours with an observation; an hour without one is
 exactly NO_OBSERVATION, an hour without an intervention exactly NO_ACTION. No
 identifiers or dates ever enter a text: only values, units and the hour index.
+
+Two state-text modes (``TEXT_MODES``, chosen per run by ``data.text_mode``; the extraction
+writes both, one file each, so runs of either mode share one data directory):
+
+    events    what was charted in the hour (above; the paper's)
+    snapshot  every variable's latest value so far in the stay with its age, every hour:
+              "Hour 5. HR 88 bpm, SBP 121 mmHg (2 h ago); pH 7.38 (4 h ago); ...; SOFA 3, KDIGO 0."
+              (no suffix = charted in this hour)
+
+Action and demographics texts are the same in both modes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -47,12 +60,24 @@ def _with_unit(value: pl.Expr, unit: str) -> pl.Expr:
     return value + pl.lit(sep + unit)
 
 
-def _observation(o: features.Observation) -> pl.Expr:
-    """'HR 88 bpm' (GCS components: 'E4'), NULL when not observed."""
+_AGE = "__age_"  # snapshot mode: column "__age_<c>" = hours since column c was last charted
+
+
+def _aged(text: pl.Expr, column: str, aged: bool) -> pl.Expr:
+    """``text`` + ' (N h ago)' when the value of ``column`` is N >= 1 hours old (snapshot mode)."""
+    if not aged:
+        return text
+    age = pl.col(_AGE + column)
+    return pl.when(age > 0).then(text + pl.lit(" (") + age.cast(pl.Int64).cast(pl.String) + pl.lit(" h ago)")
+                                 ).otherwise(text)
+
+
+def _observation(o: features.Observation, aged: bool = False) -> pl.Expr:
+    """'HR 88 bpm' (GCS components: 'E4'), NULL when not observed; aged: 'HR 88 bpm (2 h ago)'."""
     value = _num(o.name, o.decimals)
     if o.group == "gcs":
-        return pl.lit(o.text_label) + value
-    return pl.lit(o.text_label + " ") + _with_unit(value, o.unit)
+        return _aged(pl.lit(o.text_label) + value, o.name, aged)
+    return _aged(pl.lit(o.text_label + " ") + _with_unit(value, o.unit), o.name, aged)
 
 
 def _columns(df: pl.DataFrame | pl.LazyFrame) -> list[str]:
@@ -71,14 +96,15 @@ def _nonempty(body: str) -> pl.Expr:
     return pl.when(pl.col(body) != "").then(pl.col(body))
 
 
-def _group_bodies() -> dict[str, pl.Expr]:
+def _group_bodies(aged: bool = False) -> dict[str, pl.Expr]:
     """Stage 1 of the state text: one column per observation group ('' when none)."""
     bodies = {}
     for g in features.GROUP_ORDER:
         obs = [o for o in features.OBSERVATIONS if o.group == g]
         if obs:
             sep = " " if g == "gcs" else ", "
-            bodies[f"__g_{g}"] = pl.concat_str([_observation(o) for o in obs], separator=sep, ignore_nulls=True)
+            bodies[f"__g_{g}"] = pl.concat_str([_observation(o, aged) for o in obs], separator=sep,
+                                               ignore_nulls=True)
     return bodies
 
 
@@ -118,17 +144,22 @@ def _action_body() -> pl.Expr:
 
 
 def hourly_texts(hourly: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
-    """hourly.parquet rows -> [stay_id, hour, state_text, action_text] (a LazyFrame in,
-    a LazyFrame out; run_extraction feeds it batches of rows, extract.TEXT_BATCH_ROWS).
+    """hourly.parquet rows -> [stay_id, hour, state_text, action_text], ``events`` mode (a
+    LazyFrame in, a LazyFrame out; run_extraction feeds it batches of rows, extract.TEXT_BATCH_ROWS).
 
     Two stages: every piece used more than once (group bodies, scores, the action body)
     is computed once as a column first. As one nested expression the pieces were
     evaluated up to three times each (2.6x slower, benchmarks/bench_texts.py)."""
     _require(hourly, ("stay_id", "hour", *features.OBSERVATION_COLUMNS, *features.ACTION_COLUMNS),
              "hourly table")
+    return _texts(hourly, aged=False)
+
+
+def _texts(hourly: pl.DataFrame | pl.LazyFrame, aged: bool) -> pl.DataFrame | pl.LazyFrame:
+    """The two stages of :func:`hourly_texts`; ``aged``: values carry their '__age_' column."""
     columns = _columns(hourly)
-    derived = [pl.lit(label + " ") + _num(c, 0) for c, label in _DERIVED if c in columns]
-    bodies = _group_bodies()
+    derived = [_aged(pl.lit(label + " ") + _num(c, 0), c, aged) for c, label in _DERIVED if c in columns]
+    bodies = _group_bodies(aged)
     stage1 = [pl.col("stay_id"), pl.col("hour"), *(e.alias(k) for k, e in bodies.items()),
               _action_body().alias("__action")]
     if derived:
@@ -140,6 +171,75 @@ def hourly_texts(hourly: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyF
         _state_expr(list(bodies), bool(derived)).alias("state_text"),
         pl.when(action == "").then(pl.lit(NO_ACTION)).otherwise(_capitalize(action) + pl.lit(".")).alias("action_text"),
     )
+
+
+# --------------------------------------------------------------------------- #
+# snapshot mode and the mode registry
+# --------------------------------------------------------------------------- #
+
+
+def snapshot_texts(hourly: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """hourly.parquet rows of WHOLE stays -> [stay_id, hour, state_text, action_text], ``snapshot``
+    mode, sorted by (stay_id, hour): each state item (observations, SOFA, KDIGO) is its latest
+    value at or before the hour (never a later one) with its age in hours; items never charted
+    so far in the stay are left out, an hour before any is NO_OBSERVATION. The action text is
+    :func:`hourly_texts`'. Batches that split a stay go through :class:`StayBatches`."""
+    _require(hourly, ("stay_id", "hour", *features.OBSERVATION_COLUMNS, *features.ACTION_COLUMNS),
+             "hourly table")
+    state = [*features.OBSERVATION_COLUMNS, *(c for c, _ in _DERIVED if c in _columns(hourly))]
+    carried = []
+    for c in state:
+        charted_at = pl.when(pl.col(c).is_not_null()).then(pl.col("hour"))
+        carried += [pl.col(c).forward_fill().over("stay_id").alias(c),
+                    (pl.col("hour") - charted_at.forward_fill().over("stay_id")).alias(_AGE + c)]
+    return _texts(hourly.sort("stay_id", "hour").with_columns(carried), aged=True)
+
+
+class StayBatches:
+    """A whole-stay frame function (``snapshot_texts``) over consecutive batches of rows sorted
+    by stay_id (extract._stream_texts cuts hourly.parquet every TEXT_BATCH_ROWS rows, also
+    inside a stay): the rows of each batch's last stay are kept (one stay, <= max_stay_hours
+    rows) and put before the next batch, so a stay's later hours see its earlier ones; their
+    texts are returned once, with the batch that held them."""
+
+    def __init__(self, fn: Callable[[pl.DataFrame], pl.DataFrame]):
+        self.fn, self.tail = fn, None
+
+    def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
+        kept = 0
+        if self.tail is not None and batch.height:
+            last = self.tail["stay_id"][0]
+            if batch["stay_id"].min() < last:
+                raise ValueError("hourly rows are not sorted by stay_id across batches; snapshot texts carry "
+                                 "values within a stay: rerun `clin-jepa extract` (it writes hourly.parquet sorted)")
+            if batch["stay_id"][0] == last:
+                kept = self.tail.height
+                batch = pl.concat([self.tail, batch], how="vertical_relaxed")
+        if batch.height:
+            self.tail = batch.filter(pl.col("stay_id") == batch["stay_id"].max())
+        return self.fn(batch).slice(kept)  # sorted by (stay, hour): the kept rows come first
+
+
+@dataclass(frozen=True)
+class TextMode:
+    file: str  # data-directory parquet of this mode's hourly texts (stay_id, hour, state_text, action_text)
+    build: Callable[[], Callable]  # a fresh batch function for extract._stream_texts
+    description: str
+
+
+TEXT_MODES: dict[str, TextMode] = {
+    "events": TextMode("texts.parquet", lambda: hourly_texts, "what was charted in the hour (the paper's)"),
+    "snapshot": TextMode("texts_snapshot.parquet", lambda: StayBatches(snapshot_texts),
+                         "every item's latest value so far with its age (patient state)"),
+}
+
+
+def text_mode(name: str) -> TextMode:
+    """The registered text mode ``name`` (data.text_mode), or an error listing the modes."""
+    if name not in TEXT_MODES:
+        raise ValueError(f"data.text_mode={name!r}: choose one of {', '.join(TEXT_MODES)} "
+                         f"({'; '.join(f'{k}: {m.description}' for k, m in TEXT_MODES.items())})")
+    return TEXT_MODES[name]
 
 
 # --------------------------------------------------------------------------- #

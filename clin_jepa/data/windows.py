@@ -1,11 +1,12 @@
 """Training/evaluation windows: the corpus as integer ids into one table of unique texts.
 
-``load_corpus(data_dir)`` reads ``texts.parquet``, ``demographics.parquet``,
-``cohort.parquet`` and ``splits.parquet`` (docs/design.md) and keeps the first
-``window_hours`` hours of every stay. Every text (demographics, state, action) is
+``load_corpus(data_dir)`` reads the hourly texts of the run's ``data.text_mode``
+(``texts.parquet`` for ``events``, ``texts_snapshot.parquet`` for ``snapshot``: texts.TEXT_MODES),
+``demographics.parquet``, ``cohort.parquet`` and ``splits.parquet`` (docs/design.md) and keeps
+the first ``window_hours`` hours of every stay. Every text (demographics, state, action) is
 replaced by its id in ``Corpus.texts``, so a batch is encoded once per distinct text
 and a frozen encoder's latents can be cached by id. Hours inside a stay that have no
-row in ``texts.parquet`` get the fixed NO_OBSERVATION / NO_ACTION sentences.
+row in the texts file get the fixed NO_OBSERVATION / NO_ACTION sentences.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import polars as pl
 import torch
 
 from clin_jepa.data.texts import NO_ACTION, NO_OBSERVATION
+from clin_jepa.data.texts import text_mode as _mode
 from clin_jepa.utils import get_logger
 
 log = get_logger(__name__)
@@ -26,8 +28,8 @@ log = get_logger(__name__)
 
 SPLITS = ("train", "val", "test")
 
+_HOURLY_TEXTS = ("stay_id", "hour", "state_text", "action_text")  # columns of every mode's texts file
 _REQUIRED = {
-    "texts.parquet": ("stay_id", "hour", "state_text", "action_text"),
     "demographics.parquet": ("stay_id", "demo_text"),
     "cohort.parquet": ("stay_id", "subject_id"),
     "splits.parquet": ("subject_id", "split"),
@@ -126,26 +128,31 @@ class Corpus:
 def _read(data_dir: Path, name: str) -> pl.DataFrame:
     path = data_dir / name
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: run `clin-jepa extract` to build the data directory first")
+        extra = (" (this directory was extracted before that text mode existed: rerun `clin-jepa extract`)"
+                 if (data_dir / "manifest.json").exists() else "")
+        raise FileNotFoundError(f"{path} not found: run `clin-jepa extract` to build the data directory first{extra}")
     try:
         df = pl.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - polars raises several kinds for a corrupt file
         raise ValueError(f"{path} is not a readable parquet file ({e}); delete it and rerun `clin-jepa extract`") from None
-    missing = [c for c in _REQUIRED[name] if c not in df.columns]
+    required = _REQUIRED.get(name, _HOURLY_TEXTS)
+    missing = [c for c in required if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing} (has {df.columns}); rerun `clin-jepa extract` "
                          f"to rebuild it with the current schema")
-    return df.select(_REQUIRED[name])
+    return df.select(required)
 
 
-def load_corpus(data_dir, window_hours: int = 72) -> Corpus:
-    """The first ``window_hours`` hours of every cohort stay, as text ids (docs/design.md)."""
+def load_corpus(data_dir, window_hours: int = 72, text_mode: str = "events") -> Corpus:
+    """The first ``window_hours`` hours of every cohort stay, as text ids (docs/design.md), with
+    the hourly texts of ``text_mode`` (data.text_mode: events | snapshot)."""
+    texts_file = _mode(text_mode).file
     if window_hours < 2:
         raise ValueError(f"window_hours={window_hours}: must be >= 2 (the predictor needs a next hour)")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"data directory {data_dir} not found: run `clin-jepa extract` first")
-    texts = _read(data_dir, "texts.parquet")
+    texts = _read(data_dir, texts_file)
     demo = _read(data_dir, "demographics.parquet")
     cohort = _read(data_dir, "cohort.parquet")
     splits = _read(data_dir, "splits.parquet")
@@ -170,13 +177,13 @@ def load_corpus(data_dir, window_hours: int = 72) -> Corpus:
     if dropped:
         log.warning("%d cohort stays have no hourly texts or demographics and are left out", dropped)
     if stays.height == 0:
-        raise ValueError(f"no usable stays in {data_dir}: texts.parquet/demographics.parquet share no stay_id "
+        raise ValueError(f"no usable stays in {data_dir}: {texts_file}/demographics.parquet share no stay_id "
                          f"with cohort.parquet; rerun `clin-jepa extract`")
     if texts.select("stay_id", "hour").is_duplicated().any():
-        raise ValueError("texts.parquet has several rows for one (stay_id, hour); rerun `clin-jepa extract`")
+        raise ValueError(f"{texts_file} has several rows for one (stay_id, hour); rerun `clin-jepa extract`")
     for col in ("state_text", "action_text"):
         if texts[col].null_count():
-            raise ValueError(f"texts.parquet has null {col}; rerun `clin-jepa extract` (every hour needs a text)")
+            raise ValueError(f"{texts_file} has null {col}; rerun `clin-jepa extract` (every hour needs a text)")
 
     stay_ids = stays["stay_id"].to_numpy().astype(np.int64)  # (N,) sorted
     texts = texts.join(stays.select("stay_id"), on="stay_id", how="semi").sort("stay_id", "hour")

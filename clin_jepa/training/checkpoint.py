@@ -164,8 +164,10 @@ RESUME_KEYS: dict[str, tuple[str, ...] | None] = {
     "optim": ("batch_size", "grad_accum", "betas", "weight_decay"),
     "train": ("curriculum", "drop_phases", "seed", "steps_scale", "phase_steps", "mask_ratio", "masked_layers",
               "masked_width"),
-    "data": ("window_hours",),
+    "data": ("window_hours", "text_mode"),
 }
+# keys added after checkpoints were written: an older checkpoint had the behaviour of the default
+_ADDED_KEYS = {("data", "text_mode"): "events"}
 
 
 def resume_mismatch(saved: dict, current: dict) -> dict[str, tuple]:
@@ -174,7 +176,7 @@ def resume_mismatch(saved: dict, current: dict) -> dict[str, tuple]:
     for section, keys in RESUME_KEYS.items():
         a, b = saved.get(section) or {}, current.get(section) or {}
         for k in keys or sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
+            if a.get(k, _ADDED_KEYS.get((section, k))) != b.get(k):
                 out[f"{section}.{k}"] = (a.get(k), b.get(k))
     return out
 

@@ -38,21 +38,26 @@ log = get_logger(__name__)
 _NEEDED = {"texts.parquet": ("stay_id", "state_text", "action_text"), "demographics.parquet": ("stay_id", "demo_text")}
 
 
-def sft_texts(data_dir: str | os.PathLike, split: str | None = "train") -> list[str]:
-    """Unique state/action/demographics texts (sorted) of the stays in ``split`` (None: all)."""
+def sft_texts(data_dir: str | os.PathLike, split: str | None = "train", text_mode: str = "events") -> list[str]:
+    """Unique state/action/demographics texts (sorted) of the stays in ``split`` (None: all), with
+    the hourly texts of ``text_mode`` (data.text_mode)."""
+    from clin_jepa.data.texts import text_mode as mode
+
     data_dir = Path(data_dir)
+    hourly_file = mode(text_mode).file
     frames = {}
     for name, cols in _NEEDED.items():
+        name = hourly_file if name == "texts.parquet" else name
         f = data_dir / name
         if not f.exists():
             raise FileNotFoundError(f"{f} not found; run `clin-jepa extract` first (or set data.data_dir to the "
-                                    "directory holding texts.parquet and demographics.parquet)")
+                                    f"directory holding {hourly_file} and demographics.parquet)")
         df = pl.read_parquet(f)
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise ValueError(f"{f} lacks columns {missing} (has {df.columns}); re-run `clin-jepa extract`")
         frames[name] = df
-    texts, demo = frames["texts.parquet"], frames["demographics.parquet"]
+    texts, demo = frames[hourly_file], frames["demographics.parquet"]
     if split is not None and (data_dir / "splits.parquet").exists() and (data_dir / "cohort.parquet").exists():
         cohort = pl.read_parquet(data_dir / "cohort.parquet", columns=["stay_id", "subject_id"])
         splits = pl.read_parquet(data_dir / "splits.parquet", columns=["subject_id", "split"])
@@ -146,7 +151,7 @@ def run_sft(run_dir: str | os.PathLike, cfg: RunConfig) -> dict:
     """The whole SFT stage for one run directory (see module docstring); returns the metrics."""
     run = RunDir(run_dir)
     flavor, own = cfg.encoder.flavor, spec(cfg.encoder.flavor)
-    texts = sft_texts(cfg.data_path)
+    texts = sft_texts(cfg.data_path, text_mode=cfg.data.text_mode)
     train, held = split_heldout(texts, cfg.sft.val_fraction)
     log.info("SFT on %d unique texts (%d held out), flavor %s", len(train), len(held), flavor)
     tok_dir = None
