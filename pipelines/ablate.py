@@ -13,9 +13,10 @@ paired tests against the first paradigm).
 A paradigm is ``CURRICULUM[@VARIANT]...``: a curriculum of configs/curriculum/ (docs/training.md)
 plus config overrides. A variant is a name of :data:`VARIANTS` (``full@snapshot``) or one
 ``KEY=VALUE`` override (``full@optim.lr_predictor=1e-3``; no commas or spaces in the value).
-Overrides that change the synthetic data or the extraction (synth.*, data.*) get their own
-extraction, and those that change the encoder or its SFT (tokenizer.*, encoder.*, sft.*) their
-own SFT encoder; the others share the base's. Every directory is a run (clin_jepa.run.RunDir)
+Overrides that change the synthetic data or the extraction (synth.*, data.* but data.text_mode)
+get their own extraction, and those that change the encoder or its SFT (tokenizer.*, encoder.*,
+sft.*, data.text_mode) their own SFT encoder; the others share the base's (the stage of a key
+is the one `--reconfigure` makes stale: clin_jepa.run.KEY_STAGE / SECTION_STAGE). Every directory is a run (clin_jepa.run.RunDir)
 driven by the stage functions of ``clin_jepa.pipelines._stages``: completed stages are skipped
 on a rerun, an interrupted pretraining resumes, and a rerun with other settings is refused.
 
@@ -35,15 +36,18 @@ from clin_jepa.pipelines._common import main_for, name_list
 from clin_jepa.pipelines._stages import open_or_create, run_stages, source_stages
 
 from clin_jepa.config import RunConfig, from_dict, load_config
-from clin_jepa.run import SECTION_STAGE, STAGES, RunDir
+from clin_jepa.run import KEY_STAGE, SECTION_STAGE, STAGES, RunDir
 from clin_jepa.utils import get_logger, write_json
 
 log = get_logger("clin_jepa.pipelines.ablate")
 
-# the grid: the full curriculum, each phase removed one at a time, the METHOD 6 ablations and paradigms
+VARIANTS: dict[str, tuple[str, ...]] = {  # variant name -> config overrides (CURRICULUM@NAME)
+    "snapshot": ("data.text_mode=snapshot",),  # each item's latest value with its age, every hour (docs/data.md)
+}
+# the default grid: the full curriculum, each phase removed one at a time, the METHOD 6 ablations and
+# paradigms, and the full curriculum on the other text representation
 PARADIGMS: tuple[str, ...] = ("full", "no_warmup", "no_joint", "no_align", "no_sync", "no_finalize",
-                              "no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac")
-VARIANTS: dict[str, tuple[str, ...]] = {}  # variant name -> config overrides (PARADIGM@NAME)
+                              "no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac", "full@snapshot")
 _SAFE = re.compile(r"[^A-Za-z0-9._=@+-]")
 
 
@@ -65,12 +69,17 @@ class Paradigm:
     def parts_upto(self, last_stage: str) -> list[tuple[str, tuple[str, ...]]]:
         """The variants whose overrides change a stage up to ``last_stage`` (clin_jepa.run.SECTION_STAGE)."""
         upto = STAGES[: STAGES.index(last_stage) + 1]
-        return [(lab, ov) for lab, ov in self.parts if any(SECTION_STAGE.get(o.split(".")[0], "report") in upto
-                                                           for o in ov)]
+        return [(lab, ov) for lab, ov in self.parts if any(_stage(o) in upto for o in ov)]
 
     def tag(self, last_stage: str) -> str:
         """Directory tag of those variants ('' = the base's stage is shared)."""
         return _SAFE.sub("_", "@".join(lab for lab, _ in self.parts_upto(last_stage)))
+
+
+def _stage(override: str) -> str:
+    """The first stage a KEY=VALUE override changes (the rule of `--reconfigure`, clin_jepa.run)."""
+    key = override.split("=", 1)[0]
+    return KEY_STAGE.get(key, SECTION_STAGE.get(key.split(".")[0], "report"))
 
 
 def parse_paradigm(spec: str) -> Paradigm:

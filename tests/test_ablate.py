@@ -35,9 +35,11 @@ def test_grid_is_full_with_each_phase_removed_plus_the_paradigms():
         if phase.name == "sync":  # without the sync, phase 5 reads the (un-synced) EMA target it names
             expect[-1] = replace(expect[-1], targets="ema")
         assert list(removed) == expect, name
-    assert {"no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac"} <= set(PARADIGMS)
-    for name in PARADIGMS:
+    assert {"no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac", "full@snapshot"} <= set(PARADIGMS)
+    for name in {parse_paradigm(p).curriculum for p in PARADIGMS}:
         assert yaml.safe_load((CURRICULUM_DIR / f"{name}.yaml").read_text())["description"].strip()
+    snap = parse_paradigm("full@snapshot")  # the text mode is read after the extraction: shared data, own SFT
+    assert snap.overrides == ["data.text_mode=snapshot"] and snap.tag("extract") == "" and snap.tag("sft") == "snapshot"
 
 
 def test_paradigm_variants_parse_generically_with_clear_errors(monkeypatch):
