@@ -12,7 +12,8 @@ budgets on the same data:
   JEPA (as trainable); least squares over the measured runs, so measure at least as many
   paradigms as kinds used (full, sft_frozen, naive_cotrain fit the three AC kinds);
 - embeddings: as measured per run; evaluation: the measured run with baselines for the first
-  run of the extraction, the mean of the runs without them for the others.
+  run of the extraction, the mean of the runs without them for the others;
+- ``--jobs``: SFT runs, then paradigm runs, each started on the first free worker, in grid order.
 
 CPU seconds (the default) are what the process used, every thread: on an idle 2-core
 machine with the debug flavors (one torch thread) they are close to the wall time, and a
@@ -66,7 +67,7 @@ def _embed_eval(measured: Path, field: str) -> tuple[list[float], list[float], l
 
 
 def project(measured: Path, config: str, paradigms: list[str], seeds: int, field: str, encoder_cost: float,
-            overrides: list[str], data_from: Path | None = None) -> dict:
+            overrides: list[str], data_from: Path | None = None, jobs: int = 1) -> dict:
     """``measured``: SFT and pretraining per-step costs; ``data_from`` (default the same): the
     data-dependent stages (shared, embeddings, evaluation) measured on the projected data."""
     info = json.loads((measured / "ablation.json").read_text())
@@ -92,10 +93,22 @@ def project(measured: Path, config: str, paradigms: list[str], seeds: int, field
         pre = float(steps @ (per_step * scale))
         per_paradigm[spec] = {"pretrain": pre, "embed": float(np.mean(embed)) * encoder_cost,
                               "evaluate": float(np.mean(eval_base)) if i == 0 else ev_plain}
-    one_seed = sft + sum(sum(v.values()) for v in per_paradigm.values())
+    n_sft = len({parse_paradigm(p).tag("sft") for p in paradigms})  # SFT encoders per seed
+    runs = [sum(v.values()) for v in per_paradigm.values()]
+    one = shared + _lanes([sft] * n_sft, jobs) + _lanes(runs, jobs)
+    total = shared + _lanes([sft] * n_sft * seeds, jobs) + _lanes(runs * seeds, jobs)
     return {"field": field, "per_step": dict(zip(KINDS, per_step.tolist())), "shared": shared, "sft": sft,
-            "per_paradigm": per_paradigm, "one_seed_min": (shared + one_seed) / 60,
-            "seeds": seeds, "total_min": (shared + seeds * one_seed) / 60}
+            "n_sft": n_sft, "per_paradigm": per_paradigm, "one_seed_min": one / 60, "seeds": seeds,
+            "jobs": jobs, "total_min": total / 60}
+
+
+def _lanes(durations: list[float], jobs: int) -> float:
+    """Wall time of jobs run in order on ``jobs`` workers, each taking the next job when free."""
+    free = [0.0] * max(1, jobs)
+    for d in durations:
+        i = int(np.argmin(free))
+        free[i] += d
+    return max(free)
 
 
 def main() -> None:
@@ -106,17 +119,19 @@ def main() -> None:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--paradigms", default=",".join(PARADIGMS))
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=1, help="as `clin-jepa ablate --jobs` (one core per job assumed)")
     ap.add_argument("--field", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--encoder-cost", type=float, default=1.0,
                     help="cost of the projected encoder flavor relative to the measured one")
     a = ap.parse_args()
     res = project(a.measured, a.config, a.paradigms.split(","), a.seeds, a.field, a.encoder_cost, a.overrides,
-                  a.data_from)
+                  a.data_from, a.jobs)
     print(f"seconds per optimizer step ({a.field}): " + ", ".join(f"{k} {v:.2f}" for k, v in res["per_step"].items()))
-    print(f"shared {res['shared']:.0f} s; tokenizer + SFT per seed {res['sft']:.0f} s")
+    print(f"shared {res['shared']:.0f} s; tokenizer + SFT {res['sft']:.0f} s x {res['n_sft']} per seed")
     for p, v in res["per_paradigm"].items():
         print(f"  {p:<24} pretrain {v['pretrain']:6.0f}  embed {v['embed']:5.0f}  evaluate {v['evaluate']:5.0f}")
-    print(f"one seed: {res['one_seed_min']:.1f} min; {res['seeds']} seed(s): {res['total_min']:.1f} min")
+    print(f"--jobs {res['jobs']}: one seed {res['one_seed_min']:.1f} min; {res['seeds']} seed(s) "
+          f"{res['total_min']:.1f} min (report stage not included)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ driven by the stage functions of ``clin_jepa.pipelines._stages``: completed stag
 on a rerun, an interrupted pretraining resumes, and a rerun with other settings is refused.
 
 The baselines depend only on the data, splits and eval seeds, so they are fitted in the first
-run of each extraction (``--baselines-every-run`` refits them in every run).
+run of each extraction (``--baselines-every-run`` refits them in every run). Every run's config
+is written first; then the SFT runs, then the paradigm runs execute, ``--jobs`` at a time in
+separate processes (each run is seeded on its own: the results do not depend on --jobs).
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dotted override applied to every run (repeatable)")
     p.add_argument("--baselines-every-run", action="store_true",
                    help="refit the baselines in every run (default: once per extraction, they are identical)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, each in its own process (2 on a 2-core CPU with the debug flavors, "
+                        "which use one thread each; 1 for flavors that use every core)")
     p.add_argument("--force", action="store_true", help="rerun every stage even if its output exists")
 
 
@@ -136,6 +141,24 @@ def _timed(run: RunDir, cfg: RunConfig, stages: list[str], force: bool) -> dict[
         (title, wall), = run_stages(run, cfg, [name], force=force, label=f"{run.root.name} ").items()
         out[title] = {"wall": round(wall, 2), "cpu": round(time.process_time() - c0, 2) if wall else 0.0}
     return out
+
+
+def _job(root: str, stages: list[str], force: bool) -> tuple[str, dict]:
+    """Run the stages of one run directory (in a worker process with --jobs > 1)."""
+    run = RunDir(root)
+    return run.root.name, _timed(run, run.load_config(), stages, force)
+
+
+def _jobs(items: list[tuple[RunDir, list[str]]], jobs: int, force: bool) -> dict[str, dict]:
+    """Run each (run, stages) item, ``jobs`` at a time in spawned processes (1: in this process)."""
+    if jobs <= 1 or len(items) <= 1:
+        return dict(_job(str(r.root), st, force) for r, st in items)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_job, str(r.root), st, force) for r, st in items]
+        return dict(f.result() for f in futures)
 
 
 def _share_sft(sft: RunDir, run: RunDir) -> None:
@@ -165,11 +188,10 @@ class Grid:
         return self._data[tag]
 
     def sft(self, p: Paradigm, seed: int) -> RunDir:
+        """The SFT run of the paradigm's encoder variant and seed (created; trained by run())."""
         tag = p.tag("sft")
         run = RunDir(self.out.root / (f"sft@{tag}_s{seed}" if tag else f"sft_s{seed}"))
-        cfg = self.config(p, run, seed, sft_only=True)
-        if run.root.name not in self.timings:
-            self.timings[run.root.name] = _timed(run, cfg, ["sft"], self.force)
+        self.config(p, run, seed, sft_only=True)
         return run
 
     def config(self, p: Paradigm, run: RunDir, seed: int, sft_only: bool = False, baselines: bool = True
@@ -193,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = RunDir(args.out)
     paradigms = [parse_paradigm(s) for s in name_list(args.paradigms)]
-    if not paradigms or args.seeds < 1:
-        raise ValueError("give at least one paradigm (--paradigms) and --seeds >= 1")
+    if not paradigms or args.seeds < 1 or args.jobs < 1:
+        raise ValueError("give at least one paradigm (--paradigms), --seeds >= 1 and --jobs >= 1")
     dup = sorted({p.name for p in paradigms if [q.name for q in paradigms].count(p.name) > 1})
     if dup:
         raise ValueError(f"--paradigms names {dup[0]!r} twice; give each paradigm once")
@@ -207,8 +229,8 @@ def run(args: argparse.Namespace) -> int:
     grid = Grid(out, base, args.force)
     grid.timings["shared"] = _timed(out, base, source_stages(out, base), args.force)
 
-    runs: list[RunDir] = []
-    fitted: set[str] = set()  # extractions whose baselines a run has fitted
+    plan: list[tuple[RunDir, RunDir]] = []  # (run, its SFT run); every config is written here, before any job
+    fitted: set[str] = set()  # extractions whose baselines a run fits
     for seed in range(args.seeds):
         for p in paradigms:
             sft = grid.sft(p, seed)
@@ -217,9 +239,13 @@ def run(args: argparse.Namespace) -> int:
             cfg = grid.config(p, run, seed, baselines=args.baselines_every_run or data not in fitted)
             if cfg.eval.baselines:
                 fitted.add(data)
-            _share_sft(sft, run)
-            grid.timings[run.root.name] = _timed(run, cfg, ["pretrain", "embed", "evaluate"], args.force)
-            runs.append(run)
+            plan.append((run, sft))
+    sfts = list({s.root: s for _, s in plan}.values())
+    grid.timings |= _jobs([(s, ["sft"]) for s in sfts], args.jobs, args.force)
+    for run, sft in plan:
+        _share_sft(sft, run)
+    grid.timings |= _jobs([(r, ["pretrain", "embed", "evaluate"]) for r, _ in plan], args.jobs, args.force)
+    runs = [r for r, _ in plan]
 
     t1 = time.perf_counter()
     report = build_report([r.root for r in runs], out.report)

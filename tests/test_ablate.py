@@ -87,7 +87,7 @@ def _family_mean(run, fam="eep"):
 def test_two_seed_grid_tables_paired_tests_and_rerun(extracted_data_dir, tmp_path, capsys):
     out = tmp_path / "ablate"
     variant = "sft_frozen@optim.lr_predictor=0.002"
-    args = ["ablate", "--out", str(out), "--seeds", "2", "--paradigms", f"full,{variant}",
+    args = ["ablate", "--out", str(out), "--seeds", "2", "--jobs", "2", "--paradigms", f"full,{variant}",
             *[a for s in (*TINY, f"data.data_dir={extracted_data_dir}") for a in ("--set", s)]]
     assert cli(args) == 0
     runs = {(p, s): out / "runs" / f"{p}_s{s}" for p in ("full", variant) for s in (0, 1)}
