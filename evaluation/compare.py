@@ -11,8 +11,9 @@ Metrics of a run (:func:`run_metrics`), read generically from ``RUN/eval/*.json`
 - ``displacement.json``: the latent endpoint ratio (deteriorating / stable);
 - ``tasks.json``: the mean AUROC of every model probe per family (baselines are references);
 - any other ``<name>.json`` with a top-level ``summary`` mapping: its numeric leaves (of
-  ``summary.model`` when there is one), as ``<name>.<dotted key>``. An evaluation added
-  later (decoding MASE, what-if fidelity) joins the tables by writing such a summary.
+  ``summary.model`` when there is one), as ``<name>.<dotted key>`` (what-if fidelity); with a
+  ``per_group`` mapping (rollout decoding): the model's MASE per group, mean over horizons,
+  as ``<name>.mase_<group>``. A later evaluation joins the tables by writing such a summary.
 
 Paired test (:func:`paired_auroc_test`): the difference in family-mean AUROC of the model
 probe between a configuration and the reference, averaged over the seeds both have; its CI
@@ -123,9 +124,15 @@ def run_metrics(run_dir) -> tuple[dict[str, float | None], dict[str, float | Non
             refs[f"auroc.{fam}.best_baseline"] = f["means"][f["best_baseline"]]["mean_auroc"]
             refs[f"auroc.{fam}.baseline_average"] = float(np.mean(base))
     for p in sorted((run_dir / "eval").glob("*.json")):
-        if p.stem not in CORE:
-            d = json.loads(p.read_text()).get("summary")
-            metrics |= _leaves(d.get("model", d) if isinstance(d, dict) else None, p.stem)
+        if p.stem in CORE:
+            continue
+        d = json.loads(p.read_text())
+        s = d.get("summary")
+        metrics |= _leaves(s.get("model", s) if isinstance(s, dict) else None, p.stem)
+        for g, e in (d.get("per_group") or {}).items():  # rollout decoding: the model's MASE, mean over horizons
+            mase = [v for v in (e.get("model") or {}).get("mase") or [] if v is not None]
+            if mase:
+                metrics[f"{p.stem}.mase_{g}"] = float(np.mean(mase))
     return metrics, refs
 
 

@@ -129,3 +129,42 @@ def test_two_seed_grid_tables_paired_tests_and_rerun(extracted_data_dir, tmp_pat
     assert all(t["wall"] == 0 for run in stages.values() for t in run.values())
     assert stamp == {k: (r / "eval" / "tasks.json").stat().st_mtime_ns for k, r in runs.items()}
     assert "Comparison tables" in capsys.readouterr().out
+
+
+def test_paired_test_over_seeds_and_stays():
+    from clin_jepa.evaluation.compare import paired_auroc_test
+    from clin_jepa.evaluation.metrics import auroc
+
+    def scores(signal, seed):  # two tasks on 60 test stays (3 rows each), labels shared by every run
+        r = np.random.default_rng(seed)
+        out = {}
+        for t in ("a", "b"):
+            y = np.random.default_rng(len(t) + ord(t)).integers(0, 2, 180)
+            out[t] = {"y": y, "stay": np.repeat(np.arange(60), 3), "probe": signal * y + r.normal(size=180)}
+        return out
+
+    ref = [scores(0.3, s) for s in (1, 2)]
+    same = paired_auroc_test(ref, ref, ["a", "b"], n_boot=200)
+    assert same["status"] == "ok" and same["delta"] == 0 and same["p_value"] == 1.0 and same["n_stays"] == 60
+    better = paired_auroc_test(ref, [scores(2.0, s) for s in (3, 4)], ["a", "b"], n_boot=200)
+    expect = np.mean([auroc(o[t]["y"], o[t]["probe"]) - auroc(r[t]["y"], r[t]["probe"])
+                      for r, o in zip(ref, [scores(2.0, s) for s in (3, 4)]) for t in ("a", "b")])
+    assert better["delta"] == pytest.approx(expect) and 0 < better["lo"] < better["delta"] < better["hi"]
+    assert better["p_value"] < 0.01 and better["n_seeds"] == 2 and better["n_tasks"] == 2
+    other = scores(0.3, 5)
+    other["a"]["y"] = 1 - other["a"]["y"]
+    assert paired_auroc_test(ref[:1], [other], ["a", "b"], 50)["status"].startswith("different test rows")
+    assert paired_auroc_test([None], [other], ["a"], 50)["status"].startswith("no per-row")
+
+
+def test_run_metrics_read_added_evaluations_generically(tmp_path):
+    from clin_jepa.evaluation.compare import label, run_metrics
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "decoding.json").write_text(json.dumps(
+        {"per_group": {"vitals": {"model": {"mase": [1.0, None, 2.0]}, "lvcf": {"mase": [1.0]}}}}))
+    (tmp_path / "eval" / "whatif.json").write_text(json.dumps(
+        {"summary": {"model": {"sign_accuracy": 0.7, "median_correlation": None}, "action_blind": {"x": 1}}}))
+    metrics, refs = run_metrics(tmp_path)
+    assert metrics == {"decoding.mase_vitals": 1.5, "whatif.sign_accuracy": 0.7} and refs == {}
+    assert label("auroc.eep.probe") == "Early events: Clin-JEPA probe" and label("whatif.sign_accuracy")
