@@ -8,7 +8,7 @@ rollouts and the raw-feature forecasters per variable group and variable; when t
 eval/decoding.json), displacement (latent space and
 the raw / perfect-encoder references, endpoint and path length, ratio with CI), tasks (one grid per family
 and metric: AUROC, AUPRC, event recall; CSV one row per task and method), family means, and
-with ``--compare`` a grid of runs (mean +- sd over runs that differ only in seeds). Every name
+with ``--compare`` a grid of runs (evaluation.compare: mean +- sd over seeds, paired tests). Every name
 a reader sees comes from :mod:`clin_jepa.evaluation.names`; the paper's figures sit in the captions.
 """
 
@@ -19,8 +19,8 @@ from importlib import metadata
 from pathlib import Path
 
 from clin_jepa.evaluation import names, plots, reference
+from clin_jepa.evaluation.compare import comparison_tables
 from clin_jepa.evaluation.report_tables import (
-    compare_table,
     decoding_table,
     displacement_table,
     drift_table,
@@ -38,7 +38,8 @@ log = get_logger(__name__)
 
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "duckdb", "polars", "numpy", "scikit-learn",
             "lightgbm", "clin-jepa")
-TABLES = ("drift", "skill", "decoding", "displacement", "families", "tasks", "comparison", "whatif")  # report.md order
+TABLES = ("drift", "skill", "decoding", "displacement", "families", "tasks", "comparison", "comparison_tests",
+          "whatif")  # report.md order
 
 
 def _baseline_average(means: dict) -> tuple[float | None, int]:
@@ -212,7 +213,7 @@ def build_report(run_dirs: list, out_dir=None) -> Path:
     if decoding is not None:
         built["decoding"] = decoding_table(decoding)
     if len(run_dirs) > 1:
-        built["comparison"] = compare_table(run_dirs, [headline(r) for r in run_dirs], [_config(r) for r in run_dirs])
+        built |= comparison_tables(run_dirs, [_config(r) for r in run_dirs])  # mean +- sd over seeds, paired tests
     whatif = whatif_table(run_dirs, [_config(r) for r in run_dirs])  # synthetic default only
     if whatif is not None:
         built["whatif"] = whatif

@@ -7,7 +7,6 @@ CIs under estimates, references in the caption, empty rows dropped with a note).
 
 from __future__ import annotations
 
-import numpy as np
 from clin_jepa.evaluation import names, reference
 from clin_jepa.evaluation.tables import GROUP, Est, View, format_p
 from clin_jepa.evaluation.tasks import FAMILIES, result_families, result_tasks
@@ -408,67 +407,3 @@ def family_table(tasks: dict) -> tuple[list[dict], list[View]]:
     caption = (f"Mean AUROC and AUPRC over the evaluable tasks of each family (test split). "
                f"{reference.PAPER} on MIMIC-IV, mean AUROC of its probe: {paper}.")
     return records, [View(caption, "tab:families", ["Method", "AUROC", "AUPRC", "Tasks"], rows, notes)]
-
-
-# ---------------------------------------------------------------------- #
-# comparison of runs
-# ---------------------------------------------------------------------- #
-
-COMPARE_FIELDS = ("drift_pct", "displacement_ratio", "binary_model", "binary_best_baseline", "eep_model",
-                  "eep_best_baseline")
-
-
-def _group_key(cfg: dict) -> str:
-    """The config with seeds and paths removed: runs sharing it differ only in seeds."""
-    import json
-
-    def strip(d):
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items()
-                    if "seed" not in k and k not in ("run_dir", "data_dir", "mimic_dir")}
-        return d
-    c = strip(cfg)
-    return json.dumps({k: c.get(k) for k in ("train", "loss", "encoder", "predictor", "optim", "sft")}, sort_keys=True)
-
-
-def _flat(h: dict) -> dict:
-    out = {"drift_pct": h["drift_pct"], "displacement_ratio": h["displacement_ratio"]}
-    for fam in ("binary", "eep"):
-        m = h["mean_auroc"].get(fam, {})
-        out[f"{fam}_model"], out[f"{fam}_best_baseline"] = m.get("model"), m.get("best_baseline_auroc")
-    return out
-
-
-def _stat(vals: list, nd: int = 3, sign: bool = False) -> str:
-    v = [x for x in vals if x is not None]
-    if not v:
-        return "-"
-    fmt = f"{'+' if sign else ''}.{nd}f"
-    return (f"{format(float(np.mean(v)), fmt)} +- {float(np.std(v)):.{nd}f}" if len(v) > 1
-            else format(float(v[0]), fmt))
-
-
-def compare_table(run_dirs, heads: list[dict], cfgs: list[dict]) -> tuple[list[dict], list[View]]:
-    """Per-run records (tidy: one row per run) and a view of mean +- sd over runs differing only in seeds."""
-    groups: dict[str, list[int]] = {}
-    for i, cfg in enumerate(cfgs):
-        groups.setdefault(_group_key(cfg), []).append(i)
-    records, rows = [], []
-    for idx in groups.values():
-        train = cfgs[idx[0]].get("train", {})
-        drop = train.get("drop_phases") or []
-        name = train.get("curriculum", "?") + (f" -{'-'.join(drop)}" if drop else "")
-        flats = [_flat(heads[i]) for i in idx]
-        for i, fl in zip(idx, flats):
-            records.append({"configuration": name, "run": run_dirs[i].name, "train_seed": train.get("seed"),
-                            "n_runs_in_configuration": len(idx)} | fl)
-        rows.append([name, len(idx), *[_stat([fl[k] for fl in flats], 1 if k == "drift_pct" else 3,
-                                             sign=k == "drift_pct") for k in COMPARE_FIELDS]])
-    rows.append(["paper (Clin-JEPA)", "-", f"{reference.DRIFT_PCT['model']:+.1f}",
-                 f"{reference.DISPLACEMENT_RATIO['latent']:.2f}", f"{reference.MEAN_AUROC['binary']:.3f}", "-",
-                 f"{reference.MEAN_AUROC['eep']:.3f}", "-"])
-    header = ["Configuration", "Runs", "Drift %", "Disp. ratio", "Outcomes: model", "Outcomes: best base.",
-              "Early events: model", "Early events: best base."]
-    caption = ("Ablations and paradigms: mean +- sd over runs that differ only in seeds (a single value "
-               f"when one run). Model = {names.method('probe')}; last row: {reference.PAPER}, MIMIC-IV.")
-    return records, [View(caption, "tab:comparison", header, rows, wide=True)]

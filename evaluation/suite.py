@@ -1,5 +1,6 @@
 """`clin-jepa evaluate`: every evaluation of one run -> RUN/eval/{drift,displacement,decoding,whatif,tasks}.json
-(whatif.json only on the embedded synthetic default: counterfactual fidelity, docs/whatif.md).
+(whatif.json only on the embedded synthetic default: counterfactual fidelity, docs/whatif.md), plus
+task_scores.npz (per-row test scores for paired comparisons between runs, no stay ids).
 
 Inputs: the run's data directory (hourly/static/labels/events/cohort/splits parquet), its
 corpus (clin_jepa.data.windows), RUN/embeddings (``clin-jepa embed``) and the final
@@ -16,6 +17,7 @@ import numpy as np
 import polars as pl
 import torch
 from clin_jepa.evaluation import baselines, displacement, drift, embeddings, probes, tasks
+from clin_jepa.evaluation.compare import SCORES_FILE, write_test_scores
 from clin_jepa.evaluation.streaming import HourLatents
 
 from clin_jepa.data.features import DERIVED_COLUMNS, OBSERVATION_COLUMNS
@@ -84,8 +86,9 @@ def run_decoding(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg
 
 
 def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
-              extra_labels=None) -> dict:
-    """``extra_labels``: label rows of added tasks (evaluation.aces_tasks), evaluated like the built-in ones."""
+              extra_labels=None, test_scores: dict | None = None) -> dict:
+    """``extra_labels``: label rows of added tasks (evaluation.aces_tasks), evaluated like the built-in ones;
+    ``test_scores``: filled with the per-row test scores (tasks.evaluate_tasks)."""
     e = cfg.eval
     labels = tasks.read_table(data_dir, "labels.parquet", ("stay_id", "task", "hour", "label"))
     extra: tuple[str, ...] = ()
@@ -138,7 +141,7 @@ def run_tasks(corpus, latents, predictor, xs: np.ndarray, data_dir: Path, cfg,
         methods["probe_rollout"] = probe(x_roll, eep_ok=e.probe_rollout_eep)
     for b in e.baselines:
         methods[b] = flat(b) if b in baselines.FLAT else sequence(b)
-    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families)
+    out = tasks.evaluate_tasks(rows, methods, e, dropped, extra, families, test_scores)
     out["representation"] = {name: probes.describe(probes.available(probes.REPRESENTATIONS[name], predictor is not None))
                              for name in xs_probe}
     out["representation"] |= {"probe_rollout": "[d, s_k, mean(r_1..r_R), r_R]", "R": e.probe_rollout_hours}
@@ -207,7 +210,9 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
                 log.info("whatif: the run's data is not the embedded synthetic default; no counterfactual fidelity")
                 continue
         else:
-            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels)
+            scores: dict = {}
+            res = run_tasks(corpus, latents, predictor, xs, data_dir, cfg, extra_labels, scores)
+            write_test_scores(run_dir / "eval" / SCORES_FILE, scores)  # before tasks.json, the stage's marker
         res["seconds"] = round(time.perf_counter() - t0, 2)
         written[name] = run_dir / "eval" / f"{name}.json"
         write_json(written[name], res)

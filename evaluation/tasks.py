@@ -226,13 +226,16 @@ def _roc_points(y: np.ndarray, p: np.ndarray, n: int = 101) -> dict:
 
 
 def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None = None,
-                   extra: tuple[str, ...] = (), families: dict[str, tuple[str, ...]] | None = None) -> dict:
+                   extra: tuple[str, ...] = (), families: dict[str, tuple[str, ...]] | None = None,
+                   test_scores: dict | None = None) -> dict:
     """Fit and score every method on every task (built-in, then ``extra``: added tasks, their own
     family); metrics with stay-clustered bootstrap CIs.
 
     methods: name -> fn(task_rows_index (R,), y (R,), train_idx, val_idx, test_idx, seed) -> test probs
     (or (test probs, {"kind", "val_loss"}) for probes that select a model on validation; stored as
     ``selected``), where the index points into ``rows`` (so each method gathers its own inputs).
+    ``test_scores``: when a dict, filled with task -> {"y", "groups" (stay ids), method: test probs}
+    (first eval seed) for paired comparisons between runs (evaluation.compare).
     """
     from clin_jepa.evaluation.metrics import auroc, bootstrap_metrics, event_recall_at_precision
 
@@ -286,6 +289,9 @@ def evaluate_tasks(rows: pl.DataFrame, methods: dict, cfg, dropped: dict | None 
             scores[task][name] = per_seed[0]
         entry["_y"], entry["_groups"] = y[tei], groups
     _families(out, scores, cfg, families)
+    if test_scores is not None:
+        test_scores |= {t: {"y": e["_y"], "groups": e["_groups"], **scores[t]}
+                        for t, e in out["tasks"].items() if "_y" in e}
     for entry in out["tasks"].values():
         entry.pop("_y", None), entry.pop("_groups", None)
     return out

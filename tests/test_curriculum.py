@@ -9,7 +9,8 @@ import yaml
 from clin_jepa.training.curriculum import CURRICULUM_DIR, behaviour, load_curriculum
 from clin_jepa.training.schedule import DataOrder, lr_factor
 
-SHIPPED = ("full", "no_warmup", "no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac")
+SHIPPED = ("full", "no_warmup", "no_joint", "no_align", "no_sync", "no_finalize", "no_align_sync", "naive_cotrain",
+           "sft_frozen", "vjepa2_ac")
 
 
 def write(tmp_path, phases, name="cur.yaml"):

@@ -119,7 +119,12 @@ def test_report_files_parse_and_hold_no_ids(tmp_path):
     assert all(len(line.split("|")) == len(header) for line in md[2:] if line.startswith("|"))
     assert "0.883" in (out / "families.md").read_text()  # paper reference
     comp = list(csv.DictReader((out / "comparison.csv").open()))
-    assert [r["run"] for r in comp] == ["run_a", "run_b"] and comp[0]["n_runs_in_configuration"] == "2"
+    probe = [r for r in comp if r["configuration"] == "full" and r["metric"] == "auroc.binary.probe"]
+    assert len(probe) == 1 and probe[0]["n_seeds"] == "2"  # run_a and run_b differ only in their seeds
+    seeds = [json.loads((r / "eval" / "tasks.json").read_text())["families"]["binary"]["means"]["probe"]["mean_auroc"]
+             for r in (run, other)]
+    assert [float(probe[0][k]) for k in ("seed_0", "seed_1", "mean", "sd")] == pytest.approx(
+        [*seeds, np.mean(seeds), np.std(seeds, ddof=1)], rel=1e-5)
     assert "+-" in (out / "comparison.md").read_text()  # two seeds: mean +- sd
     man = json.loads((out / "manifest.json").read_text())
     assert man["runs"][0]["seeds"]["train"] == 0 and man["packages"]["torch"]

@@ -143,7 +143,8 @@ def test_gap_bound_ends_alignment_early(base, tmp_path):
     assert summary["finished"] and summary["global_step"] == 2  # align stopped after its first step
 
 
-@pytest.mark.parametrize("name", ["no_warmup", "no_align_sync", "naive_cotrain", "sft_frozen", "vjepa2_ac"])
+@pytest.mark.parametrize("name", ["no_warmup", "no_joint", "no_align", "no_sync", "no_finalize", "no_align_sync",
+                                  "naive_cotrain", "sft_frozen", "vjepa2_ac"])
 def test_ablations_and_paradigms_run(base, tmp_path, name):
     tr = trainer(base, tmp_path / "run", "train.steps_scale=0.02", curriculum=name)
     s0 = snap(tr)
@@ -153,6 +154,9 @@ def test_ablations_and_paradigms_run(base, tmp_path, name):
     assert "predictor" in changed(s0, s1)
     trains_encoder = any(p.encoder == "trainable" for p in tr.cur.phases)
     assert ("online" in changed(s0, s1)) == trains_encoder
+    if trains_encoder and name != "vjepa2_ac":  # EMA after joint: only a hard sync makes target == online
+        synced = any(p.instant == "hard_sync" for p in tr.cur.phases)
+        assert torch.equal(s1["online"], s1["target"]) == synced, name
     if name == "vjepa2_ac":
         masked = tmp_path / "run" / "checkpoints" / "01_masked"
         assert (masked / "masked.safetensors").exists() and "masked" in changed(s0, s1)
