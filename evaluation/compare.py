@@ -192,6 +192,11 @@ def _cell(s: dict, nd: int, sign: bool = False) -> str:
     return format(s["mean"], fmt) + (f" +- {s['sd']:.{nd}f}" if s["sd"] is not None else "")
 
 
+def seed_cell(vals: list, nd: int = 3, sign: bool = False) -> str:
+    """Mean +- sample sd over seeds of ``vals`` (one value without sd for a single seed)."""
+    return _cell(_seed_stats(vals), nd, sign)
+
+
 def _nd(metric: str) -> tuple[int, bool]:
     if metric == "drift.mean_drift_pct":
         return 1, True

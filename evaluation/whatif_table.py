@@ -1,12 +1,13 @@
 """The report's counterfactual-fidelity table (RUN/eval/whatif.json, embedded default only):
-one row per configuration, mean +- sd over runs that differ only in seeds (docs/whatif.md)."""
+one row per configuration (evaluation.compare.group_runs), mean +- sample sd over runs that differ
+only in seeds (docs/whatif.md)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from clin_jepa.evaluation.report_tables import _group_key, _stat
+from clin_jepa.evaluation.compare import group_runs, seed_cell
 from clin_jepa.evaluation.tables import View
 
 METHODS = (("model", "World model"), ("regression", "Action regression"), ("action_blind", "Action-blind"))
@@ -22,24 +23,22 @@ def whatif_table(run_dirs: list[Path], cfgs: list[dict]) -> tuple[list[dict], li
     found = [(i, w) for i, w in ((i, _read(r)) for i, r in enumerate(run_dirs)) if w and "summary" in w]
     if not found:
         return None
-    groups: dict[str, list[tuple[int, dict]]] = {}
-    for i, w in found:
-        groups.setdefault(_group_key(cfgs[i]), []).append((i, w))
+    have = dict(found)
     records, rows = [], []
-    for members in groups.values():
-        train = cfgs[members[0][0]].get("train", {})
-        drop = train.get("drop_phases") or []
-        name = train.get("curriculum", "?") + (f" -{'-'.join(drop)}" if drop else "")
+    for name, idx in group_runs([Path(r) for r in run_dirs], cfgs):  # runs differing only in seeds
+        members = [(i, have[i]) for i in idx if i in have]
+        if not members:
+            continue
         for i, w in members:
             records.append({"configuration": name, "run": Path(run_dirs[i]).name, "n_stays": w["n_stays"],
                             "from_hour": w["from_hour"], "horizon": w["horizon"]}
                            | {f"{m}_{k}": w["summary"][m][k] for m, _ in METHODS
                               for k in ("sign_accuracy", "median_correlation", "median_mae_ratio")})
         ws = [w for _, w in members]
-        rows.append([name, len(ws), *[_stat([w["summary"][m]["sign_accuracy"] for w in ws]) for m, _ in METHODS],
-                     _stat([w["summary"]["model"]["median_correlation"] for w in ws]),
-                     _stat([w["summary"]["model"]["median_mae_ratio"] for w in ws]),
-                     _stat([w["summary"]["regression"]["median_mae_ratio"] for w in ws])])
+        rows.append([name, len(ws), *[seed_cell([w["summary"][m]["sign_accuracy"] for w in ws]) for m, _ in METHODS],
+                     seed_cell([w["summary"]["model"]["median_correlation"] for w in ws]),
+                     seed_cell([w["summary"]["model"]["median_mae_ratio"] for w in ws]),
+                     seed_cell([w["summary"]["regression"]["median_mae_ratio"] for w in ws])])
     w0 = found[0][1]
     header = ["Configuration", "Runs", *[f"Sign acc.: {label}" for _, label in METHODS], "Corr.: model",
               "MAE / blind: model", "MAE / blind: regression"]
