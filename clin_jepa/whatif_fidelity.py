@@ -25,6 +25,7 @@ model it learns from confounded data; neither can be judged on real data this wa
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -173,7 +174,8 @@ def score(wi, scenarios: ScenarioSet, from_hour: int, horizon: int, rows: np.nda
 
 
 def _nanmean(x: np.ndarray) -> list:
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # a column without any finite value is None, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         m = np.nanmean(np.where(np.isfinite(x), x, np.nan), axis=0) if np.isfinite(x).any() else np.full(x.shape[1], np.nan)
     return [float(v) if np.isfinite(v) else None for v in m]
 

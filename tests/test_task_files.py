@@ -147,7 +147,7 @@ def test_new_task_file_and_aces_task_get_probe_and_baselines(extra_tasks_data, s
     for task, family in new.items():
         t = res["tasks"][task]
         assert t["family"] == family and t["status"] == "ok", (task, t["status"])
-        assert set(t["methods"]) == {"probe", "probe_rollout", "logreg", "tcn"}
+        assert set(t["methods"]) == {"probe", "probe_context", "probe_actions", "probe_rollout", "logreg", "tcn"}
         assert 0.0 <= t["methods"]["probe"]["auroc"]["value"] <= 1.0
     assert res["families"]["binary"]["n_tasks"] == 9 and res["families"]["eep"]["n_tasks"] == 8
     from clin_jepa.evaluation import names
