@@ -23,6 +23,7 @@ import polars as pl
 from clin_jepa.config import RunConfig
 from clin_jepa.data import features
 from clin_jepa.data.texts import _DERIVED
+from clin_jepa.data.texts import text_mode as text_mode_of
 from clin_jepa.run import RunDir
 from clin_jepa.utils import get_logger, write_json
 
@@ -53,15 +54,20 @@ def parse_values(texts: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def split_state_texts(data_dir: str | os.PathLike, max_texts: int, seed: int) -> tuple[list[str], list[str]]:
+def split_state_texts(data_dir: str | os.PathLike, max_texts: int, seed: int, text_mode: str = "events",
+                      window_hours: int | None = None) -> tuple[list[str], list[str]]:
     """Distinct state texts of train-split stays and of held-out (validation + test) stays,
-    each sampled down to ``max_texts`` (fixed seed); a text seen in both counts as fit only."""
+    each sampled down to ``max_texts`` (fixed seed); a text seen in both counts as fit only.
+    ``text_mode``: the run's data.text_mode (its text file); ``window_hours``: only hours
+    0..window_hours-1, the hours a run encodes (as clin_jepa.data.windows.load_corpus)."""
     data_dir = Path(data_dir)
-    need = [data_dir / n for n in ("texts.parquet", "cohort.parquet", "splits.parquet")]
+    need = [data_dir / n for n in (text_mode_of(text_mode).file, "cohort.parquet", "splits.parquet")]
     missing = [str(f) for f in need if not f.exists()]
     if missing:
         raise FileNotFoundError(f"{', '.join(missing)} not found; run `clin-jepa extract` first")
-    texts = pl.read_parquet(need[0], columns=["stay_id", "state_text"])
+    texts = pl.read_parquet(need[0], columns=["stay_id", "hour", "state_text"])
+    if window_hours is not None:
+        texts = texts.filter((pl.col("hour") >= 0) & (pl.col("hour") < window_hours))
     cohort = pl.read_parquet(need[1], columns=["stay_id", "subject_id"])
     splits = pl.read_parquet(need[2], columns=["subject_id", "split"])
     df = texts.join(cohort.join(splits, on="subject_id"), on="stay_id")
@@ -127,7 +133,7 @@ def latent_content(run_dir: str | os.PathLike, cfg: RunConfig, source: str = "au
                    seed: int = 0) -> dict:
     """Ridge R^2 per variable on held-out state texts; writes RUN/eval/latent_content.json."""
     run = RunDir(run_dir)
-    fit, held = split_state_texts(cfg.data_path, max_texts, seed)
+    fit, held = split_state_texts(cfg.data_path, max_texts, seed, cfg.data.text_mode, cfg.data.window_hours)
     z, used = encode_texts(run, cfg, fit + held, source)  # (n_fit + n_held, D)
     z_fit, z_held = z[: len(fit)], z[len(fit):]
     v_fit, v_held = parse_values(fit), parse_values(held)

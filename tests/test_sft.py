@@ -126,8 +126,12 @@ def test_latent_content_command_on_a_tiny_run(sft_run, capsys):
     out = json.loads((sft_run / "eval" / "latent_content.json").read_text())
     assert out["source"] == "sft" and out["flavor"] == "debug" and out["latent_dim"] == 64
     cfg = load_config(str(sft_run / "config.yaml"), [])
-    fit, held = split_state_texts(cfg.data_path, 400, seed=0)
+    fit, held = split_state_texts(cfg.data_path, 400, seed=0, text_mode=cfg.data.text_mode,
+                                  window_hours=cfg.data.window_hours)
     assert (out["texts_fit"], out["texts_heldout"]) == (len(fit), len(held)) and not set(fit) & set(held)
+    early = split_state_texts(cfg.data_path, 400, seed=0, window_hours=3)  # only the hours a run encodes
+    hours = np.concatenate([parse_values(t)["Hour"] for t in early])
+    assert hours.size and np.nanmax(hours) <= 2
     values = parse_values(held)
     for label in ("HR", "MAP", "SpO2", "Cr", "Lactate", "SOFA", "Hour"):
         assert out["variables"][label]["texts_heldout"] == int((~np.isnan(values[label])).sum())
