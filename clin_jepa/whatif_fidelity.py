@@ -107,6 +107,16 @@ def regression_effects(wi, rows, K, H, scenarios: ScenarioSet, variables) -> dic
     return out
 
 
+def _corr(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation, None when undefined (fewer than 3 values, or a constant side: a spread
+    of rounding size gives a non-finite value, not a warning)."""
+    if a.size < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return None
+    with np.errstate(all="ignore"):
+        r = float(np.corrcoef(a, b)[0, 1])
+    return r if np.isfinite(r) else None
+
+
 def _metrics(p: np.ndarray, y: np.ndarray, tol: float) -> dict:
     """(n, H) predicted and true effects -> per-horizon sign accuracy, correlation, MAE (None = undefined)."""
     sign, corr, mae = [], [], []
@@ -116,8 +126,7 @@ def _metrics(p: np.ndarray, y: np.ndarray, tol: float) -> dict:
         hit = np.where(p[mat, h] == 0, 0.5, np.sign(p[mat, h]) == np.sign(y[mat, h]))
         sign.append(float(hit.mean()) if mat.any() else None)
         mae.append(float(np.abs(p[ok, h] - y[ok, h]).mean()) if ok.any() else None)
-        good = ok.sum() >= 3 and np.std(p[ok, h]) > 0 and np.std(y[ok, h]) > 0
-        corr.append(float(np.corrcoef(p[ok, h], y[ok, h])[0, 1]) if good else None)
+        corr.append(_corr(p[ok, h], y[ok, h]))
     return {"sign_accuracy": sign, "correlation": corr, "mae": mae}
 
 
@@ -125,9 +134,8 @@ def _pooled(p: np.ndarray, y: np.ndarray, tol: float) -> dict:
     ok = np.isfinite(y) & np.isfinite(p)
     mat = ok & (np.abs(y) > tol)
     hit = np.where(p[mat] == 0, 0.5, np.sign(p[mat]) == np.sign(y[mat]))
-    good = ok.sum() >= 3 and np.std(p[ok]) > 0 and np.std(y[ok]) > 0
     return {"sign_hits": float(hit.sum()), "material": int(mat.sum()),
-            "correlation": float(np.corrcoef(p[ok], y[ok])[0, 1]) if good else None,
+            "correlation": _corr(p[ok], y[ok]),
             "mae": float(np.abs(p[ok] - y[ok]).mean()) if ok.any() else None,
             "mae_blind": float(np.abs(y[ok]).mean()) if ok.any() else None}
 

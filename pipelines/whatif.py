@@ -77,9 +77,10 @@ def plot_effects(effects: pl.DataFrame, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from clin_jepa.evaluation import names as display
 
     names = [v for v in PLOT_VARIABLES if v in effects["variable"].unique().to_list()]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.4), squeeze=False)
     for ax, v in zip(axes[0], names):
         for c in effects["contrast"].unique(maintain_order=True).to_list():
             d = effects.filter((pl.col("variable") == v) & (pl.col("contrast") == c)).sort("horizon")
@@ -88,13 +89,16 @@ def plot_effects(effects: pl.DataFrame, path: Path) -> None:
             ax.plot(h, y, label=c)
             ax.fill_between(h, lo, hi, alpha=0.2)
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set_title(v)
+        ax.set_title(display.variable(v), fontsize=9)  # the panel's unit is the variable's
         ax.set_xlabel("hours after K")
-    axes[0][0].set_ylabel("predicted effect")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+    axes[0][0].set_ylabel("predicted effect (scenario difference)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False, fontsize=8)
+    fig.text(0.5, 0.0, "shaded: mean +- 1.96 standard errors over seeds' models, or over stays with one model",
+             ha="center", va="bottom", fontsize=7)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=300, format="png")
     plt.close(fig)
 
 
