@@ -228,6 +228,40 @@ class RunDir:
         enc.load_adapters(self.final_encoder)
         return enc
 
+    def load_latents(self, texts: list[str]):
+        """(len(texts), D) float32 latents of ``texts`` from embeddings/ (written by `clin-jepa
+        embed`): memory-mapped read-only when stored in that order (pages read on demand),
+        else gathered in that order. Raises naming the command when a text has no latent."""
+        import numpy as np
+        import polars as pl
+
+        out = self.embeddings
+        if not (out / "latents.npy").exists() or not (out / "texts.parquet").exists():
+            raise FileNotFoundError(f"{out}/latents.npy not found: run `clin-jepa embed --run {self.root}` first")
+        try:
+            latents = np.load(out / "latents.npy", mmap_mode="r")
+            stored = pl.read_parquet(out / "texts.parquet")
+        except Exception as e:  # noqa: BLE001 - truncated npy / parquet raise several kinds
+            raise ValueError(f"{out} is unreadable ({e}); rerun `clin-jepa embed --run {self.root} --force`") from None
+        if latents.ndim != 2 or latents.shape[0] != stored.height:
+            raise ValueError(f"{out}: latents {latents.shape} do not match {stored.height} texts; "
+                             f"rerun `clin-jepa embed --run {self.root} --force`")
+        if stored["text"].to_list() == list(texts):
+            return latents
+        index = dict(zip(stored["text"].to_list(), stored["text_id"].to_list()))
+        missing = sum(t not in index for t in texts)
+        if missing:
+            raise ValueError(f"{missing} texts have no embedding in {out} (the data changed, or the text mode or "
+                             f"window changed); rerun `clin-jepa embed --run {self.root}`")
+        if len(texts) == stored.height:  # the whole table in another order (a subset is gathered silently)
+            log.warning("%s holds the texts in another order: gathered in memory (rerun `clin-jepa embed --run %s` "
+                        "to memory-map it again)", out, self.root)
+        rows = np.array([index[t] for t in texts])
+        order = np.argsort(rows)  # sorted reads of the memory-mapped file
+        gathered = np.empty((len(rows), latents.shape[1]), dtype=np.float32)
+        gathered[order] = latents[rows[order]]
+        return gathered
+
     def load_final_predictor(self):
         """The trained predictor from final/predictor.{json,safetensors}, in eval mode."""
         import json

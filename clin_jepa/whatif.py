@@ -51,7 +51,8 @@ class WhatIf:
         self.device = device
         self.decoder_kind = decoder_kind
         self.corpus = load_corpus(self.cfg.data_path, self.cfg.data.window_hours)
-        self.latents, self._index = _run_latents(self.run.embeddings, self.corpus.texts)
+        self.latents = self.run.load_latents(self.corpus.texts)  # (U, D), memory-mapped when stored in order
+        self._index = {t: i for i, t in enumerate(self.corpus.texts)}
         self.predictor = self.run.load_final_predictor().to(device)
         if self.predictor.latent_dim != self.latents.shape[1]:
             raise ValueError(f"predictor latent_dim {self.predictor.latent_dim} != embedding dim "
@@ -222,23 +223,6 @@ class WhatIf:
                                         "variable": list(self.variables) * H,
                                         "value": vals[0].reshape(-1).astype(np.float64)})
                           for name, vals in out.items()])
-
-
-def _run_latents(emb_dir: Path, corpus_texts: list[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """RUN/embeddings latents in corpus text order (memory-mapped when stored in that order)
-    and text -> row of the returned array."""
-    if not (emb_dir / "latents.npy").exists() or not (emb_dir / "texts.parquet").exists():
-        raise FileNotFoundError(f"{emb_dir}/latents.npy not found: run `clin-jepa embed --run {emb_dir.parent}` first")
-    latents = np.load(emb_dir / "latents.npy", mmap_mode="r")
-    stored = pl.read_parquet(emb_dir / "texts.parquet")["text"].to_list()
-    if stored != list(corpus_texts):
-        index = {t: i for i, t in enumerate(stored)}
-        missing = sum(t not in index for t in corpus_texts)
-        if missing:
-            raise ValueError(f"{missing} corpus texts have no embedding in {emb_dir} (the data changed); "
-                             f"rerun `clin-jepa embed --run {emb_dir.parent}`")
-        latents = np.asarray(latents[np.array([index[t] for t in corpus_texts])])
-    return latents, {t: i for i, t in enumerate(corpus_texts)}
 
 
 __all__ = ["HORIZON", "WhatIf"]

@@ -141,28 +141,10 @@ def compute(run_dir, cfg, force: bool = False) -> Path:
 
 def load(run_dir, texts: list[str]) -> np.ndarray:
     """(len(texts), D) float32 latents of ``texts`` (the corpus text table) from RUN/embeddings,
-    memory-mapped read-only (pages are read on demand; evaluation gathers rows per chunk)."""
-    out = Path(run_dir) / "embeddings"
-    if not (out / "latents.npy").exists() or not (out / "texts.parquet").exists():
-        raise FileNotFoundError(f"{out}/latents.npy not found: run `clin-jepa embed --run {run_dir}` first")
-    try:
-        latents = np.load(out / "latents.npy", mmap_mode="r")
-        stored = pl.read_parquet(out / "texts.parquet")
-    except Exception as e:  # noqa: BLE001 - truncated npy / parquet raise several kinds
-        raise ValueError(f"{out} is unreadable ({e}); rerun `clin-jepa embed --run {run_dir} --force`") from None
-    if latents.ndim != 2 or latents.shape[0] != stored.height:
-        raise ValueError(f"{out}: latents {latents.shape} do not match {stored.height} texts; "
-                         f"rerun `clin-jepa embed --run {run_dir} --force`")
-    if stored["text"].to_list() == list(texts):
-        return latents
-    index = dict(zip(stored["text"].to_list(), stored["text_id"].to_list()))
-    missing = sum(t not in index for t in texts)
-    if missing:
-        raise ValueError(f"{missing} corpus texts have no embedding in {out} (the data changed); "
-                         f"rerun `clin-jepa embed --run {run_dir}`")
-    log.warning("%s holds the texts in another order: reordered in memory (rerun `clin-jepa embed --run %s` "
-                "to memory-map it again)", out, run_dir)
-    return latents[np.array([index[t] for t in texts])]
+    memory-mapped read-only when stored in that order (clin_jepa.run.RunDir.load_latents)."""
+    from clin_jepa.run import RunDir
+
+    return RunDir(run_dir).load_latents(texts)
 
 
 def load_final_predictor(run_dir):

@@ -91,18 +91,10 @@ def encode_texts(run: RunDir, cfg: RunConfig, texts: list[str], source: str) -> 
     if source not in SOURCES:
         raise ValueError(f"source={source!r}: use one of {', '.join(SOURCES)}")
     if source == "embeddings" or (source == "auto" and (run.embeddings / "latents.npy").exists()):
-        stored = pl.read_parquet(run.embeddings / "texts.parquet")
-        index = dict(zip(stored["text"].to_list(), stored["text_id"].to_list()))
-        missing = sum(t not in index for t in texts)
-        if missing:
-            raise ValueError(f"{missing} state texts have no latent in {run.embeddings}; rerun "
-                             f"`clin-jepa embed --run {run.root}` or use --source final / sft")
-        rows = np.array([index[t] for t in texts])
-        latents = np.load(run.embeddings / "latents.npy", mmap_mode="r")
-        order = np.argsort(rows)  # sorted reads of the memory-mapped file
-        out = np.empty((len(rows), latents.shape[1]), dtype=np.float32)
-        out[order] = latents[rows[order]]
-        return out, "embeddings"
+        try:
+            return np.asarray(run.load_latents(texts), dtype=np.float32), "embeddings"
+        except ValueError as e:
+            raise ValueError(f"{e}, or use --source final / sft") from None
     import torch
     from clin_jepa.evaluation.embeddings import encode_threads
 
