@@ -70,7 +70,7 @@ COLORS = {
     "probe": "#0072B2", "model": "#0072B2", "latent": "#0072B2",
     "probe_rollout": "#56B4E9",
     "probe_context": "#332288",
-    "probe_actions": "#88CCEE",
+    "probe_actions": "#882255",  # Tol wine: the sky blue of probe_rollout was too close to its light cyan
     "copy_forward": "#E69F00",
     "linear": "#999999",
     "hour_mean": "#CC79A7",
