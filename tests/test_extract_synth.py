@@ -133,3 +133,15 @@ def test_hourly_step_in_parts_gives_the_same_table(synth_mimic_dir, extracted_da
     whole = pl.read_parquet(extracted_data_dir / "hourly.parquet").sort("stay_id", "hour")
     assert n_parts == -(-whole["stay_id"].n_unique() // 25) >= 3
     assert whole.height > 2000 and parts.equals(whole)
+
+
+def test_extraction_and_generator_do_not_import_torch():
+    """The data stage's modules stay free of torch/transformers (~0.3 GiB of resident memory
+    that an extraction never uses; BENCHMARKS.md, Scale)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, clin_jepa.data.extract, clin_jepa.data.synth; "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'accelerate') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
