@@ -177,7 +177,7 @@ def _step_error(err: Exception, sources: dict[str, Path]) -> str:
     if "out of memory" in str(err).lower():
         return ("DuckDB could not finish this step inside data.duckdb_memory_limit: raise it (e.g. "
                 "--set data.duckdb_memory_limit=4GB) or lower data.duckdb_threads (each thread holds its own "
-                "buffers); 1GB extracted 40,000 synthetic stays (docs/data.md, Scale)")
+                "buffers); 1GB extracted 80,000 synthetic stays (docs/data.md, Scale)")
     for path in sources.values():
         damage = gzip_damage(path)
         if damage:
