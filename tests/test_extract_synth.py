@@ -118,3 +118,30 @@ def test_texts_step_streams_fixed_batches(extracted_data_dir, tmp_path, monkeypa
     assert n == hours > 2000
     assert pq.ParquetFile(tmp_path / "texts.parquet").metadata.num_row_groups == -(-hours // 1000)
     assert pl.read_parquet(tmp_path / "texts.parquet").equals(pl.read_parquet(extracted_data_dir / "texts.parquet"))
+
+
+def test_hourly_step_in_parts_gives_the_same_table(synth_mimic_dir, extracted_data_dir, monkeypatch):
+    """The `hourly` join runs in parts of extract.PART_STAYS stays (memory bound): in parts
+    of 25 stays (several parts here) it builds the table the one-piece run exported, row for row."""
+    from clin_jepa.data import extract
+
+    monkeypatch.setattr(extract, "PART_STAYS", 25)
+    con = extract.build_database(synth_mimic_dir, CFG, until="hourly")
+    n_parts = con.execute("SELECT getvariable('stay_parts')").fetchall()[0][0]
+    parts = con.sql("SELECT * FROM hourly ORDER BY stay_id, hour").pl()
+    con.close()
+    whole = pl.read_parquet(extracted_data_dir / "hourly.parquet").sort("stay_id", "hour")
+    assert n_parts == -(-whole["stay_id"].n_unique() // 25) >= 3
+    assert whole.height > 2000 and parts.equals(whole)
+
+
+def test_extraction_and_generator_do_not_import_torch():
+    """The data stage's modules stay free of torch/transformers (~0.3 GiB of resident memory
+    that an extraction never uses; BENCHMARKS.md, Scale)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, clin_jepa.data.extract, clin_jepa.data.synth; "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'accelerate') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

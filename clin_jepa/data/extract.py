@@ -37,6 +37,11 @@ log = get_logger(__name__)
 
 MANIFEST = SQL_DIR / "manifest.txt"
 FORMAT_VERSION = 1
+# A step whose SQL reads getvariable('stay_part') runs in parts of at most PART_STAYS cohort
+# stays (`stay_id % stay_parts = stay_part`: CREATE for part 0, INSERT for the rest). Measured
+# (BENCHMARKS.md, Scale): DuckDB overshot its memory limit in the one-piece `hourly` join by an
+# amount that grew with the stays (+0.25 GiB from 20k to 80k); in parts of 20,000 it does not.
+PART_STAYS = 20_000
 
 
 def read_manifest(path: Path = MANIFEST) -> list[tuple[Path, str | None]]:
@@ -129,6 +134,19 @@ def connect(cfg: DataConfig, work_dir: str | Path) -> duckdb.DuckDBPyConnection:
                          f"(e.g. '8GB') / data.duckdb_threads / data.duckdb_temp_dir.") from None
 
 
+def _run_step(con: duckdb.DuckDBPyConnection, sql: str, table: str) -> None:
+    """One manifest step; in parts of PART_STAYS cohort stays if its SQL reads ``stay_part``."""
+    if "getvariable('stay_part')" not in sql:
+        con.execute(sql)
+        return
+    stays = con.execute("SELECT count(*) FROM cohort").fetchall()[0][0]
+    parts = max(1, -(-stays // PART_STAYS))
+    con.execute(f"SET VARIABLE stay_parts = {parts}")
+    for part in range(parts):
+        con.execute(f"SET VARIABLE stay_part = {part}")
+        con.execute(sql if part == 0 else _CREATE.sub(f"INSERT INTO {table} ", sql, count=1))
+
+
 def _check_until(until: str | None, steps: list[tuple[Path, str | None]]) -> None:
     names = [p.stem for p, _ in steps]
     if until is not None and until not in names:
@@ -159,7 +177,7 @@ def _step_error(err: Exception, sources: dict[str, Path]) -> str:
     if "out of memory" in str(err).lower():
         return ("DuckDB could not finish this step inside data.duckdb_memory_limit: raise it (e.g. "
                 "--set data.duckdb_memory_limit=4GB) or lower data.duckdb_threads (each thread holds its own "
-                "buffers); 1GB extracted 40,000 synthetic stays (docs/data.md, Scale)")
+                "buffers); 1GB extracted 80,000 synthetic stays (docs/data.md, Scale)")
     for path in sources.values():
         damage = gzip_damage(path)
         if damage:
@@ -217,7 +235,7 @@ def build_database(mimic_dir: str | Path, cfg: DataConfig, until: str | None = N
         if not path.exists():
             raise FileNotFoundError(f"{path} is listed in {MANIFEST} but missing; restore it or fix the manifest")
         try:
-            con.execute(path.read_text())
+            _run_step(con, path.read_text(), table)
             n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         except duckdb.Error as e:
             hint = _step_error(e, sources)
