@@ -39,7 +39,7 @@ def test_grid_is_full_with_each_phase_removed_plus_the_paradigms():
     for name in {parse_paradigm(p).curriculum for p in PARADIGMS}:
         assert yaml.safe_load((CURRICULUM_DIR / f"{name}.yaml").read_text())["description"].strip()
     snap = parse_paradigm("full@snapshot")  # the text mode is read after the extraction: shared data, own SFT
-    assert snap.overrides == ["data.text_mode=snapshot"] and snap.tag("extract") == "" and snap.tag("sft") == "snapshot"
+    assert snap.overrides == ["data.text_mode=snapshot", "encoder.max_length=320"] and snap.tag("extract") == "" and snap.tag("sft") == "snapshot"
 
 
 def test_paradigm_variants_parse_generically_with_clear_errors(monkeypatch):
