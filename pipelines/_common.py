@@ -65,12 +65,13 @@ def open_run(args: argparse.Namespace, create: bool = True, how_to_create: str =
     return run, run.load_config()
 
 
-def resolve_config(args: argparse.Namespace) -> RunConfig:
+def resolve_config(args: argparse.Namespace, sections: tuple[str, ...] | None = None) -> RunConfig:
     """Config for a stage that does not own a run (synth, extract without --run): an existing
-    run's settings (changed only with --reconfigure), else --config/--set."""
+    run's settings (changed only with --reconfigure), else --config/--set, validated in the
+    ``sections`` the stage reads (all when None; clin_jepa.config.RunConfig.validate)."""
     if getattr(args, "run", None) and RunDir(args.run).exists():
         return open_run(args)[1]
-    return load_config(getattr(args, "config", None), args.overrides)
+    return load_config(getattr(args, "config", None), args.overrides, sections=sections)
 
 
 def main_for(add_arguments: Callable, run: Callable, argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         mimic = cfg.data.mimic_dir or (str(run.mimic) if run.mimic.is_dir() else "")  # `clin-jepa synth --run`
         out = cfg.data_path
     else:
-        cfg = resolve_config(args)
+        cfg = resolve_config(args, sections=("data",))  # no model registries: no torch
         mimic = args.mimic or cfg.data.mimic_dir
         out = Path(args.out) if args.out else cfg.data_path
     if not mimic:

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from clin_jepa.data.synth import generate
 
-    cfg = resolve_config(args)
+    cfg = resolve_config(args, sections=("synth",))  # no model registries: no torch
     if args.stays is not None:
         cfg.synth.stays = args.stays
     if args.seed is not None:

@@ -23,6 +23,8 @@
 -- Hourly events use the grid hours of `hourly` (up to data.max_stay_hours); death can lie
 -- past the last grid hour. A stay without an event has no row for it.
 -- Columns: stay_id, event (VARCHAR), onset_hour (INTEGER).
+-- Built in parts of stays like `hourly` (stay_id % stay_parts = stay_part, extract.PART_STAYS
+-- stays each): the per-stay window and the joins below then hold one part at a time.
 CREATE TABLE events AS
 WITH death AS (
     SELECT
@@ -31,13 +33,14 @@ WITH death AS (
              AS INTEGER) AS onset_hour
     FROM icustay_detail d
     JOIN cohort c ON c.stay_id = d.stay_id
-    WHERE (d.deathtime IS NOT NULL
+    WHERE d.stay_id % getvariable('stay_parts') = getvariable('stay_part')
+      AND ((d.deathtime IS NOT NULL
            AND d.deathtime >= d.intime
            AND d.deathtime <= d.outtime + INTERVAL 6 HOUR)
        OR (d.deathtime IS NULL
            AND d.dod IS NOT NULL
            AND CAST(d.dod AS DATE) >= CAST(d.intime AS DATE)
-           AND CAST(d.dod AS DATE) <= CAST(d.outtime + INTERVAL 6 HOUR AS DATE))
+           AND CAST(d.dod AS DATE) <= CAST(d.outtime + INTERVAL 6 HOUR AS DATE)))
 ),
 hours AS (
     SELECT
@@ -48,10 +51,16 @@ hours AS (
         last_value(h.lactate IGNORE NULLS) OVER (
             PARTITION BY h.stay_id ORDER BY h.hour ROWS BETWEEN 6 PRECEDING AND CURRENT ROW  -- dense hours
         ) AS lactate_cf                                                 -- mmol/L, <= 6 h old
-    FROM hourly h
-    LEFT JOIN kdigo_hourly k ON k.stay_id = h.stay_id AND k.hour = h.hour
-    LEFT JOIN sofa_hourly s ON s.stay_id = h.stay_id AND s.hour = h.hour
-    LEFT JOIN rrt_hourly r ON r.stay_id = h.stay_id AND r.hour = h.hour
+    FROM (SELECT * FROM hourly WHERE stay_id % getvariable('stay_parts') = getvariable('stay_part')) h
+    LEFT JOIN (SELECT stay_id, hour, kdigo_stage FROM kdigo_hourly
+               WHERE stay_id % getvariable('stay_parts') = getvariable('stay_part')) k
+        ON k.stay_id = h.stay_id AND k.hour = h.hour
+    LEFT JOIN (SELECT stay_id, hour, pf_ratio FROM sofa_hourly
+               WHERE stay_id % getvariable('stay_parts') = getvariable('stay_part')) s
+        ON s.stay_id = h.stay_id AND s.hour = h.hour
+    LEFT JOIN (SELECT stay_id, hour, crrt FROM rrt_hourly
+               WHERE stay_id % getvariable('stay_parts') = getvariable('stay_part')) r
+        ON r.stay_id = h.stay_id AND r.hour = h.hour
     LEFT JOIN esrd es ON es.stay_id = h.stay_id
 ),
 firsts AS (
@@ -78,5 +87,6 @@ FROM (
     SELECT stay_id, event, onset_hour FROM hourly_events
     UNION ALL
     SELECT stay_id, 'sepsis' AS event, onset_hour FROM sepsis3
+    WHERE stay_id % getvariable('stay_parts') = getvariable('stay_part')
 )
 ORDER BY stay_id, event;
