@@ -30,8 +30,11 @@ seeded on its own: the results do not depend on --jobs or on the order).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import signal
+import sys
 import time
 from dataclasses import dataclass
 
@@ -155,6 +158,19 @@ def _job(root: str, stages: list[str], force: bool, share_from: str | None = Non
     return run.root.name, _timed(run, run.load_config(), stages, force)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: when the ablation process dies, even by SIGKILL (no chance to clean up),
+    its workers get SIGTERM, which the trainer turns into a saved state that the next `ablate`
+    resumes, instead of training on as orphans nobody waits for. Linux's PR_SET_PDEATHSIG through
+    ctypes: neither multiprocessing nor concurrent.futures offers this; elsewhere nothing changes."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the call above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, force: bool) -> dict[str, dict]:
     """Run (run, stages, after) items, ``jobs`` at a time in spawned processes (1: in this process, in
     order); an item starts only once the item whose run is ``after`` has finished (None: at once).
@@ -171,7 +187,8 @@ def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, f
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         blocked = [it for it in items if it[2] is not None]
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             running = {pool.submit(_job, str(r.root), st, force): r for r, st, after in items if after is None}
             try:
                 while running:

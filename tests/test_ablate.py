@@ -168,3 +168,40 @@ def test_run_metrics_read_added_evaluations_generically(tmp_path):
     metrics, refs = run_metrics(tmp_path)
     assert metrics == {"decoding.mase_vitals": 1.5, "whatif.sign_accuracy": 0.7} and refs == {}
     assert label("auroc.eep.probe") == "Early events: Clin-JEPA probe" and label("whatif.sign_accuracy")
+
+
+def test_workers_end_when_the_ablation_process_is_killed(tmp_path):
+    """`ablate --jobs N` workers get SIGTERM (a saved, resumable state in the trainer) when their
+    parent dies, even by SIGKILL, instead of training on as orphans: the real executor set-up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from clin_jepa.pipelines.ablate import _die_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                               initializer=_die_with_parent, initargs=(os.getpid(),))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 300)\n"
+        "    time.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(worker, 0)  # alive, busy sleeping for its parent
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} outlived its killed parent by 30 s")
