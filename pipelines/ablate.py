@@ -171,12 +171,19 @@ def _die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _longest_first(ready: list[tuple[float, object]]) -> int:
+    """Index of the ready item whose prerequisite took longest (the first of equals)."""
+    return max(range(len(ready)), key=lambda i: (ready[i][0], -i))
+
+
 def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, force: bool) -> dict[str, dict]:
     """Run (run, stages, after) items, ``jobs`` at a time in spawned processes (1: in this process, in
     order); an item starts only once the item whose run is ``after`` has finished (None: at once).
-    Dependent runs are queued the moment their prerequisite ends, so one long prerequisite (the
-    snapshot texts' SFT takes ~4x the events one) no longer holds back every other run: measured
-    on the grid, BENCHMARKS.md "Ablation grid". Timings come back in the items' order."""
+    A worker that comes free takes the ready item whose prerequisite took longest: the snapshot
+    texts' SFT takes ~4x the events one and so do their pretraining and embedding, so their run
+    goes first instead of after every queued events run (longest job first; without it the grid
+    waited ~30 min at the end for that one run, BENCHMARKS.md "Ablation grid"). Timings come back
+    in the items' order; each run is seeded on its own, so the order changes no result."""
     order = {str(r.root): i for i, (r, _, _) in enumerate(items)}
     results: dict[str, tuple[str, dict]] = {}
     if jobs <= 1 or len(items) <= 1:
@@ -187,18 +194,23 @@ def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, f
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         blocked = [it for it in items if it[2] is not None]
+        ready = [(0.0, it) for it in items if it[2] is None]  # (prerequisite's wall seconds, item)
+        running: dict = {}
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-            running = {pool.submit(_job, str(r.root), st, force): r for r, st, after in items if after is None}
             try:
-                while running:
+                while ready or running:
+                    while ready and len(running) < jobs:
+                        _, (r, st, after) = ready.pop(_longest_first(ready))
+                        running[pool.submit(_job, str(r.root), st, force, str(after.root) if after else None)] = r
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for f in done:
                         r = running.pop(f)
                         results[str(r.root)] = f.result()
+                        took = sum(t["wall"] for t in results[str(r.root)][1].values())
                         for it in [it for it in blocked if it[2].root == r.root]:
                             blocked.remove(it)
-                            running[pool.submit(_job, str(it[0].root), it[1], force, str(r.root))] = it[0]
+                            ready.append((took, it))
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)  # queued runs never start after a failure
                 raise

@@ -205,3 +205,13 @@ def test_workers_end_when_the_ablation_process_is_killed(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail(f"worker {worker} outlived its killed parent by 30 s")
+
+
+def test_a_free_worker_takes_the_run_whose_prerequisite_took_longest():
+    """Longest job first: the snapshot run (its SFT took ~4x) before queued events runs; ties keep
+    the grid's order (the full schedule runs in test_two_seed_grid_tables_paired_tests_and_rerun)."""
+    ready = [(143.5, "no_warmup"), (143.5, "no_joint"), (526.9, "full@snapshot"), (143.5, "no_sync")]
+    assert ablate._longest_first(ready) == 2
+    ready.pop(2)
+    assert [ablate._longest_first(ready[i:]) for i in range(3)] == [0, 0, 0]
+    assert ablate._longest_first([(0.0, "sft_s0"), (0.0, "sft@snapshot_s0")]) == 0
