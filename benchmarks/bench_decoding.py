@@ -37,7 +37,7 @@ def main() -> None:
     cfg = load_run_config(args.run)
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours)
+    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
     latents = embeddings.load(args.run, corpus.texts)
     predictor = embeddings.load_final_predictor(args.run)
     xs = suite._standardised_hourly(cfg.data_path, corpus)

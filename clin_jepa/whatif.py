@@ -50,7 +50,7 @@ class WhatIf:
         self.cfg = load_run_config(self.run.root)
         self.device = device
         self.decoder_kind = decoder_kind
-        self.corpus = load_corpus(self.cfg.data_path, self.cfg.data.window_hours)
+        self.corpus = load_corpus(self.cfg.data_path, self.cfg.data.window_hours, self.cfg.data.text_mode)
         self.latents = self.run.load_latents(self.corpus.texts)  # (U, D), memory-mapped when stored in order
         self._index = {t: i for i, t in enumerate(self.corpus.texts)}
         self.predictor = self.run.load_final_predictor().to(device)

@@ -21,23 +21,41 @@ TINY_CURRICULUM = """phases:
 K, H = 6, 12
 
 
-@pytest.fixture(scope="module")
-def tiny_run(extracted_data_dir, tmp_path_factory):
+def _tiny_run(root, data_dir, *extra: str):
     """A tiny trained + embedded run on the session's synthetic extraction (synth.stays matches it)."""
     from clin_jepa.pipelines.cli import main as cli
 
     from tests.conftest import SYNTH_STAYS
 
-    root = tmp_path_factory.mktemp("whatif")
     (root / "tiny.yaml").write_text(TINY_CURRICULUM)
-    sets = [f"data.data_dir={extracted_data_dir}", f"synth.stays={SYNTH_STAYS}", "data.window_hours=24",
-            "sft.steps=2", f"train.curriculum={root / 'tiny.yaml'}", "optim.batch_size=4", "train.val_stays=4"]
+    sets = [f"data.data_dir={data_dir}", f"synth.stays={SYNTH_STAYS}", "data.window_hours=24",
+            "sft.steps=2", f"train.curriculum={root / 'tiny.yaml'}", "optim.batch_size=4", "train.val_stays=4", *extra]
     run = root / "run"
     args = [a for s in sets for a in ("--set", s)]
     assert cli(["sft", "--run", str(run), *args]) == 0
     assert cli(["pretrain", "--run", str(run)]) == 0
     assert cli(["embed", "--run", str(run)]) == 0
     return run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(extracted_data_dir, tmp_path_factory):
+    return _tiny_run(tmp_path_factory.mktemp("whatif"), extracted_data_dir)
+
+
+def test_whatif_reads_the_runs_text_mode(extracted_data_dir, tmp_path):
+    """A snapshot-texts run: the what-if rollouts read the texts the run embedded (they once read
+    the events texts and every evaluation of such a run failed), and `evaluate` scores them."""
+    import json
+
+    from clin_jepa.pipelines.cli import main as cli
+    from clin_jepa.whatif import WhatIf
+
+    run = _tiny_run(tmp_path, extracted_data_dir, "data.text_mode=snapshot", "encoder.max_length=320")
+    wi = WhatIf(run)
+    assert any("h ago)" in t for t in wi.corpus.texts[:2000])  # snapshot texts give each value's age
+    assert cli(["evaluate", "--run", str(run), "--only", "whatif"]) == 0
+    assert json.loads((run / "eval" / "whatif.json").read_text())["split"] == "test"
 
 
 # --------------------------------------------------------------------------- scenario files
