@@ -13,7 +13,12 @@ budgets on the same data:
   paradigms as kinds used (full, sft_frozen, naive_cotrain fit the three AC kinds);
 - embeddings: as measured per run; evaluation: the measured run with baselines for the first
   run of the extraction, the mean of the runs without them for the others;
-- ``--jobs``: SFT runs, then paradigm runs, each started on the first free worker, in grid order.
+- a paradigm the measured grid ran at the same step scale: its own measured pretraining,
+  embedding and evaluation seconds, and the SFT of its own text variant (the snapshot texts'
+  SFT, pretraining and embedding cost ~3-4x the events ones);
+- ``--jobs``: the schedule of `clin-jepa ablate` (pipelines.ablate._schedule): SFT runs first,
+  each paradigm run ready when its SFT ends, a free worker taking the ready run whose
+  prerequisite took longest.
 
 CPU seconds (the default) are what the process used, every thread: on an idle 2-core
 machine with the debug flavors (one torch thread) they are close to the wall time, and a
@@ -31,7 +36,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from clin_jepa.pipelines.ablate import PARADIGMS, parse_paradigm
+from clin_jepa.pipelines.ablate import PARADIGMS, _longest_first, parse_paradigm
 
 from clin_jepa.config import load_config
 from clin_jepa.run import RunDir
@@ -77,6 +82,12 @@ def project(measured: Path, config: str, paradigms: list[str], seeds: int, field
     sft_runs = [RunDir(measured / name) for name in stages if name.startswith("sft_s")]
     sft = np.mean([stages[r.root.name][TITLES["sft"]][field] * target.sft.steps / r.load_config().sft.steps
                    for r in sft_runs]) * encoder_cost
+    sft_of = {}  # SFT seconds per text variant tag ('' = events): the measured one when the grid ran it
+    for name in stages:
+        if name.startswith("sft") and name.endswith("_s0"):
+            r = RunDir(measured / name)
+            sft_of[name[3:-3].lstrip("@")] = (stages[name][TITLES["sft"]][field] * target.sft.steps
+                                              / r.load_config().sft.steps * encoder_cost)
     rows, times = [], []
     for name in info["runs"]:
         cfg = RunDir(measured / "runs" / name).load_config()
@@ -87,27 +98,58 @@ def project(measured: Path, config: str, paradigms: list[str], seeds: int, field
     per_step[used] = np.linalg.lstsq(np.array(rows)[:, used], np.array(times), rcond=None)[0]
     scale = np.array([1.0, encoder_cost, encoder_cost])
     ev_plain = float(np.mean(eval_plain)) if eval_plain else float(np.mean(eval_base))
-    per_paradigm = {}
+    measured_runs = {n.rsplit("_s", 1)[0]: n for n in info["runs"]}
+    same_scale = RunDir(measured / "runs" / info["runs"][0]).load_config().train.steps_scale == target.train.steps_scale
+    per_paradigm, sfts = {}, {}
     for i, spec in enumerate(paradigms):
-        steps = phase_steps(parse_paradigm(spec).curriculum, target.train.steps_scale)
+        p = parse_paradigm(spec)
+        tag = p.tag("sft")
+        sfts[tag] = sft_of.get(tag, sft)
+        own = measured_runs.get(p.name) if same_scale and encoder_cost == 1.0 else None
+        if own is not None:  # measured as it is projected
+            t = stages[own]
+            per_paradigm[spec] = {k: t[TITLES[k]][field] for k in ("pretrain", "embed", "evaluate")}
+            if i == 0 and not RunDir(measured / "runs" / own).load_config().eval.baselines:
+                per_paradigm[spec]["evaluate"] = float(np.mean(eval_base))
+            elif i > 0 and RunDir(measured / "runs" / own).load_config().eval.baselines:
+                per_paradigm[spec]["evaluate"] = ev_plain
+            continue
+        steps = phase_steps(p.curriculum, target.train.steps_scale)
         pre = float(steps @ (per_step * scale))
         per_paradigm[spec] = {"pretrain": pre, "embed": float(np.mean(embed)) * encoder_cost,
                               "evaluate": float(np.mean(eval_base)) if i == 0 else ev_plain}
-    n_sft = len({parse_paradigm(p).tag("sft") for p in paradigms})  # SFT encoders per seed
-    runs = [sum(v.values()) for v in per_paradigm.values()]
-    one = shared + _lanes([sft] * n_sft, jobs) + _lanes(runs, jobs)
-    total = shared + _lanes([sft] * n_sft * seeds, jobs) + _lanes(runs * seeds, jobs)
-    return {"field": field, "per_step": dict(zip(KINDS, per_step.tolist())), "shared": shared, "sft": sft,
-            "n_sft": n_sft, "per_paradigm": per_paradigm, "one_seed_min": one / 60, "seeds": seeds,
-            "jobs": jobs, "total_min": total / 60}
+    runs = [(sum(v.values()), parse_paradigm(p).tag("sft")) for p, v in per_paradigm.items()]
+
+    def grid(n_seeds: int) -> float:  # fits the baselines once: later seeds evaluate without them
+        later = [(d - per_paradigm[paradigms[0]]["evaluate"] + ev_plain if i == 0 else d, tag)
+                 for i, (d, tag) in enumerate(runs)]
+        items = [(runs if k == 0 else later) for k in range(n_seeds)]
+        return shared + _simulate([(sfts[tag], [d for d, t in seed_runs if t == tag])
+                                   for seed_runs in items for tag in sfts], jobs)
+
+    return {"field": field, "per_step": dict(zip(KINDS, per_step.tolist())), "shared": shared, "sft": sfts,
+            "n_sft": len(sfts), "per_paradigm": per_paradigm, "one_seed_min": grid(1) / 60, "seeds": seeds,
+            "jobs": jobs, "total_min": grid(seeds) / 60}
 
 
-def _lanes(durations: list[float], jobs: int) -> float:
-    """Wall time of jobs run in order on ``jobs`` workers, each taking the next job when free."""
+def _simulate(groups: list[tuple[float, list[float]]], jobs: int) -> float:
+    """Wall time of `ablate`'s schedule: ``groups`` = (SFT seconds, [its runs' seconds]); SFTs are
+    ready at once, a group's runs when its SFT ends; a free worker takes the ready item whose
+    prerequisite took longest (pipelines.ablate._longest_first), in list order among equals."""
+    ready = [(0.0, (d, runs)) for d, runs in groups]
     free = [0.0] * max(1, jobs)
-    for d in durations:
-        i = int(np.argmin(free))
-        free[i] += d
+    busy: list[tuple[float, float, list[float]]] = []  # (end time, own seconds, dependents)
+    now = 0.0
+    while ready or busy:
+        while ready and any(f <= now for f in free):
+            _, (d, deps) = ready.pop(_longest_first(ready))
+            i = next(i for i, f in enumerate(free) if f <= now)
+            free[i] = now + d
+            busy.append((now + d, d, deps))
+        busy.sort(key=lambda b: b[0])
+        end, d, deps = busy.pop(0)
+        now = end
+        ready += [(d, (r, [])) for r in deps]
     return max(free)
 
 
@@ -127,7 +169,8 @@ def main() -> None:
     res = project(a.measured, a.config, a.paradigms.split(","), a.seeds, a.field, a.encoder_cost, a.overrides,
                   a.data_from, a.jobs)
     print(f"seconds per optimizer step ({a.field}): " + ", ".join(f"{k} {v:.2f}" for k, v in res["per_step"].items()))
-    print(f"shared {res['shared']:.0f} s; tokenizer + SFT {res['sft']:.0f} s x {res['n_sft']} per seed")
+    print(f"shared {res['shared']:.0f} s; tokenizer + SFT per seed: "
+          + ", ".join(f"{t or 'events'} {v:.0f} s" for t, v in res["sft"].items()))
     for p, v in res["per_paradigm"].items():
         print(f"  {p:<24} pretrain {v['pretrain']:6.0f}  embed {v['embed']:5.0f}  evaluate {v['evaluate']:5.0f}")
     print(f"--jobs {res['jobs']}: one seed {res['one_seed_min']:.1f} min; {res['seeds']} seed(s) "
