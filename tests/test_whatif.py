@@ -49,6 +49,7 @@ def test_whatif_reads_the_runs_text_mode(extracted_data_dir, tmp_path):
     import json
 
     from clin_jepa.pipelines.cli import main as cli
+
     from clin_jepa.whatif import WhatIf
 
     run = _tiny_run(tmp_path, extracted_data_dir, "data.text_mode=snapshot", "encoder.max_length=320")
