@@ -16,7 +16,7 @@ budgets on the same data:
 - a paradigm the measured grid ran at the same step scale: its own measured pretraining,
   embedding and evaluation seconds, and the SFT of its own text variant (the snapshot texts'
   SFT, pretraining and embedding cost ~3-4x the events ones);
-- ``--jobs``: the schedule of `clin-jepa ablate` (pipelines.ablate._schedule): SFT runs first,
+- ``--jobs``: the schedule of `clin-jepa ablate` (pipelines.ablate._schedule): SFTs taken first,
   each paradigm run ready when its SFT ends, a free worker taking the ready run whose
   prerequisite took longest.
 
@@ -134,9 +134,9 @@ def project(measured: Path, config: str, paradigms: list[str], seeds: int, field
 
 def _simulate(groups: list[tuple[float, list[float]]], jobs: int) -> float:
     """Wall time of `ablate`'s schedule: ``groups`` = (SFT seconds, [its runs' seconds]); SFTs are
-    ready at once, a group's runs when its SFT ends; a free worker takes the ready item whose
-    prerequisite took longest (pipelines.ablate._longest_first), in list order among equals."""
-    ready = [(0.0, (d, runs)) for d, runs in groups]
+    ready at once and taken first, a group's runs when its SFT ends; a free worker takes the ready
+    run whose prerequisite took longest (pipelines.ablate._longest_first), in list order among equals."""
+    ready = [(float("inf"), (d, runs)) for d, runs in groups]  # SFTs before any run, as in _schedule
     free = [0.0] * max(1, jobs)
     busy: list[tuple[float, float, list[float]]] = []  # (end time, own seconds, dependents)
     now = 0.0

@@ -179,11 +179,12 @@ def _longest_first(ready: list[tuple[float, object]]) -> int:
 def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, force: bool) -> dict[str, dict]:
     """Run (run, stages, after) items, ``jobs`` at a time in spawned processes (1: in this process, in
     order); an item starts only once the item whose run is ``after`` has finished (None: at once).
-    A worker that comes free takes the ready item whose prerequisite took longest: the snapshot
-    texts' SFT takes ~4x the events one and so do their pretraining and embedding, so their run
-    goes first instead of after every queued events run (longest job first; without it the grid
-    waited ~30 min at the end for that one run, BENCHMARKS.md "Ablation grid"). Timings come back
-    in the items' order; each run is seeded on its own, so the order changes no result."""
+    A worker that comes free takes a waiting SFT first (every run waits on one), else the ready run
+    whose prerequisite took longest: the snapshot texts' SFT takes ~4x the events one and so do
+    their pretraining and embedding, so their run goes first instead of after every queued events
+    run (longest job first; simulated on the measured stage times, one seed 50.6 instead of 62.6
+    min, three seeds 2.50 instead of 2.48-2.73 h, BENCHMARKS.md "Ablation grid"). Timings come
+    back in the items' order; each run is seeded on its own, so the order changes no result."""
     order = {str(r.root): i for i, (r, _, _) in enumerate(items)}
     results: dict[str, tuple[str, dict]] = {}
     if jobs <= 1 or len(items) <= 1:
@@ -194,7 +195,9 @@ def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, f
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         blocked = [it for it in items if it[2] is not None]
-        ready = [(0.0, it) for it in items if it[2] is None]  # (prerequisite's wall seconds, item)
+        # (priority, item): items without a prerequisite (the SFTs) first, as every run waits on one;
+        # then the run whose prerequisite took longest
+        ready = [(float("inf"), it) for it in items if it[2] is None]
         running: dict = {}
         with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
