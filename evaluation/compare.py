@@ -45,7 +45,14 @@ MODEL = "probe"  # the method the paired test compares (the model's probe on its
 _SEP = "__"  # npz key: <task>__<array>
 
 LABELS = {"drift.mean_drift_pct": "Drift %", "drift.mean_skill_vs_hour_mean": "Skill vs hour mean",
-          "drift.mean_skill_vs_copy_forward": "Skill vs copy-fwd.", "displacement.latent_ratio": "Disp. ratio"}
+          "drift.mean_skill_vs_copy_forward": "Skill vs copy-fwd.", "displacement.latent_ratio": "Disp. ratio",
+          # rollout decoding: the model's MASE per variable group, mean over horizons (docs/evaluation.md)
+          "decoding.mase_vitals": "Decoded vitals MASE", "decoding.mase_labs": "Decoded labs MASE",
+          "decoding.mase_sofa": "Decoded SOFA MASE",
+          # what-if fidelity against the simulator (docs/whatif.md)
+          "whatif.sign_accuracy": "What-if sign acc.", "whatif.median_correlation": "What-if median corr.",
+          "whatif.median_mae_ratio": "What-if median MAE ratio", "whatif.material_effects": "What-if effects (n)"}
+COUNTS = ("material_effects",)  # metric keys ending so are counts: no decimals
 
 
 # ---------------------------------------------------------------------- #
@@ -200,6 +207,8 @@ def seed_cell(vals: list, nd: int = 3, sign: bool = False) -> str:
 def _nd(metric: str) -> tuple[int, bool]:
     if metric == "drift.mean_drift_pct":
         return 1, True
+    if metric.endswith(COUNTS):
+        return 0, False
     return (3, False) if metric.startswith("auroc.") else (2, "skill" in metric)
 
 

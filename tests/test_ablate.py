@@ -115,6 +115,7 @@ def test_two_seed_grid_tables_paired_tests_and_rerun(extracted_data_dir, tmp_pat
     assert any(r["configuration"] == "reference" and r["metric"] == "auroc.eep.best_baseline" for r in comp)
     md = (out / "report" / "comparison.md").read_text()
     assert "+-" in md and variant in md and (out / "report" / "comparison.tex").exists()
+    assert "Decoded vitals MASE" in md and "decoding.mase" not in md  # every column has a display name
 
     tests = _csv(out / "report" / "comparison_tests.csv")
     eep = [r for r in tests if r["family"].startswith("Early event")]
@@ -215,3 +216,11 @@ def test_a_free_worker_takes_the_run_whose_prerequisite_took_longest():
     ready.pop(2)
     assert [ablate._longest_first(ready[i:]) for i in range(3)] == [0, 0, 0]
     assert ablate._longest_first([(0.0, "sft_s0"), (0.0, "sft@snapshot_s0")]) == 0
+
+
+def test_comparison_columns_have_display_names_and_counts_no_decimals():
+    from clin_jepa.evaluation.compare import _cell, _nd, label
+
+    assert label("whatif.sign_accuracy") == "What-if sign acc." and label("decoding.mase_sofa") == "Decoded SOFA MASE"
+    assert _cell({"mean": 94364.0, "sd": None}, *_nd("whatif.material_effects")) == "94364"
+    assert _cell({"mean": 1.634, "sd": 0.02}, *_nd("decoding.mase_vitals")) == "1.63 +- 0.02"
