@@ -585,13 +585,18 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def resolve_config_path(path: str | os.PathLike) -> Path:
+    """A YAML file: the path itself, else a name under configs/ (``ablate`` -> configs/ablate.yaml).
+    Only files count: a directory of the same name (e.g. a run made with ``--out ablate``) is
+    not a config and does not hide the shipped one."""
     p = Path(path)
-    if p.exists():
+    if p.is_file():
         return p
     for cand in (CONFIG_DIR / p, CONFIG_DIR / f"{p}.yaml"):
-        if cand.exists():
+        if cand.is_file():
             return cand
-    raise ValueError(f"config file {str(path)!r} not found (looked in . and {CONFIG_DIR}); pass an existing YAML path")
+    what = "is a directory, not a YAML file" if p.is_dir() else "not found"
+    raise ValueError(f"config {str(path)!r} {what} (looked in . and {CONFIG_DIR}); pass a YAML file or the name "
+                     f"of one in configs/")
 
 
 def load_yaml(path: str | os.PathLike) -> dict:

@@ -47,6 +47,17 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(bad)
 
 
+def test_a_directory_named_like_a_config_does_not_hide_it(tmp_path, monkeypatch):
+    """`--config ablate` from a directory holding a run made with `--out ablate`: the shipped
+    configs/ablate.yaml, not a traceback on the directory; a directory alone is a clear error."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ablate").mkdir()
+    assert load_config("ablate").synth.stays == 2000
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(ValueError, match="'mine' is a directory, not a YAML file"):
+        load_config("mine")
+
+
 def test_saved_config_round_trips(tmp_path):
     cfg = load_config("default", ["train.drop_phases=[align]"], run_dir=str(tmp_path))
     cfg.save(tmp_path / "config.yaml")
