@@ -23,8 +23,9 @@ on a rerun, an interrupted pretraining resumes, and a rerun with other settings 
 The baselines depend only on the data, splits and eval seeds, so they are fitted in the first
 run of each extraction (``--baselines-every-run`` refits them in every run). Every run's config
 is written first; then the SFT runs and the paradigm runs execute, ``--jobs`` at a time in
-separate processes, each paradigm run as soon as its own SFT encoder is trained (each run is
-seeded on its own: the results do not depend on --jobs or on the order).
+separate processes: the SFTs first, each paradigm run as soon as its own SFT encoder is trained,
+the run whose SFT took longest first (each run is seeded on its own: the results do not depend
+on --jobs or on the order). If this process dies, its workers save their state and stop.
 """
 
 from __future__ import annotations
