@@ -216,7 +216,11 @@ def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, f
                         for it in [it for it in blocked if it[2].root == r.root]:
                             blocked.remove(it)
                             ready.append((took, it))
-            except BaseException:
+            except BaseException as e:
+                if running:  # say so now: the runs still training finish (their results are kept) first
+                    log.error("a run of the grid failed (%s: %s); no queued run starts; waiting for the %d "
+                              "run(s) still training to finish (Ctrl-C stops them at their next step)",
+                              type(e).__name__, str(e).splitlines()[0] if str(e) else "", len(running))
                 pool.shutdown(wait=True, cancel_futures=True)  # queued runs never start after a failure
                 raise
         if blocked:

@@ -224,3 +224,16 @@ def test_comparison_columns_have_display_names_and_counts_no_decimals():
     assert label("whatif.sign_accuracy") == "What-if sign acc." and label("decoding.mase_sofa") == "Decoded SOFA MASE"
     assert _cell({"mean": 94364.0, "sd": None}, *_nd("whatif.material_effects")) == "94364"
     assert _cell({"mean": 1.634, "sd": 0.02}, *_nd("decoding.mase_vitals")) == "1.63 +- 0.02"
+
+
+def test_a_failed_run_stops_the_grid_before_its_dependents_start(tmp_path):
+    """With --jobs 2: a run that fails in its worker (here an unreadable config) raises in the
+    parent with its message; the runs waiting on it never start."""
+    from clin_jepa.run import RunDir
+
+    bad, after = RunDir(tmp_path / "sft_s0"), RunDir(tmp_path / "runs" / "full_s0")
+    bad.root.mkdir()
+    bad.config_file.write_text("train: [unclosed\n")
+    with pytest.raises(ValueError, match="is not valid YAML"):
+        ablate._schedule([(bad, ["sft"], None), (after, ["pretrain"], bad)], jobs=2, force=False)
+    assert not after.root.exists()
