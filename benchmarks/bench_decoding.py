@@ -31,13 +31,13 @@ def main() -> None:
     from clin_jepa.evaluation import embeddings, suite
 
     from clin_jepa.config import load_run_config
-    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.data.windows import run_corpus
     from clin_jepa.utils import seed_everything
 
     cfg = load_run_config(args.run)
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
+    corpus = run_corpus(cfg)
     latents = embeddings.load(args.run, corpus.texts)
     predictor = embeddings.load_final_predictor(args.run)
     xs = suite._standardised_hourly(cfg.data_path, corpus)

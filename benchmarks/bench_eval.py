@@ -73,10 +73,10 @@ def main() -> None:
         from clin_jepa.evaluation import embeddings, suite
 
         from clin_jepa.config import load_run_config
-        from clin_jepa.data.windows import load_corpus
+        from clin_jepa.data.windows import run_corpus
 
         cfg = load_run_config(a.run)
-        corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
+        corpus = run_corpus(cfg)
         lat, pred = embeddings.load(a.run, corpus.texts), embeddings.load_final_predictor(a.run)
         times = {}
         for n in (1, 2, 1, 2):

@@ -26,7 +26,7 @@ from clin_jepa.evaluation.metrics import auroc
 from torch import nn
 
 from clin_jepa.config import load_run_config
-from clin_jepa.data.windows import load_corpus
+from clin_jepa.data.windows import run_corpus
 
 
 class LegacyProbe(nn.Module):
@@ -59,7 +59,7 @@ def main() -> None:
     cfg = load_run_config(args.run)
     e = cfg.eval
     torch.set_num_threads(max(1, e.threads))
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
+    corpus = run_corpus(cfg)
     latents = embeddings.load(args.run, corpus.texts)
     predictor = embeddings.load_final_predictor(args.run)
     labels = tasks.read_table(cfg.data_path, "labels.parquet", ("stay_id", "task", "hour", "label"))

@@ -40,7 +40,7 @@ class WhatIf:
 
     def __init__(self, run_dir, device: str = "cpu", decoder_kind: str = "linear"):
         from clin_jepa.config import load_run_config
-        from clin_jepa.data.windows import load_corpus
+        from clin_jepa.data.windows import run_corpus
         from clin_jepa.run import RunDir
 
         self.run = RunDir(run_dir)
@@ -50,7 +50,7 @@ class WhatIf:
         self.cfg = load_run_config(self.run.root)
         self.device = device
         self.decoder_kind = decoder_kind
-        self.corpus = load_corpus(self.cfg.data_path, self.cfg.data.window_hours, self.cfg.data.text_mode)
+        self.corpus = run_corpus(self.cfg)
         self.latents = self.run.load_latents(self.corpus.texts)  # (U, D), memory-mapped when stored in order
         self._index = {t: i for i, t in enumerate(self.corpus.texts)}
         self.predictor = self.run.load_final_predictor().to(device)

@@ -91,12 +91,12 @@ def compute(run_dir, cfg, force: bool = False) -> Path:
     import torch
     from accelerate import PartialState
 
-    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.data.windows import run_corpus
 
     state = PartialState(cpu=not torch.cuda.is_available())
     run_dir = Path(run_dir)
     out = run_dir / "embeddings"
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
+    corpus = run_corpus(cfg)
     fp = fingerprint(run_dir, cfg, corpus.texts)
     stored = out / "fingerprint.json"
     if not force and stored.exists() and json.loads(stored.read_text()).get("fingerprint") == fp:

@@ -174,7 +174,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
 
     ``aces_configs``: ACES task configs added to the task evaluation, run on the MEDS export
     ``meds_dir`` (default RUN/meds, written by ``clin-jepa export-meds``)."""
-    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.data.windows import run_corpus
 
     bad = sorted(set(only) - set(EVALUATIONS))
     if bad:
@@ -188,7 +188,7 @@ def evaluate_run(run_dir, cfg, only: tuple[str, ...] = EVALUATIONS, aces_configs
                                         builtin=sum(tasks.task_families(cfg.data).values(), ()))
     torch.set_num_threads(max(1, cfg.eval.threads))
     seed_everything(cfg.eval.seeds[0])
-    corpus = load_corpus(data_dir, cfg.data.window_hours, cfg.data.text_mode)
+    corpus = run_corpus(cfg)
     latents = embeddings.load(run_dir, corpus.texts)
     predictor = embeddings.load_final_predictor(run_dir)
     if predictor.latent_dim != latents.shape[1]:

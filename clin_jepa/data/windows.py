@@ -143,6 +143,13 @@ def _read(data_dir: Path, name: str) -> pl.DataFrame:
     return df.select(required)
 
 
+def run_corpus(cfg) -> Corpus:
+    """The corpus a run reads: its data directory, window and text mode (``cfg``: a RunConfig).
+    The one way the stages open a run's corpus, so none can fall back to the default text mode
+    (the what-if rollouts once read the events texts of a snapshot run)."""
+    return load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
+
+
 def load_corpus(data_dir, window_hours: int = 72, text_mode: str = "events") -> Corpus:
     """The first ``window_hours`` hours of every cohort stay, as text ids (docs/design.md), with
     the hourly texts of ``text_mode`` (data.text_mode: events | snapshot)."""

@@ -437,7 +437,7 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
     ``phases``: only these phases, starting from the latest checkpoint. ``resume``: continue
     from the latest checkpoint. ``encoder``: defaults to the run's SFT encoder.
     """
-    from clin_jepa.data.windows import load_corpus
+    from clin_jepa.data.windows import run_corpus
     from clin_jepa.training.curriculum import load_curriculum
 
     run = RunDir(run_dir)
@@ -452,7 +452,7 @@ def pretrain(cfg: RunConfig, run_dir, phases: list[str] | None = None, resume: b
     if not (resume or phases) and latest_checkpoint(run.checkpoints) is not None:
         raise ValueError(f"{run.checkpoints} already holds checkpoints: pass --resume to continue that run, "
                          f"or delete {run.checkpoints} (or use a new --run) to start over")
-    corpus = load_corpus(cfg.data_path, cfg.data.window_hours, cfg.data.text_mode)
+    corpus = run_corpus(cfg)
     if encoder is None:
         if not run.sft.exists():
             raise FileNotFoundError(f"{run.sft} not found: pretraining starts from the SFT encoder; "
