@@ -7,6 +7,10 @@ measurement). Candidates are registered as flavors in-process only; the chosen o
 `small` flavor of clin_jepa.models.encoder_flavors.
 
     python benchmarks/latent_content.py --data RUN/data --out /tmp/cands --cand 96x3:mean:600
+    python benchmarks/latent_content.py --data RUN/data --out /tmp/cands --cand 128x2:mean:400:3e-3:1
+
+A candidate is WIDTHxLAYERS:POOLING:STEPS, optionally :SFT_LR and :SFT_SEED (default: the
+default config's sft.lr and sft.seed).
 """
 
 from __future__ import annotations
@@ -37,14 +41,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="an extracted data directory (texts, cohort, splits parquet)")
     p.add_argument("--out", required=True, help="scratch directory for the candidate runs")
-    p.add_argument("--cand", action="append", required=True, help="WIDTHxLAYERS:POOLING:STEPS (repeatable)")
+    p.add_argument("--cand", action="append", required=True, help="WIDTHxLAYERS:POOLING:STEPS[:SFT_LR[:SFT_SEED]] (repeatable)")
     p.add_argument("--max-texts", type=int, default=10000)
     args = p.parse_args()
     for cand in args.cand:
-        shape, pooling, steps = cand.split(":")
+        parts = cand.split(":")
+        if not 3 <= len(parts) <= 5:
+            raise SystemExit(f"--cand {cand!r}: use WIDTHxLAYERS:POOLING:STEPS[:SFT_LR[:SFT_SEED]], e.g. 128x2:mean:400")
+        shape, pooling, steps = parts[:3]
         width, layers = map(int, shape.split("x"))
         flavor = register(width, layers)
-        cfg = load_config("default", [f"encoder.pooling={pooling}", f"sft.steps={steps}",
+        sft = [f"sft.{key}={value}" for key, value in zip(("lr", "seed"), parts[3:])]
+        cfg = load_config("default", [f"encoder.pooling={pooling}", f"sft.steps={steps}", *sft,
                                       f"data.data_dir={Path(args.data).resolve()}"])
         cfg.encoder.flavor = flavor
         run = RunDir(Path(args.out) / cand.replace(":", "_"))
