@@ -8,7 +8,7 @@
     RUN/sft/{base,adapter,metrics.json}
     RUN/checkpoints/<NN>_<phase>/, RUN/checkpoints/last/
     RUN/final/{encoder/{online,target},predictor.safetensors,predictor.json}
-    RUN/pretrain_summary.json, RUN/logs/
+    RUN/pretrain_summary.json, RUN/logs/, RUN/logs/stage_times.json
     RUN/embeddings/, RUN/eval/<name>.json, RUN/report/, RUN/demo_timings.json
 
 Paths in the config (data.mimic_dir, data.data_dir, data.duckdb_temp_dir, encoder.model_dir,
@@ -70,6 +70,7 @@ class RunDir:
     eval = property(lambda self: self.root / "eval")
     report = property(lambda self: self.root / "report")
     demo_timings = property(lambda self: self.root / "demo_timings.json")
+    stage_times_file = property(lambda self: self.root / "logs" / "stage_times.json")
 
     def eval_file(self, name: str) -> Path:
         return self.eval / f"{name}.json"
@@ -99,6 +100,27 @@ class RunDir:
             changes = read_json(self.changes_file)
             changes["stale"] = [s for s in stale if s != stage]
             write_json(self.changes_file, changes)
+
+    def stage_times(self) -> dict[str, dict[str, dict]]:
+        """What each stage cost, over every launch: ``{"completed": {stage: t}, "unfinished":
+        {stage: t}}`` with ``t = {"wall", "cpu", "attempts"}`` (seconds summed over the attempts:
+        an interrupted or failed attempt counts towards the one that completes the stage; a
+        stage rerun after it completed starts from zero). A resumed demo or ablation reports the
+        stages it skips from here. An attempt killed without a chance to clean up (SIGKILL,
+        power loss) is not counted."""
+        times = read_json(self.stage_times_file) if self.stage_times_file.exists() else {}
+        return {"completed": times.get("completed", {}), "unfinished": times.get("unfinished", {})}
+
+    def record_stage_time(self, stage: str, wall: float, cpu: float, completed: bool) -> dict:
+        """Add one attempt of ``stage`` to RUN/logs/stage_times.json (atomic); returns its entry."""
+        times = self.stage_times()
+        before = times["unfinished"].pop(stage, {"wall": 0.0, "cpu": 0.0, "attempts": 0})
+        entry = {"wall": round(before["wall"] + wall, 2), "cpu": round(before["cpu"] + cpu, 2),
+                 "attempts": before["attempts"] + 1}
+        times["completed" if completed else "unfinished"][stage] = entry
+        self.logs.mkdir(parents=True, exist_ok=True)
+        write_json(self.stage_times_file, times)
+        return entry
 
     # ------------------------------------------------------------------ config
     def exists(self) -> bool:

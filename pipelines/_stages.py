@@ -112,7 +112,10 @@ def open_or_create(run: RunDir, cfg: RunConfig, how: str) -> RunConfig:
 
 def run_stages(run: RunDir, cfg: RunConfig, names: list[str], force: bool = False, label: str = "",
                ) -> dict[str, float]:
-    """Run the named stages in order (skipping completed ones); returns seconds per stage title."""
+    """Run the named stages in order (skipping completed ones); returns the seconds each stage
+    took in THIS call per stage title (0 when skipped). Every attempt's wall and CPU seconds are
+    also added to RUN/logs/stage_times.json (``RunDir.stage_times``), so a run finished over
+    several launches still knows what each stage cost."""
     timings: dict[str, float] = {}
     for i, name in enumerate(names, 1):
         stage = PIPELINE[name]
@@ -122,11 +125,25 @@ def run_stages(run: RunDir, cfg: RunConfig, names: list[str], force: bool = Fals
             timings[stage.title] = 0.0
             continue
         log.info("%s ...", head)
-        t0 = time.perf_counter()
-        stage.run(run, cfg)
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            stage.run(run, cfg)
+        except BaseException:  # failed or interrupted (SIGTERM, Ctrl-C): its time counts towards the rerun
+            _record(run, name, t0, c0, completed=False)
+            raise
         if not run.marker(name, cfg).exists():
             raise RuntimeError(f"{stage.title} finished but did not write {run.marker(name, cfg)}")
         run.mark_done(name)
         timings[stage.title] = time.perf_counter() - t0
+        _record(run, name, t0, c0, completed=True)
         log.info("%s done in %.1f s", head, timings[stage.title])
     return timings
+
+
+def _record(run: RunDir, name: str, t0: float, c0: float, completed: bool) -> None:
+    """One attempt into RUN/logs/stage_times.json; a bookkeeping failure never hides the stage's
+    own outcome (its exception, or its completed outputs)."""
+    try:
+        run.record_stage_time(name, time.perf_counter() - t0, time.process_time() - c0, completed)
+    except (OSError, ValueError) as e:
+        log.warning("could not record the time of stage %s in %s: %s", name, run.stage_times_file, e)

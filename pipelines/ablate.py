@@ -139,14 +139,17 @@ def _derive(base: RunConfig, overrides: list[str], **sets) -> RunConfig:
     return cfg.validate()
 
 
-def _timed(run: RunDir, cfg: RunConfig, stages: list[str], force: bool) -> dict[str, dict[str, float]]:
-    """Run stages one by one: {stage title: {"wall": s, "cpu": s}}. CPU seconds are this process's
-    (every thread), the figure that projects the grid's time on an idle machine from a busy one."""
+def _timed(run: RunDir, cfg: RunConfig, stages: list[str], force: bool) -> dict[str, dict]:
+    """Run stages one by one: {stage title: {"wall": s, "cpu": s, "attempts": n, "this_launch": bool}},
+    the seconds the stage took over every launch that worked on it (RunDir.stage_times), also for a
+    stage this launch skipped because an earlier one finished it. CPU seconds are the stage's
+    process's (every thread), the figure that projects the grid's time on an idle machine from a
+    busy one. A stage finished before its times were recorded reports 0 s."""
     out = {}
     for name in stages:
-        c0 = time.process_time()
         (title, wall), = run_stages(run, cfg, [name], force=force, label=f"{run.root.name} ").items()
-        out[title] = {"wall": round(wall, 2), "cpu": round(time.process_time() - c0, 2) if wall else 0.0}
+        rec = run.stage_times()["completed"].get(name) or {"wall": round(wall, 2), "cpu": 0.0, "attempts": int(wall > 0)}
+        out[title] = {**rec, "this_launch": wall > 0}
     return out
 
 

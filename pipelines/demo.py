@@ -14,7 +14,7 @@ import argparse
 import time
 
 from clin_jepa.pipelines._common import main_for
-from clin_jepa.pipelines._stages import open_or_create, run_stages, source_stages
+from clin_jepa.pipelines._stages import PIPELINE, open_or_create, run_stages, source_stages
 
 from clin_jepa.config import load_config
 from clin_jepa.run import STAGES, RunDir
@@ -55,7 +55,11 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", e)
         return 3
     total = time.perf_counter() - t0
-    write_json(run.demo_timings, {"seconds": timings, "total_seconds": total})
+    done = run.stage_times()["completed"]
+    recorded = {PIPELINE[name].title: done[name] for name in pipeline_stages(run, cfg) if name in done}
+    # seconds / total_seconds: this launch (0 for a stage an earlier launch finished);
+    # stages: each stage's seconds over every launch that worked on it
+    write_json(run.demo_timings, {"seconds": timings, "total_seconds": total, "stages": recorded})
 
     report = run.report
     print(f"\nClin-JEPA demo finished in {total / 60:.1f} min. Report: {report / 'report.md'}")

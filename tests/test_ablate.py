@@ -125,9 +125,17 @@ def test_two_seed_grid_tables_paired_tests_and_rerun(extracted_data_dir, tmp_pat
     assert float(eep[0]["delta"]) == pytest.approx(expect, abs=1e-6)  # paired over seeds and the same test rows
 
     stamp = {k: (r / "eval" / "tasks.json").stat().st_mtime_ns for k, r in runs.items()}
+    first = json.loads((out / "ablation.json").read_text())["stage_seconds"]
+    assert all(t["this_launch"] and t["wall"] > 0 and t["attempts"] == 1 for run in first.values() for t in run.values())
     assert cli(args) == 0  # a rerun skips every completed stage
     stages = json.loads((out / "ablation.json").read_text())["stage_seconds"]
-    assert all(t["wall"] == 0 for run in stages.values() for t in run.values())
+    assert not any(t["this_launch"] for run in stages.values() for t in run.values())
+
+    def cost(timings: dict) -> dict:
+        return {r: {k: {f: v for f, v in t.items() if f != "this_launch"} for k, t in x.items()}
+                for r, x in timings.items()}
+
+    assert cost(stages) == cost(first)  # the skipped stages report what they cost when they ran
     assert stamp == {k: (r / "eval" / "tasks.json").stat().st_mtime_ns for k, r in runs.items()}
     assert "Comparison tables" in capsys.readouterr().out
 

@@ -72,10 +72,15 @@ def test_demo_end_to_end_writes_every_report_artefact(demo_run, capsys):
     # a rerun finds every stage complete and rewrites nothing but the report summary lines
     stamp = (run / "final" / "predictor.safetensors").stat().st_mtime_ns
     config = (run / "config.yaml").read_text()
+    first = json.loads((run / "demo_timings.json").read_text())
+    assert set(first["stages"]) == set(first["seconds"]) and len(first["stages"]) == 7
+    for title, t in first["stages"].items():  # one attempt each, the seconds this launch measured
+        assert t["attempts"] == 1 and t["wall"] == pytest.approx(first["seconds"][title], abs=0.01) and t["cpu"] > 0
     assert cli(["demo", "--out", str(run), *_sets(DEMO_SETS)]) == 0
     assert (run / "final" / "predictor.safetensors").stat().st_mtime_ns == stamp
-    timings = json.loads((run / "demo_timings.json").read_text())["seconds"]
-    assert all(v == 0.0 for v in timings.values())
+    timings = json.loads((run / "demo_timings.json").read_text())
+    assert all(v == 0.0 for v in timings["seconds"].values())
+    assert timings["stages"] == first["stages"]  # what each stage cost is still known after a resumed launch
     # a rerun with other settings is refused naming them: the finished run never mixes settings
     capsys.readouterr()
     assert cli(["demo", "--out", str(run), *_sets([*DEMO_SETS, "optim.lr_predictor=1e-3"])]) == 2

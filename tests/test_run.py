@@ -161,3 +161,31 @@ def test_text_mode_change_keeps_the_extraction(tmp_path):
     assert run.change_config(run.candidate(None, ["data.text_mode=snapshot"])) == {
         "data.text_mode": ("events", "snapshot")}
     assert run.stale() == ["sft"] and run.done("extract", run.load_config())
+
+
+def test_stage_times_add_up_over_the_attempts_that_finish_a_stage(tmp_path):
+    """RUN/logs/stage_times.json: a failed attempt counts towards the one that completes the
+    stage, and a later launch that skips the stage leaves its record as it was."""
+    from clin_jepa.pipelines._stages import PIPELINE, open_or_create, run_stages
+
+    from clin_jepa.data.synth import generate
+
+    mimic = tmp_path / "mimic"
+    mimic.mkdir()  # empty: the extraction fails, naming what is missing
+    run = RunDir(tmp_path / "run")
+    cfg = open_or_create(run, load_config("default", [f"data.mimic_dir={mimic}", "synth.stays=40"]), "")
+    with pytest.raises(FileNotFoundError):
+        run_stages(run, cfg, ["extract"])
+    times = run.stage_times()
+    assert times["completed"] == {} and times["unfinished"]["extract"]["attempts"] == 1
+    failed = times["unfinished"]["extract"]["wall"]
+    assert failed > 0
+
+    generate(mimic, cfg.synth)
+    title = PIPELINE["extract"].title
+    took = run_stages(run, cfg, ["extract"])[title]
+    times = run.stage_times()
+    assert times["unfinished"] == {} and times["completed"]["extract"]["attempts"] == 2
+    assert times["completed"]["extract"]["wall"] == pytest.approx(failed + took, abs=0.02)
+    assert run_stages(run, cfg, ["extract"]) == {title: 0.0}  # skipped: nothing re-measured
+    assert run.stage_times() == times
