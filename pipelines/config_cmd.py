@@ -1,8 +1,8 @@
 """`clin-jepa config show [--run RUN] [--config X] [--set K=V] [KEY ...]`: every config key with
 its type, value, default and documentation.
 
-The documentation is the comment after each field in ``clin_jepa/config.py`` (the single
-owner of defaults), read from its source; values are those of the resolved config: the run's
+The documentation is the comment after each field in ``clin_jepa/config_sections.py`` (the
+single owner of defaults) and ``clin_jepa/config.py`` (RunConfig), read from their source; values are those of the resolved config: the run's
 saved ``config.yaml`` with ``--run``, else ``--config`` (default: the built-in defaults),
 with ``--set`` on top. Keys whose value differs from the default are marked ``*``.
 """
@@ -26,23 +26,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def field_docs() -> dict[tuple[str, str], str]:
-    """(dataclass name, field) -> the comment on the field's line (or the line above) in config.py."""
-    from clin_jepa import config
+    """(dataclass name, field) -> the comment on the field's line (or the line above) in the
+    config's sections (config_sections.py) and RunConfig (config.py)."""
+    from clin_jepa import config, config_sections
 
-    src = inspect.getsource(config)
-    lines = src.splitlines()
     docs = {}
-    for node in ast.parse(src).body:
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for item in node.body:
-            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                line = lines[item.lineno - 1]
-                doc = line.split("  # ", 1)[1].strip() if "  # " in line else ""
-                above = lines[item.lineno - 2].strip()
-                if not doc and above.startswith("#"):
-                    doc = above.lstrip("# ").strip()
-                docs[(node.name, item.target.id)] = doc
+    for module in (config_sections, config):
+        src = inspect.getsource(module)
+        lines = src.splitlines()
+        for node in ast.parse(src).body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    line = lines[item.lineno - 1]
+                    doc = line.split("  # ", 1)[1].strip() if "  # " in line else ""
+                    above = lines[item.lineno - 2].strip()
+                    if not doc and above.startswith("#"):
+                        doc = above.lstrip("# ").strip()
+                    docs[(node.name, item.target.id)] = doc
     return docs
 
 
