@@ -214,7 +214,7 @@ class SFTConfig:
     batch_size: int = 64  # texts per step
     lr: float = 1e-3  # AdamW peak learning rate (linear warmup, cosine to 10 %); the embedded default: 3e-3
     train_base: bool = True  # debug/small flavors only: train the small base as well
-    seed: int = 0  # which texts each step samples
+    seed: int = 0  # the SFT stage's seed: the small base's and LoRA's initialisation, the texts each step samples
     val_fraction: float = 0.05  # unique texts held out to report next-token loss before/after
     log_every: int = 25  # steps
     cpu_threads: int = 0  # torch threads for SFT on CPU; 0 -> 1 for debug (tiny matmuls), torch default otherwise
