@@ -188,8 +188,10 @@ def _schedule(items: list[tuple[RunDir, list[str], RunDir | None]], jobs: int, f
     their pretraining and embedding, so their run goes first instead of after every queued events
     run (longest job first). Replayed on the measured stage times (BENCHMARKS.md "Ablation grid"):
     one seed 50.6 min against 62.6 in grid order; three seeds 2.50 h, against 2.48 h in grid order
-    and 2.73 h longest-first without the SFTs first. Timings come back in the items' order; each
-    run is seeded on its own, so the order changes no result."""
+    and 2.73 h longest-first without the SFTs first. An SFT that an earlier launch finished counts
+    with its recorded time (RUN/logs/stage_times.json), so a resumed grid keeps this order.
+    Timings come back in the items' order; each run is seeded on its own, so the order changes
+    no result."""
     order = {str(r.root): i for i, (r, _, _) in enumerate(items)}
     results: dict[str, tuple[str, dict]] = {}
     if jobs <= 1 or len(items) <= 1:
