@@ -148,7 +148,8 @@ def _timed(run: RunDir, cfg: RunConfig, stages: list[str], force: bool) -> dict[
     out = {}
     for name in stages:
         (title, wall), = run_stages(run, cfg, [name], force=force, label=f"{run.root.name} ").items()
-        rec = run.stage_times()["completed"].get(name) or {"wall": round(wall, 2), "cpu": 0.0, "attempts": int(wall > 0)}
+        rec = (run.stage_times()["completed"].get(name)  # absent only if it could not be recorded
+               or {"wall": round(wall, 2), "cpu": 0.0, "attempts": int(wall > 0)})
         out[title] = {**rec, "this_launch": wall > 0}
     return out
 
