@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 3
     total = time.perf_counter() - t0
     done = run.stage_times()["completed"]
-    recorded = {PIPELINE[name].title: done[name] for name in pipeline_stages(run, cfg) if name in done}
+    recorded = {PIPELINE[name].title: done[name] for name in STAGES if name in done}  # synth too, once run
     # seconds / total_seconds: this launch (0 for a stage an earlier launch finished);
     # stages: each stage's seconds over every launch that worked on it
     write_json(run.demo_timings, {"seconds": timings, "total_seconds": total, "stages": recorded})
