@@ -141,7 +141,7 @@ def top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clin-jepa", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Clin-JEPA clinical world model: extraction, pretraining, evaluation.",
-        epilog="Start with `clin-jepa demo --out runs/demo` (about 16 minutes on a 2-core CPU).\n"
+        epilog="Start with `clin-jepa demo --out runs/demo` (8-12 minutes on a 2-core CPU).\n"
                "`clin-jepa STAGE --help` describes each stage; `clin-jepa config show` lists every config key.")
     parser.add_argument("--version", action="version", version=f"clin-jepa {version()}")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE")
