@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from clin_jepa.pipelines.ablate import _die_with_parent, _job
+
 from clin_jepa.run import RunDir
 
 
