@@ -2,11 +2,11 @@
 
 A long measurement (the three-seed ablation grid) on a shared host can run slower than the
 same code does an hour later (BENCHMARKS.md, "Ablation grid: three seeds"). Run this before
-and after such a measurement: it copies each run's config, tokenizer and SFT encoder to a
-scratch directory, trains the curriculum again through `ablate`'s own worker pool (spawned
-processes, one per run, all at once), and prints each copy's wall and CPU seconds beside the
-seconds the original recorded, and whether the copy's `pretrain_summary.json` equals the
-original's (the runs are seeded: it must).
+and after such a measurement: each run gets a scratch copy (its config; its tokenizer and SFT
+encoder copied in as `ablate` does for a paradigm run), whose curriculum trains again through
+`ablate`'s own worker pool (spawned processes, one per run, all at once). It prints each
+copy's wall and CPU seconds beside the seconds the original recorded, and whether the copy's
+`pretrain_summary.json` equals the original's (the runs are seeded: it must).
 
     python benchmarks/stage_rerun.py --out /tmp/rerun GRID/runs/no_joint_s0 GRID/runs/sft_frozen_s0
 
@@ -29,14 +29,14 @@ from clin_jepa.run import RunDir
 
 
 def _copy(src: Path, dst: Path) -> Path:
+    """A new run directory with ``src``'s settings; its tokenizer and SFT encoder are copied in by
+    ``_job(..., share_from=src)``, as for a paradigm run of the grid."""
     if dst.exists():
         raise SystemExit(f"{dst} exists: give --out an empty or new directory")
+    if not RunDir(src).sft.is_dir():
+        raise SystemExit(f"{src}: no sft/ directory; give runs whose SFT has finished")
     dst.mkdir(parents=True)
     shutil.copy(src / "config.yaml", dst)
-    for part in ("tokenizer", "sft"):
-        if not (src / part).is_dir():
-            raise SystemExit(f"{src}: no {part}/ directory; give runs whose SFT has finished")
-        shutil.copytree(src / part, dst / part)
     return dst
 
 
@@ -55,7 +55,8 @@ def main() -> None:
     copies = [_copy(s, out / s.name) for s in srcs]
     with ProcessPoolExecutor(max_workers=len(copies), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(_job, str(c), ["pretrain"], False) for c in copies]
+        futures = [pool.submit(_job, str(c), ["pretrain"], False, str(src))  # share_from: the original
+                   for c, src in zip(copies, srcs)]
         results = [f.result()[1] for f in futures]
     for src, copy, res in zip(srcs, copies, results):
         (times,) = res.values()

@@ -4,7 +4,8 @@ its type, value, default and documentation.
 The documentation is the comment after each field in ``clin_jepa/config_sections.py`` (the
 single owner of defaults) and ``clin_jepa/config.py`` (RunConfig), read from their source;
 values are those of the resolved config: the run's saved ``config.yaml`` with ``--run``, else
-``--config`` (default: the built-in defaults), with ``--set`` on top. Keys whose value differs from the default are marked ``*``.
+``--config`` (default: the built-in defaults), with ``--set`` on top. Keys whose value differs
+from the default are marked ``*``.
 """
 
 from __future__ import annotations
