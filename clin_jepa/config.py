@@ -3,10 +3,10 @@ loading, dotted overrides, validation.
 
 One resolved :class:`RunConfig` drives every stage. Defaults live in its sections
 (clin_jepa.config_sections) and only there; YAML files in ``configs/`` override them, and
-``--set section.key=value`` on the command line overrides the YAML. Unknown keys and bad values raise ``ValueError``
-naming the key and the fix; valid names (flavors, baselines, probe kinds, curricula)
-come from the registries that implement them. A run's config is written once, when the
-run is created, and changed only explicitly (clin_jepa.run.RunDir).
+``--set section.key=value`` on the command line overrides the YAML. Unknown keys and bad
+values raise ``ValueError`` naming the key and the fix; valid names (flavors, baselines,
+probe kinds, curricula) come from the registries that implement them. A run's config is
+written once, when the run is created, and changed only explicitly (clin_jepa.run.RunDir).
 """
 
 from __future__ import annotations
